@@ -1,0 +1,128 @@
+"""``specdm``: the command line over YAML configs.
+
+    specdm run CONFIG                 the whole flow (train both stages, sample, card)
+    specdm train-autoencoder CONFIG   stage 1 only
+    specdm train-diffusion CONFIG     stage 2 only (needs stage 1 in the same run folder)
+    specdm sample MODEL_DIR --out DIR synthesize a data set from a trained model folder
+    specdm config CONFIG              print a config with every default filled in
+
+CONFIG is a packaged name (``specdm config --list``) or a YAML path. Errors the
+user can fix print one line naming the file and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+
+from specdm.errors import OutputError, SpecdmError
+
+
+def _config_args(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
+    p.add_argument("config", help="packaged config name (e.g. indian_pines) or path to a YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set diffusion.steps=500 (repeatable)")
+    if run_dir:
+        p.add_argument("--run-dir", type=Path, help="run folder (default: runs/<config name>)")
+        p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing run folder made by specdm")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="specdm", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+
+    _config_args(sub.add_parser("run", help="train both stages and write the synthetic data set"))
+    _config_args(sub.add_parser("train-autoencoder", help="stage 1: the two-stream (or single-stream) VAE"))
+    _config_args(sub.add_parser("train-diffusion", help="stage 2: the latent denoiser"))
+
+    s = sub.add_parser("sample", help="write a synthetic data set from a trained model folder")
+    s.add_argument("model_dir", type=Path, help="model folder (a run's model/)")
+    s.add_argument("--out", type=Path, required=True, help="output data set folder")
+    s.add_argument("-n", "--num-samples", type=int, default=500)
+    s.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++"], default="ddim")
+    s.add_argument("--steps", type=int, default=None, help="network evaluations (default: 1000 for ddpm, 50 otherwise)")
+    s.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
+    s.add_argument("--batch-size", type=int, default=50)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--image-format", choices=["tif", "npy", "zarr"], default="tif")
+    s.add_argument("--mask-format", choices=["png", "tif"], default="png")
+    s.add_argument("--previews", type=int, default=8)
+    s.add_argument("--device", default=None, help="torch device (default: accelerate's choice)")
+    s.add_argument("--resume", action="store_true", help="complete an interrupted data set")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing data set made by specdm")
+
+    c = sub.add_parser("config", help="print a config with all defaults")
+    c.add_argument("config", nargs="?", default="indian_pines")
+    c.add_argument("--list", action="store_true", help="list the packaged configs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    command = "specdm " + shlex.join(argv)
+    try:
+        return _dispatch(args, command)
+    except SpecdmError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command with --resume to continue", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args, command: str) -> int:
+    from specdm import __version__
+
+    if args.version:
+        print(__version__)
+        return 0
+    if args.command is None:
+        build_parser().print_help()
+        return 1
+    from specdm.config import load_config, packaged_configs
+
+    if args.command == "config":
+        if args.list:
+            print("\n".join(packaged_configs()))
+        else:
+            print(yaml.safe_dump(load_config(args.config).model_dump(mode="json"), sort_keys=False), end="")
+        return 0
+
+    from specdm import workflow
+
+    if args.command == "sample":
+        steps = args.steps or (1000 if args.sampler == "ddpm" else 50)
+        card = workflow.synthesize(
+            args.model_dir, args.out, args.num_samples, args.sampler, steps, args.eta, args.batch_size, args.seed,
+            args.image_format, args.mask_format, args.previews, args.resume, args.overwrite, command, args.device,
+        )
+        print(f"synthetic data set: {args.out}\ndataset card: {card}")
+        return 0
+
+    cfg = load_config(args.config, args.overrides)
+    run_dir = args.run_dir or Path("runs") / cfg.name
+    if args.command == "run":
+        card = workflow.run(cfg, run_dir, args.resume, args.overwrite, command)
+        print(f"model: {run_dir / 'model'}\nsynthetic data set: {card.parent}\ndataset card: {card}")
+    elif args.command == "train-autoencoder":
+        workflow.prepare_run_dir(run_dir, args.resume, args.overwrite)
+        workflow.train_stage1(cfg, run_dir, args.resume)
+        print(f"autoencoder: {run_dir / 'model' / 'autoencoder'}")
+    elif args.command == "train-diffusion":
+        if (run_dir / "model" / "unet").is_dir() and not (args.resume or args.overwrite):
+            raise OutputError("already holds a trained denoiser", run_dir / "model" / "unet",
+                              hint="pass --resume to keep it or --overwrite to retrain it")
+        workflow.train_stage2(cfg, run_dir, args.resume)
+        print(f"model: {run_dir / 'model'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Preprocessing: normalization, spatially disjoint splits, patches."""

@@ -1,0 +1,104 @@
+"""From scenes to normalized training patches: the one path every stage uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from specdm.data.normalize import Normalizer
+from specdm.data.patches import Window, d4, make_windows
+from specdm.data.splits import Region, split_regions
+from specdm.errors import DataError
+from specdm.scene import Scene
+
+
+@dataclass
+class PatchSet:
+    """Normalized scenes plus the windows cut from them.
+
+    ``images[s]`` is a ``(T, C, H, W)`` float32 array (T dates) of scene ``s``;
+    ``masks[s]`` is ``(H, W)`` int64.
+    """
+
+    images: list[np.ndarray]
+    masks: list[np.ndarray]
+    windows: list[Window]
+    size: int
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def get(self, i: int, code: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        w = self.windows[i]
+        sl = (slice(w.r, w.r + self.size), slice(w.c, w.c + self.size))
+        img = self.images[w.scene][(..., *sl)]
+        msk = self.masks[w.scene][sl]
+        return d4(img, code), d4(msk, code)
+
+    def batch(self, indices, codes=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, T, C, P, P)`` images and ``(N, P, P)`` masks for window ``indices``."""
+        codes = [0] * len(indices) if codes is None else codes
+        pairs = [self.get(int(i), int(k)) for i, k in zip(indices, codes)]
+        x = torch.from_numpy(np.stack([np.ascontiguousarray(p[0]) for p in pairs]))
+        y = torch.from_numpy(np.stack([np.ascontiguousarray(p[1]) for p in pairs]))
+        return x, y
+
+
+@dataclass
+class PreparedData:
+    """Everything later stages need from the data: scenes, split, normalization, patches."""
+
+    scenes: list[Scene]
+    split: dict[str, list[Region]]
+    normalizer: Normalizer
+    train: PatchSet
+
+    @property
+    def reference(self) -> Scene:
+        return self.scenes[0]
+
+
+def prepare(
+    scenes: list[Scene],
+    split_spec: dict,
+    patch_size: int,
+    stride: int,
+    min_labelled: float = 0.0,
+    max_blank: float = 0.5,
+    percentiles=(0.0, 100.0),
+    clip: bool = False,
+) -> PreparedData:
+    """Split, fit normalization on training pixels only, cut training windows."""
+    check_compatible(scenes)
+    split = split_regions(scenes, split_spec)
+    train_pixels = np.concatenate(
+        [im[g.r0 : g.r1, g.c0 : g.c1].reshape(-1, im.shape[-1]) for g in split["train"] for im in scenes[g.scene].images]
+    )
+    norm = Normalizer.fit(train_pixels, percentiles, clip)
+    windows = make_windows(scenes, split["train"], patch_size, stride, min_labelled, max_blank)
+    used = sorted({w.scene for w in windows})
+    images, masks = [], []
+    for i, s in enumerate(scenes):
+        if i in used:  # keep memory to the scenes that feed training
+            images.append(np.stack([norm(im).transpose(2, 0, 1) for im in s.images]))
+            masks.append(s.mask)
+        else:
+            images.append(np.zeros((len(s.images), s.num_bands, 0, 0), np.float32))
+            masks.append(np.zeros((0, 0), np.int64))
+    return PreparedData(scenes, split, norm, PatchSet(images, masks, windows, patch_size))
+
+
+def check_compatible(scenes: list[Scene]) -> None:
+    """All scenes must share task, bands and classes."""
+    if not scenes:
+        raise DataError("no scene was loaded")
+    a = scenes[0]
+    for s in scenes[1:]:
+        if s.task != a.task or s.num_bands != a.num_bands or s.class_names != a.class_names:
+            raise DataError(
+                f"scene '{s.name}' ({s.task}, {s.num_bands} bands, {s.num_classes} classes) does not match "
+                f"scene '{a.name}' ({a.task}, {a.num_bands} bands, {a.num_classes} classes)",
+                s.source,
+            )

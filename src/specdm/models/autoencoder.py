@@ -1,0 +1,158 @@
+"""Stage 1: SpecDM's two-stream KL-VAE and the single-stream baseline.
+
+Both are built from diffusers' :class:`~diffusers.AutoencoderKL`:
+
+- ``two_stream``: one VAE for the spectral image (shared by both dates in change
+  detection) and a separate one for the one-hot mask.
+- ``single_stream``: one VAE over the channel-concatenated images and one-hot
+  mask (the paper's LDM baseline), with the same total latent size.
+
+Latents are always laid out as ``[z_x1, (z_x2,) z_y]`` along channels, each
+part ``latent_channels`` wide, so the denoiser is identical for both kinds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL
+from torch import nn
+
+from specdm.errors import CheckpointError
+
+KINDS = ("two_stream", "single_stream")
+CONFIG_NAME = "autoencoder.json"
+
+
+def _vae(channels: int, latent: int, blocks: tuple[int, ...], layers: int, groups: int) -> AutoencoderKL:
+    return AutoencoderKL(
+        in_channels=channels,
+        out_channels=channels,
+        down_block_types=("DownEncoderBlock2D",) * len(blocks),
+        up_block_types=("UpDecoderBlock2D",) * len(blocks),
+        block_out_channels=tuple(blocks),
+        layers_per_block=layers,
+        latent_channels=latent,
+        norm_num_groups=groups,
+        mid_block_add_attention=False,
+    )
+
+
+class SpectralAutoencoder(nn.Module):
+    """Encodes ``(images (N, T, C, H, W), mask (N, H, W))`` to one latent ``(N, (T+1)c, H/f, W/f)``."""
+
+    def __init__(
+        self,
+        kind: str,
+        num_bands: int,
+        num_classes: int,
+        num_dates: int = 1,
+        latent_channels: int = 4,
+        block_out_channels: tuple[int, ...] = (32, 64, 64),
+        layers_per_block: int = 1,
+        norm_num_groups: int = 16,
+    ):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.config = dict(
+            kind=kind,
+            num_bands=num_bands,
+            num_classes=num_classes,
+            num_dates=num_dates,
+            latent_channels=latent_channels,
+            block_out_channels=list(block_out_channels),
+            layers_per_block=layers_per_block,
+            norm_num_groups=norm_num_groups,
+        )
+        args = (tuple(block_out_channels), layers_per_block, norm_num_groups)
+        if kind == "two_stream":
+            self.image_vae = _vae(num_bands, latent_channels, *args)
+            self.mask_vae = _vae(num_classes, latent_channels, *args)
+        else:
+            joint = num_dates * num_bands + num_classes
+            self.joint_vae = _vae(joint, (num_dates + 1) * latent_channels, *args)
+
+    @property
+    def kind(self) -> str:
+        return self.config["kind"]
+
+    @property
+    def num_dates(self) -> int:
+        return self.config["num_dates"]
+
+    @property
+    def downsampling(self) -> int:
+        return 2 ** (len(self.config["block_out_channels"]) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        """Channels of the whole latent ``z``."""
+        return (self.num_dates + 1) * self.config["latent_channels"]
+
+    def one_hot(self, mask: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(mask, self.config["num_classes"]).permute(0, 3, 1, 2).float()
+
+    def encode(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of ``z``."""
+        n, t = images.shape[:2]
+        if self.kind == "two_stream":
+            px = self.image_vae.encode(images.flatten(0, 1)).latent_dist
+            py = self.mask_vae.encode(self.one_hot(mask)).latent_dist
+
+            def dates(v):
+                return v.unflatten(0, (n, t)).flatten(1, 2)
+
+            mean = torch.cat([dates(px.mean), py.mean], 1)
+            logvar = torch.cat([dates(px.logvar), py.logvar], 1)
+            return mean, logvar
+        p = self.joint_vae.encode(torch.cat([images.flatten(1, 2), self.one_hot(mask)], 1)).latent_dist
+        return p.mean, p.logvar
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``(N, T, C, H, W)`` and mask logits ``(N, K, H, W)`` from ``z``."""
+        n, t, c = z.shape[0], self.num_dates, self.config["latent_channels"]
+        if self.kind == "two_stream":
+            zx = z[:, : t * c].unflatten(1, (t, c)).flatten(0, 1)
+            images = self.image_vae.decode(zx).sample.unflatten(0, (n, t))
+            logits = self.mask_vae.decode(z[:, t * c :]).sample
+            return images, logits
+        out = self.joint_vae.decode(z).sample
+        b = self.config["num_bands"]
+        return out[:, : t * b].unflatten(1, (t, b)), out[:, t * b :]
+
+    def forward(self, images: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor | None = None):
+        """Reconstruct through a posterior sample (``noise`` fixes the sample); returns
+        ``(images, mask_logits, mean, logvar)``."""
+        mean, logvar = self.encode(images, mask)
+        eps = torch.randn_like(mean) if noise is None else noise
+        z = mean + torch.exp(0.5 * logvar.clamp(-30, 20)) * eps
+        rec, logits = self.decode(z)
+        return rec, logits, mean, logvar
+
+    def save_pretrained(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for name in ("image_vae", "mask_vae", "joint_vae"):
+            if hasattr(self, name):
+                getattr(self, name).save_pretrained(path / name)
+        (path / CONFIG_NAME).write_text(json.dumps(self.config, indent=2))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> "SpectralAutoencoder":
+        path = Path(path)
+        cfg_file = path / CONFIG_NAME
+        if not cfg_file.is_file():
+            raise CheckpointError("no trained autoencoder here (autoencoder.json missing)", path)
+        try:
+            cfg = json.loads(cfg_file.read_text())
+            model = cls(**cfg)
+            for name in ("image_vae", "mask_vae", "joint_vae"):
+                if hasattr(model, name):
+                    setattr(model, name, AutoencoderKL.from_pretrained(path / name))
+        except (OSError, ValueError, TypeError, RuntimeError) as e:
+            raise CheckpointError(f"cannot load the autoencoder: {str(e).splitlines()[0]}", path) from None
+        return model.eval()

@@ -1,0 +1,1 @@
+"""The synthetic data set on disk: writer, reader and dataset card."""

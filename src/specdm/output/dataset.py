@@ -1,0 +1,209 @@
+"""The synthetic data set format: written sample by sample, resumable, readable back.
+
+Layout of a data set folder::
+
+    metadata.json          bands, wavelengths, classes, normalization, model hashes, seed, command
+    README.md              dataset card (class distribution and mean spectra, real vs synthetic)
+    card/                  the card's figures
+    previews/              false-colour + mask previews of the first samples
+    images/000000.tif      (C, H, W) float32 in the data's own units     [segmentation]
+    images_t1/, images_t2/ the same for dates 1 and 2                    [change detection]
+    masks/000000.png       (H, W) class values, 8-bit (16-bit if > 256 classes)
+
+``image_format`` may be ``tif`` (GeoTIFF-compatible, bands first), ``npy`` or
+``zarr`` (one ``samples.zarr`` store with ``images`` (N, T, C, H, W), ``masks``
+(N, H, W) and ``done`` (N,)). A sample is complete once its mask is written (the
+mask goes last, by atomic rename), so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from specdm.errors import DataError, OutputError
+
+MARKER = "specdm_dataset"
+IMAGE_FORMATS = ("tif", "npy", "zarr")
+MASK_FORMATS = ("png", "tif")
+
+
+def image_dirs(num_dates: int) -> list[str]:
+    return ["images"] if num_dates == 1 else [f"images_t{t + 1}" for t in range(num_dates)]
+
+
+def prepare_output(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Make ``out_dir`` ready: refuse to touch a non-empty folder unless resuming or overwriting,
+    and delete only folders that specdm itself wrote."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        meta = out_dir / "metadata.json"
+        ours = meta.is_file() and MARKER in meta.read_text(errors="ignore")
+        if resume and ours:
+            return
+        if overwrite and ours:
+            shutil.rmtree(out_dir)
+        elif overwrite:
+            raise OutputError("exists and was not written by specdm; refusing to delete it", out_dir)
+        elif resume:
+            raise OutputError("exists but holds no specdm data set to resume", out_dir)
+        else:
+            raise OutputError("exists and is not empty", out_dir, hint="pass --resume to continue it or --overwrite to replace it")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"is not writable ({e.strerror})", out_dir) from None
+
+
+def _io(path: Path, fn):
+    """Run a write, turning OS errors (full disk, permissions) into one clear message."""
+    try:
+        return fn()
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise OutputError("the disk is full; completed samples are kept, free space and rerun with --resume", path) from None
+        raise OutputError(f"cannot write ({e.strerror or e})", path) from None
+
+
+class DatasetWriter:
+    """Writes samples ``0..num_samples-1`` of one data set; several processes may write disjoint indices."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        num_samples: int,
+        num_dates: int,
+        num_bands: int,
+        size: int,
+        num_classes: int,
+        image_format: str = "tif",
+        mask_format: str = "png",
+    ):
+        if image_format not in IMAGE_FORMATS:
+            raise OutputError(f"unknown image format '{image_format}' (choose {', '.join(IMAGE_FORMATS)})")
+        if mask_format not in MASK_FORMATS:
+            raise OutputError(f"unknown mask format '{mask_format}' (choose {', '.join(MASK_FORMATS)})")
+        self.dir = Path(out_dir)
+        self.n, self.t, self.c, self.size = num_samples, num_dates, num_bands, size
+        self.image_format, self.mask_format = image_format, mask_format
+        self.mask_dtype = np.uint8 if num_classes <= 256 else np.uint16
+        if image_format == "zarr":
+            import zarr
+
+            store = self.dir / "samples.zarr"
+            self.store = _io(store, lambda: zarr.open_group(str(store), mode="a"))
+            if "images" not in self.store:
+                self.store.create_array("images", shape=(self.n, self.t, self.c, size, size), chunks=(1, self.t, self.c, size, size), dtype="float32")
+                self.store.create_array("masks", shape=(self.n, size, size), chunks=(1, size, size), dtype=self.mask_dtype)
+                self.store.create_array("done", shape=(self.n,), chunks=(1,), dtype="bool", fill_value=False)
+        else:
+            for d in image_dirs(self.t) + ["masks"]:
+                _io(self.dir / d, lambda d=d: (self.dir / d).mkdir(parents=True, exist_ok=True))
+
+    def mask_path(self, i: int) -> Path:
+        return self.dir / "masks" / f"{i:06d}.{self.mask_format}"
+
+    def image_paths(self, i: int) -> list[Path]:
+        return [self.dir / d / f"{i:06d}.{self.image_format}" for d in image_dirs(self.t)]
+
+    def is_done(self, i: int) -> bool:
+        if self.image_format == "zarr":
+            return bool(self.store["done"][i])
+        return self.mask_path(i).is_file()
+
+    def pending(self) -> list[int]:
+        if self.image_format == "zarr":
+            return np.flatnonzero(~self.store["done"][:]).tolist()
+        return [i for i in range(self.n) if not self.is_done(i)]
+
+    def write(self, i: int, images: np.ndarray, mask: np.ndarray) -> None:
+        """Store sample ``i``: ``images`` ``(T, C, H, W)`` float32, ``mask`` ``(H, W)``."""
+        images = np.asarray(images, np.float32)
+        mask = np.asarray(mask).astype(self.mask_dtype)
+        if self.image_format == "zarr":
+            _io(self.dir, lambda: self._write_zarr(i, images, mask))
+            return
+        for path, im in zip(self.image_paths(i), images):
+            _atomic(path, lambda tmp, im=im: _save_image(tmp, im, self.image_format))
+        _atomic(self.mask_path(i), lambda tmp: _save_mask(tmp, mask, self.mask_format))
+
+    def _write_zarr(self, i, images, mask):
+        self.store["images"][i] = images
+        self.store["masks"][i] = mask
+        self.store["done"][i] = True
+
+
+def _atomic(path: Path, save) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+
+    def go():
+        save(tmp)
+        os.replace(tmp, path)
+
+    try:
+        _io(path, go)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _save_image(path: Path, im: np.ndarray, fmt: str) -> None:
+    if fmt == "npy":
+        with open(path, "wb") as f:
+            np.save(f, im)
+    else:
+        tifffile.imwrite(path, im, photometric="minisblack", planarconfig="separate")
+
+
+def _save_mask(path: Path, mask: np.ndarray, fmt: str) -> None:
+    if fmt == "png":
+        Image.fromarray(mask).save(path, format="PNG")
+    else:
+        tifffile.imwrite(path, mask)
+
+
+class SyntheticDataset:
+    """Reads a data set written by :class:`DatasetWriter` (complete samples only)."""
+
+    def __init__(self, path: str | Path):
+        self.dir = Path(path)
+        meta = self.dir / "metadata.json"
+        if not meta.is_file():
+            raise DataError("not a specdm synthetic data set (metadata.json missing)", self.dir)
+        self.meta = json.loads(meta.read_text())
+        f = self.meta["format"]
+        self.image_format, self.mask_format = f["image"], f["mask"]
+        self.t = len(self.meta["images"])
+        if self.image_format == "zarr":
+            import zarr
+
+            self.store = zarr.open_group(str(self.dir / "samples.zarr"), mode="r")
+            self.indices = np.flatnonzero(self.store["done"][:]).tolist()
+        else:
+            self.indices = sorted(int(p.stem) for p in (self.dir / "masks").glob(f"*.{self.mask_format}"))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> dict[str, np.ndarray]:
+        """``{"images": (T, C, H, W) float32, "mask": (H, W) int64}`` of the k-th complete sample."""
+        i = self.indices[k]
+        if self.image_format == "zarr":
+            return {"images": self.store["images"][i], "mask": self.store["masks"][i].astype(np.int64)}
+        ims = []
+        for d in image_dirs(self.t):
+            p = self.dir / d / f"{i:06d}.{self.image_format}"
+            ims.append(np.load(p) if self.image_format == "npy" else tifffile.imread(p))
+        m = self.dir / "masks" / f"{i:06d}.{self.mask_format}"
+        mask = np.array(Image.open(m)) if self.mask_format == "png" else tifffile.imread(m)
+        return {"images": np.stack(ims).astype(np.float32), "mask": mask.astype(np.int64)}

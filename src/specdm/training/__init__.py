@@ -1,0 +1,1 @@
+"""Training: the accelerate loop and the two stages."""

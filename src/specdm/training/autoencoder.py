@@ -1,0 +1,63 @@
+"""Stage 1: train the two-stream (or single-stream) spectral autoencoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from specdm.data.datamodule import PatchSet
+from specdm.models.autoencoder import SpectralAutoencoder
+from specdm.models.losses import image_loss, kl_divergence, mask_loss
+from specdm.training.engine import LoopConfig, StepRandom, train_loop
+
+
+def class_weights(patches: PatchSet, num_classes: int, ignore_index: int | None) -> torch.Tensor:
+    """Inverse square-root frequency weights of the training windows' classes, mean 1."""
+    counts = np.zeros(num_classes)
+    for w in patches.windows:
+        m = patches.masks[w.scene][w.r : w.r + patches.size, w.c : w.c + patches.size]
+        counts += np.bincount(m.ravel(), minlength=num_classes)
+    if ignore_index is not None:
+        counts[ignore_index] = 0
+    present = counts > 0
+    wts = np.zeros(num_classes)
+    wts[present] = 1.0 / np.sqrt(counts[present])
+    wts[present] /= wts[present].mean()
+    return torch.tensor(wts, dtype=torch.float32)
+
+
+def train_autoencoder(
+    patches: PatchSet,
+    model: SpectralAutoencoder,
+    loop: LoopConfig,
+    ckpt_dir: Path,
+    sad_weight: float = 0.1,
+    kl_weight: float = 1e-6,
+    ignore_index: int | None = None,
+    balance_classes: bool = False,
+    resume: bool = False,
+) -> SpectralAutoencoder:
+    """Image branch: L1 + ``sad_weight`` * SAD; mask branch: cross-entropy; both + ``kl_weight`` * KL.
+
+    ``ignore_index`` pixels are left out of the mask loss (the user's choice for
+    "unlabelled"); ``balance_classes`` weights the cross-entropy by inverse
+    square-root class frequency.
+    """
+    k = model.config["num_classes"]
+    weights = class_weights(patches, k, ignore_index) if balance_classes else None
+    f = model.downsampling
+    zshape = (model.latent_channels, patches.size // f, patches.size // f)
+
+    def step(net, items: torch.Tensor, rnd: StepRandom):
+        codes = rnd.integers(8)
+        x, y = patches.batch(items.tolist(), codes.tolist())
+        x, y = x.to(rnd.device), y.to(rnd.device)
+        rec, logits, mean, logvar = net(x, y, rnd.normal(*zshape))
+        li, logs = image_loss(rec.flatten(0, 1), x.flatten(0, 1), sad_weight)
+        lm, logs_m = mask_loss(logits.float(), y, None if weights is None else weights.to(x.device), ignore_index)
+        kl = kl_divergence(mean.float(), logvar.float())
+        return li + lm + kl_weight * kl, {**logs, **logs_m, "kl": kl.item()}
+
+    return train_loop(model, step, len(patches), loop, ckpt_dir, resume, desc="stage 1 (autoencoder)")

@@ -1,0 +1,75 @@
+"""Stage 2: train the denoiser on the channel-concatenated latents (z_x[, z_x2], z_y)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from specdm.data.datamodule import PatchSet
+from specdm.models.autoencoder import SpectralAutoencoder
+from specdm.schedulers import training_scheduler
+from specdm.training.engine import LoopConfig, StepRandom, train_loop
+
+
+@torch.no_grad()
+def encode_patches(
+    ae: SpectralAutoencoder, patches: PatchSet, augmentations: int = 8, batch_size: int = 32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior means and standard deviations of every window under the first
+    ``augmentations`` D4 transforms: ``(N * augmentations, Cz, h, w)`` each."""
+    items = [(i, k) for i in range(len(patches)) for k in range(augmentations)]
+    means, stds = [], []
+    for s in tqdm(range(0, len(items), batch_size), desc="encoding latents", leave=False):
+        chunk = items[s : s + batch_size]
+        x, y = patches.batch([i for i, _ in chunk], [k for _, k in chunk])
+        m, lv = ae.encode(x, y)
+        means.append(m)
+        stds.append(torch.exp(0.5 * lv.clamp(-30, 20)))
+    return torch.cat(means), torch.cat(stds)
+
+
+def latent_scale(ae: SpectralAutoencoder, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Per-channel factors that give each part (images, mask) of ``z`` unit variance (as LDM's 0.18215,
+    but estimated from the data, one factor per part)."""
+    z = mean + std * torch.randn(mean.shape, generator=torch.Generator().manual_seed(0))
+    c = ae.config["latent_channels"]
+    parts = (ae.num_dates, 1) if ae.kind == "two_stream" else (ae.num_dates + 1,)
+    scales, start = [], 0
+    for p in parts:
+        s = 1.0 / z[:, start : start + p * c].std().clamp_min(1e-6)
+        scales += [s.item()] * (p * c)
+        start += p * c
+    return torch.tensor(scales)
+
+
+def train_denoiser(
+    unet: torch.nn.Module,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    scale: torch.Tensor,
+    loop: LoopConfig,
+    ckpt_dir: Path,
+    schedule: dict | None = None,
+    resume: bool = False,
+) -> torch.nn.Module:
+    """Epsilon-prediction DDPM training on scaled latents sampled from the stored posteriors."""
+    sched = training_scheduler(**(schedule or {}))
+    T = sched.config.num_train_timesteps
+    shape = tuple(mean.shape[1:])
+    scale4 = scale.view(1, -1, 1, 1)
+
+    def step(net, items: torch.Tensor, rnd: StepRandom):
+        idx = items.cpu()
+        dev = rnd.device
+        z = (mean[idx].to(dev) + std[idx].to(dev) * rnd.normal(*shape)) * scale4.to(dev)
+        noise = rnd.normal(*shape)
+        t = rnd.integers(T)
+        zt = sched.add_noise(z, noise, t.cpu()).to(dev)
+        pred = net(zt, t, encoder_hidden_states=None).sample
+        loss = F.mse_loss(pred.float(), noise)
+        return loss, {}
+
+    return train_loop(unet, step, mean.shape[0], loop, ckpt_dir, resume, desc="stage 2 (diffusion)")
