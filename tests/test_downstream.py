@@ -22,6 +22,15 @@ from specdm.evaluation.downstream import (
     train_downstream,
 )
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These models are tiny: one thread is faster than two, and the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # Hand example, 3 classes. Confusion (rows = target, columns = prediction):
 #   [[2, 1, 0],
 #    [0, 1, 1],
@@ -50,6 +59,9 @@ def test_segmentation_scores_by_hand_with_ignore_index():
     assert np.isnan(s["per_class_iou"][0]) and np.isnan(s["per_class_f1"][0])
     assert s["miou"] == pytest.approx((2 / 4 + 1 / 3 + 3 / 5) / 3)
     assert s["f1"] == pytest.approx((4 / 6 + 2 / 4 + 6 / 8) / 3)
+    # A labelled pixel predicted as "unlabelled" is an error, but class 0 itself is never scored.
+    wrong = segmentation_scores(np.array([0, 1]), np.array([1, 1]), num_classes=2, ignore_index=0)
+    assert np.isnan(wrong["per_class_iou"][0]) and wrong["miou"] == pytest.approx(0.5)
     sub = segmentation_scores(pred, target, num_classes=4, ignore_index=0, classes=[1, 3])
     assert sub["miou"] == pytest.approx((2 / 4 + 3 / 5) / 2)
     assert sub["f1"] == pytest.approx((4 / 6 + 6 / 8) / 2)
@@ -197,8 +209,9 @@ def test_classical_augment_moves_image_and_mask_together(rng):
     assert ((xa[:, 0] > 0.5) == ya).mean() > 0.99
     xb, yb = classical_augment(x, y, np.random.default_rng(0))
     np.testing.assert_array_equal(xa, xb)
+    # Both dates get the same flips, rotation and mixup; only the noise (std 0.01) differs.
     pair, _ = classical_augment(np.stack([x, x], axis=1), y, np.random.default_rng(0))
-    np.testing.assert_array_equal(pair[:, 0], pair[:, 1])
+    assert np.abs(pair[:, 0] - pair[:, 1]).max() < 0.15
 
 
 def _brightest_band_data(rng, n, size, bands=4):

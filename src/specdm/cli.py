@@ -4,6 +4,7 @@
     specdm train-autoencoder CONFIG   stage 1 only
     specdm train-diffusion CONFIG     stage 2 only (needs stage 1 in the same run folder)
     specdm sample MODEL_DIR --out DIR synthesize a data set from a trained model folder
+    specdm evaluate CONFIG SYNTH      score a synthetic data set against the config's real training split
     specdm config CONFIG              print a config with every default filled in
 
 CONFIG is a packaged name (``specdm config --list``) or a YAML path. Errors the
@@ -57,6 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="complete an interrupted data set")
     s.add_argument("--overwrite", action="store_true", help="replace an existing data set made by specdm")
 
+    e = sub.add_parser("evaluate", help="score a synthetic data set against the real training split")
+    _config_args(e, run_dir=False)
+    e.add_argument("synth", type=Path, help="synthetic data set folder (written by specdm run or sample)")
+    e.add_argument("--out", type=Path, default=None, help="output folder (default: SYNTH/evaluation)")
+    e.add_argument("--encoders", type=Path, default=None,
+                   help="feature encoder folder, reused when it holds encoders of the same real data and seed "
+                        "(default: OUT/encoders)")
+    e.add_argument("--encoder-steps", type=int, default=400, help="training steps of each feature encoder")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--max-spectra", type=int, default=20000, help="spectra per set for sPr/sRec")
+    e.add_argument("--inception", type=Path, default=None,
+                   help="local TorchScript Inception file ((N, 3, 299, 299) in [0, 1] -> (N, 2048)) for a "
+                        "false-colour FID; skipped without it")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing evaluation (and mismatched encoders)")
+
     c = sub.add_parser("config", help="print a config with all defaults")
     c.add_argument("config", nargs="?", default="indian_pines")
     c.add_argument("--list", action="store_true", help="list the packaged configs")
@@ -107,6 +123,14 @@ def _dispatch(args, command: str) -> int:
         return 0
 
     cfg = load_config(args.config, args.overrides)
+    if args.command == "evaluate":
+        from specdm.evaluation.evaluate import evaluate, format_markdown
+
+        result = evaluate(cfg, args.synth, args.out, args.encoders, args.seed, args.max_spectra, args.encoder_steps,
+                          args.inception, args.overwrite, command)
+        print(format_markdown(result))
+        print(f"evaluation: {result['output']['json']}\nreport: {result['output']['markdown']}")
+        return 0
     run_dir = args.run_dir or Path("runs") / cfg.name
     if args.command == "run":
         card = workflow.run(cfg, run_dir, args.resume, args.overwrite, command)

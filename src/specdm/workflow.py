@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import yaml
 from accelerate import PartialState
+from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from specdm import __version__
@@ -110,6 +111,7 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     data = data or prepare_data(cfg)
     ref, a = data.reference, cfg.autoencoder
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    set_seed(cfg.train.seed)
     model = SpectralAutoencoder(
         a.kind, ref.num_bands, ref.num_classes, len(ref.images), a.latent_channels, tuple(a.block_out_channels),
         a.layers_per_block, a.norm_num_groups,
@@ -143,6 +145,7 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     dcfg = cfg.diffusion
     mean, std = encode_patches(ae, data.train, dcfg.latent_augmentations)
     scale = latent_scale(ae, mean, std)
+    set_seed(cfg.train.seed)
     unet = build_denoiser(ae.latent_channels, cfg.data.patch_size // ae.downsampling, tuple(dcfg.block_out_channels),
                           dcfg.layers_per_block, dcfg.norm_num_groups)
     loop = LoopConfig(dcfg.steps, dcfg.batch_size, dcfg.lr, cfg.train.seed, cfg.train.checkpoint_every,

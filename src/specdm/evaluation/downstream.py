@@ -5,8 +5,8 @@ are numpy, channel-first float32 in [0, 1]:
 
 - segmentation: ``x (N, C, H, W)``, ``y (N, H, W)`` int class values;
 - change detection: ``x (N, 2, C, H, W)`` (the two dates on axis 1; a tuple
-  of two ``(N, C, H, W)`` is stacked so), ``y (N, H, W)`` with 1 = change,
-  0 = no change;
+  of two ``(N, C, H, W)`` arrays is stacked on that axis), ``y (N, H, W)``
+  with 1 = change, 0 = no change;
 - pixel classification: ``x (N, C)`` spectra, ``y (N,)`` (or patches, as for
   segmentation).
 
@@ -85,7 +85,8 @@ def batch_indices(
         raise DataError("the real training set is empty")
     n_syn = round(mix * batch_size)
     real = _epoch_stream(num_real, np.random.default_rng(seed))
-    synthetic = _epoch_stream(num_synthetic, np.random.default_rng([seed if synthetic_seed is None else synthetic_seed, 1]))
+    synthetic_seed = seed if synthetic_seed is None else synthetic_seed
+    synthetic = _epoch_stream(num_synthetic, np.random.default_rng([synthetic_seed, 1]))
     for _ in range(steps):
         real_idx = np.fromiter(itertools.islice(real, batch_size), dtype=np.int64)
         yield real_idx[: batch_size - n_syn], np.fromiter(itertools.islice(synthetic, n_syn), dtype=np.int64)
@@ -125,8 +126,9 @@ def classical_augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) ->
     to image, mask and both dates alike; then mixup with a random partner
     from the batch (p = 0.5): ``lam ~ Beta(0.4, 0.4)`` folded to ``lam >= 0.5``,
     image ``lam * x_i + (1 - lam) * x_j``, labels of the dominant sample ``i``
-    kept; then Gaussian noise of std 0.01 (p = 0.5). The same number of random
-    draws is made for every batch of a given shape, so paired arms share it.
+    kept; then Gaussian noise of std 0.01 (p = 0.5; drawn per pixel, band and
+    date). The same number of random draws is made for every batch of a given
+    shape, so paired arms share them.
     """
     b = len(x)
     flips = rng.random((b, 2)) < 0.5
@@ -213,7 +215,10 @@ def train_downstream(
         raise DataError(f"training sets differ in sample shape: {sorted(shapes)}")
     x0 = sets[0][0]
     if (model_name == "siamdiff") != (x0.ndim == 5):
-        raise DataError(f"model {model_name!r} got samples of shape {tuple(x0.shape[1:])}; siamdiff takes (2, C, H, W), the others (C, H, W)")
+        raise DataError(
+            f"model {model_name!r} got samples of shape {tuple(x0.shape[1:])}; "
+            "siamdiff takes (2, C, H, W), the others (C, H, W)"
+        )
     if num_classes is None:
         num_classes = 1 + int(max(y.max() for _, y in sets))
     weight = None
@@ -313,7 +318,9 @@ def predict_tiled(
 # --------------------------------------------------------------------------- scores
 
 
-def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int | None = None) -> np.ndarray:
+def confusion_matrix(
+    pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int | None = None
+) -> np.ndarray:
     """``(K, K)`` int64 counts, rows = target class, columns = predicted; pixels labelled ``ignore_index`` left out."""
     pred, target = np.asarray(pred).ravel(), np.asarray(target).ravel()
     if pred.shape != target.shape:
@@ -324,7 +331,8 @@ def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int, ign
     for name, a in (("pred", pred), ("target", target)):
         if a.size and (a.min() < 0 or a.max() >= num_classes):
             raise ValueError(f"{name} has values outside 0..{num_classes - 1}")
-    return np.bincount(target.astype(np.int64) * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
+    flat = target.astype(np.int64) * num_classes + pred
+    return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -358,7 +366,13 @@ def segmentation_scores(
     if ignore_index is not None:
         iou[ignore_index] = f1[ignore_index] = np.nan
     idx = np.arange(num_classes) if classes is None else np.asarray(classes)
-    return {"miou": _nanmean(iou[idx]), "f1": _nanmean(f1[idx]), "per_class_iou": iou, "per_class_f1": f1, "confusion": cm}
+    return {
+        "miou": _nanmean(iou[idx]),
+        "f1": _nanmean(f1[idx]),
+        "per_class_iou": iou,
+        "per_class_f1": f1,
+        "confusion": cm,
+    }
 
 
 def change_scores(pred: np.ndarray, target: np.ndarray) -> dict:
@@ -378,7 +392,9 @@ def change_scores(pred: np.ndarray, target: np.ndarray) -> dict:
     }
 
 
-def classification_scores(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int | None = None) -> dict:
+def classification_scores(
+    pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int | None = None
+) -> dict:
     """Overall accuracy, average (per-class) accuracy and Cohen's kappa from the confusion matrix.
 
     AA averages the recall of the classes that have labelled pixels;
@@ -393,7 +409,13 @@ def classification_scores(pred: np.ndarray, target: np.ndarray, num_classes: int
     oa = np.trace(cm) / n
     pe = float((rows.astype(np.float64) * cols).sum() / float(n) ** 2)
     kappa = (oa - pe) / (1 - pe) if pe < 1 else 1.0
-    return {"oa": float(oa), "aa": _nanmean(per_class), "kappa": float(kappa), "per_class_accuracy": per_class, "confusion": cm}
+    return {
+        "oa": float(oa),
+        "aa": _nanmean(per_class),
+        "kappa": float(kappa),
+        "per_class_accuracy": per_class,
+        "confusion": cm,
+    }
 
 
 # --------------------------------------------------------------------------- summary

@@ -170,7 +170,9 @@ class SpectralPixelClassifier(nn.Module):
             nn.Conv1d(width, 2 * width, 5, stride=2, padding=2), nn.BatchNorm1d(2 * width), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool1d(4),
         )
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(8 * width, 64), nn.ReLU(inplace=True), nn.Linear(64, num_classes))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(8 * width, 64), nn.ReLU(inplace=True), nn.Linear(64, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape

@@ -1,0 +1,1 @@
+"""Evaluation: metrics over data sets (evaluate) and downstream benchmarks."""

@@ -1,0 +1,534 @@
+"""``specdm evaluate``: how close is a synthetic data set to the real training data?
+
+Reference: the windows of the real TRAINING split (what the generator was
+trained on), in normalized units ([0, 1] per band by the training split's
+percentiles). Synthetic samples are brought to the same units with the
+normalization recorded in their ``metadata.json`` (a warning is written when it
+differs from the one the real config gives). Conventions of
+``/work/shared/PROTOCOL.md``:
+
+- distribution: Frechet distance and KID on features of encoders trained once
+  on the real training windows (:func:`specdm.metrics.train_encoder`) and kept
+  in an encoder folder for reuse: ``image`` (each date's image is one sample),
+  ``mask`` (one-hot masks) and, for change detection, ``pair`` (both dates
+  stacked along channels). ``joint`` concatenates a sample's image features
+  (``pair`` for change detection) and mask features. The FD between two
+  disjoint random halves of the real windows is the noise floor.
+- spectral: per-class SAD between real and synthetic class-mean spectra
+  (radians), mSAD over the classes present in both (``ignore_index`` left out),
+  class proportions, sPr/sRec (k = 10, 10 groups) on equal numbers of per-pixel
+  spectra. Every date's pixels count.
+- optional FID of a 3-band false colour through a local TorchScript Inception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from specdm import __version__
+from specdm.config import Config
+from specdm.data.normalize import Normalizer
+from specdm.errors import CheckpointError, DataError, OutputError
+from specdm.metrics import (
+    ClassSpectra,
+    extract_features,
+    frechet_distance,
+    kid,
+    load_encoder,
+    mask_one_hot,
+    msad,
+    per_class_sad,
+    save_encoder,
+    spectral_precision_recall,
+    train_encoder,
+)
+from specdm.output.dataset import SyntheticDataset
+from specdm.workflow import prepare_data
+
+ENCODER_BATCH = 32
+FEATURE_DIM = 64
+KID_SUBSETS = 10
+KID_SUBSET_SIZE = 1000
+PR_K = 10
+PR_GROUPS = 10
+INCEPTION_SIZE = 299
+ENCODER_INPUTS = {
+    "image": "one date's normalized image (C channels)",
+    "mask": "one-hot mask (K channels)",
+    "pair": "both dates' normalized images stacked along channels (T*C channels)",
+}
+
+NOT_APPLICABLE_DIVERSITY = (
+    "SD/SDM measure the spread of several outputs generated for the same input (conditional "
+    "generation); an unconditional data set has one output per seed, so they do not apply. "
+    "specdm.metrics.spectral_diversity stays available for conditional pipelines."
+)
+INCEPTION_SKIPPED = (
+    "skipped: no Inception model given (specdm never downloads weights). Pass --inception PATH, a local "
+    "TorchScript file mapping (N, 3, 299, 299) images in [0, 1] to (N, 2048) features."
+)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def evaluate(
+    cfg: Config,
+    synth_dir,
+    out_dir=None,
+    encoder_dir=None,
+    seed: int = 0,
+    max_spectra: int = 20000,
+    encoder_steps: int = 400,
+    inception=None,
+    overwrite: bool = False,
+    command: str = "",
+) -> dict:
+    """Score the synthetic data set ``synth_dir`` against the real training split of ``cfg``.
+
+    Writes ``<out_dir>/evaluation.json`` (every number and its conventions) and
+    ``<out_dir>/evaluation.md`` (:func:`format_markdown`); returns the JSON dict.
+    ``out_dir`` defaults to ``<synth_dir>/evaluation``, ``encoder_dir`` to
+    ``<out_dir>/encoders``; encoders found there for the same real windows, seed
+    and training settings are reused, others raise :class:`OutputError` unless
+    ``overwrite`` (which also allows replacing an existing evaluation.json).
+    ``seed`` fixes encoder training, the real halves, KID subsets and the
+    spectra drawn for sPr/sRec (at most ``max_spectra`` per set).
+    ``inception``: optional path of a TorchScript Inception for a false-colour FID.
+    """
+    t0 = time.time()
+    synth_dir = Path(synth_dir)
+    out_dir = Path(out_dir) if out_dir is not None else synth_dir / "evaluation"
+    encoder_dir = Path(encoder_dir) if encoder_dir is not None else out_dir / "encoders"
+    ds = _open_synthetic(synth_dir)
+    result_file = out_dir / "evaluation.json"
+    if result_file.exists() and not overwrite:
+        raise OutputError("exists", result_file, hint="pass --overwrite to replace it")
+
+    data = prepare_data(cfg)
+    ref = data.reference
+    real_x, real_y = (t.numpy() for t in data.train.batch(range(len(data.train))))
+    if len(real_x) < 2:
+        raise DataError(f"config '{cfg.name}' gives {len(real_x)} training window; at least 2 are needed", ref.source)
+    synth_x, synth_y, warnings = _load_synthetic(ds, data.normalizer, ref, cfg)
+    k, dates = ref.num_classes, real_x.shape[1]
+    _log(f"evaluating {len(synth_x)} synthetic samples against {len(real_x)} real training windows")
+
+    encoders, encoder_info = _encoders(real_x, real_y, k, encoder_dir, seed, encoder_steps, overwrite)
+    real_f = _features(encoders, real_x, real_y, k)
+    synth_f = _features(encoders, synth_x, synth_y, k)
+    halves = np.array_split(np.random.default_rng(seed).permutation(len(real_x)), 2)
+    distribution = {kind: _distances(real_f[kind], synth_f[kind], halves, dates if kind == "image" else 1, seed)
+                    for kind in real_f}  # fmt: skip
+
+    real_s, synth_s = _class_spectra(real_x, real_y, k), _class_spectra(synth_x, synth_y, k)
+    result = {
+        "specdm_evaluation": __version__,
+        "command": command,
+        "real": {
+            "config": cfg.name,
+            "scenes": [s.name for s in data.scenes],
+            "sources": [s.source for s in data.scenes],
+            "split": cfg.data.split.model_dump(),
+            "reference": "windows of the training split (after cleaning), every date",
+            "windows": len(real_x),
+            "dates": dates,
+            "bands": ref.num_bands,
+            "patch_size": cfg.data.patch_size,
+            "class_names": ref.class_names,
+            "ignore_index": ref.ignore_index,
+        },
+        "synthetic": {
+            "path": str(synth_dir),
+            "samples": len(synth_x),
+            "patch_size": int(synth_x.shape[-1]),
+            "sampler": ds.meta.get("sampler"),
+            "seed": ds.meta.get("seed"),
+            "model": ds.meta.get("model"),
+        },
+        "conventions": {
+            "data_range": "[0, 1] per band: normalized by the real training split's percentiles "
+                          f"{list(data.normalizer.percentiles)} (clip={data.normalizer.clip}); synthetic samples "
+                          "by the normalization recorded in their metadata.json",
+            "angles": "radians (degrees beside them)",
+            "change_detection": "each date's image is one image sample; the pair encoder sees both dates "
+                                "stacked along channels; joint = pair ++ mask features",
+            "fd": "Frechet distance of Gaussians fitted to encoder features; it grows as samples shrink, so "
+                  "compare fd with fd_real_halves (two disjoint random halves of the real windows, i.e. "
+                  "half as many samples) and only across runs with equal sample counts",
+            "kid": f"unbiased MMD^2, cubic polynomial kernel, {KID_SUBSETS} subsets of "
+                   f"min({KID_SUBSET_SIZE}, n_real, n_synthetic) samples; mean and std over subsets",
+        },
+        "seed": seed,
+        "warnings": warnings,
+        "encoders": encoder_info,
+        "distribution": distribution,
+        "spectral": _spectral(real_s, synth_s, real_x, synth_x, ref, max_spectra, seed),
+        "inception_fid": _inception_fid(inception, real_x, synth_x, ref.rgb_bands),
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} on cpu",
+    }
+    result["wall_time_s"] = round(time.time() - t0, 1)
+    result["output"] = {"json": str(result_file), "markdown": str(out_dir / "evaluation.md")}
+    result = _json_safe(result)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result_file.write_text(json.dumps(result, indent=2, allow_nan=False))
+        (out_dir / "evaluation.md").write_text(format_markdown(result))
+    except OSError as e:
+        raise OutputError(f"cannot write ({e.strerror or e})", out_dir) from None
+    return result
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _open_synthetic(synth_dir: Path) -> SyntheticDataset:
+    try:
+        ds = SyntheticDataset(synth_dir)
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"metadata.json is incomplete or invalid ({e})", synth_dir) from None
+    if len(ds) < 2:
+        raise DataError(f"holds {len(ds)} complete sample(s); at least 2 are needed", synth_dir)
+    return ds
+
+
+def _load_synthetic(ds: SyntheticDataset, real_norm: Normalizer, ref, cfg: Config):
+    """All complete samples, normalized by their own recorded normalization: ``(M, T, C, H, W)``,
+    ``(M, H, W)`` and a list of warnings."""
+    path, meta = ds.dir, ds.meta
+    real_src = f"the real data of config '{cfg.name}' ({ref.source or ref.name})"
+    first = ds[0]["images"]
+    if first.shape[1] != ref.num_bands:
+        raise DataError(f"has {first.shape[1]} bands but {real_src} has {ref.num_bands}", path)
+    if first.shape[0] != len(ref.images):
+        raise DataError(f"has {first.shape[0]} date(s) per sample but {real_src} has {len(ref.images)}", path)
+    names = meta.get("class_names")
+    if names is not None and len(names) != ref.num_classes:
+        raise DataError(f"has {len(names)} classes but {real_src} has {ref.num_classes}", path)
+    if "normalization" not in meta:
+        raise DataError("metadata.json records no normalization", path)
+    norm = Normalizer.from_dict(meta["normalization"])
+    warnings = []
+    if not _same_normalization(norm, real_norm):
+        warnings.append("the data set's recorded normalization differs from the one fitted on the real training "
+                        "split of this config: the synthetic data may come from other data or another split")
+    if names is not None and list(names) != list(ref.class_names):
+        warnings.append(f"class names differ: synthetic {names}, real {ref.class_names}")
+    if meta.get("num_samples") not in (None, len(ds)):
+        warnings.append(f"only {len(ds)} of {meta['num_samples']} samples are complete")
+    xs, ys = [], []
+    for k in range(len(ds)):
+        item = ds[k]
+        xs.append(np.moveaxis(norm(np.moveaxis(item["images"], 1, -1)), -1, 1))
+        ys.append(item["mask"])
+    x, y = np.stack(xs), np.stack(ys)
+    if x.shape[-1] != cfg.data.patch_size:
+        warnings.append(f"synthetic samples are {x.shape[-1]} pixels wide, real windows {cfg.data.patch_size}: "
+                        "feature distances compare different fields of view")
+    return x, y, warnings
+
+
+def _same_normalization(a: Normalizer, b: Normalizer) -> bool:
+    return (
+        a.low.shape == b.low.shape
+        and np.allclose(a.low, b.low, rtol=1e-5, atol=1e-6)
+        and np.allclose(a.high, b.high, rtol=1e-5, atol=1e-6)
+        and a.clip == b.clip
+    )
+
+
+# --------------------------------------------------------------------------- encoders and features
+
+
+def _encoder_inputs(x: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
+    """Per encoder kind, its input array: ``image`` (N*T, C, H, W), ``mask`` (N, K, H, W), ``pair`` (N, T*C, H, W)."""
+    n, t, c, h, w = x.shape
+    inputs = {"image": x.reshape(n * t, c, h, w), "mask": mask_one_hot(y, num_classes)}
+    if t > 1:
+        inputs["pair"] = x.reshape(n, t * c, h, w)
+    return inputs
+
+
+def _sha256(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def _encoders(real_x, real_y, num_classes, encoder_dir: Path, seed, steps, overwrite):
+    """Load the encoders in ``encoder_dir`` if they were trained on these windows with these settings,
+    else train them on the real windows and save them there. Returns the models and their record."""
+    inputs = _encoder_inputs(real_x, real_y, num_classes)
+    fingerprint = {
+        "real_windows_sha256": _sha256(real_x, real_y),
+        "seed": seed,
+        "steps": steps,
+        "batch_size": ENCODER_BATCH,
+        "feature_dim": FEATURE_DIM,
+        "kinds": sorted(inputs),
+    }
+    index = encoder_dir / "encoders.json"
+    reused = False
+    if index.is_file():
+        try:
+            reused = json.loads(index.read_text()).get("fingerprint") == fingerprint
+        except (OSError, ValueError, AttributeError) as e:
+            raise CheckpointError(f"cannot read ({e})", index) from None
+        if not reused and not overwrite:
+            raise OutputError(
+                "holds feature encoders trained on other real windows or with other settings", encoder_dir,
+                hint="pass another --encoders folder, or --overwrite to retrain them here",
+            )
+    if reused:
+        _log(f"reusing feature encoders from {encoder_dir}")
+        models = {kind: load_encoder(encoder_dir / kind) for kind in inputs}
+    else:
+        _log(f"training feature encoders ({steps} steps, batch {ENCODER_BATCH}) on the real training windows")
+        targets = {"image": np.repeat(real_y, real_x.shape[1], axis=0), "mask": real_y, "pair": real_y}
+        models = {
+            kind: train_encoder(inp, targets[kind], steps, seed, num_classes, FEATURE_DIM, ENCODER_BATCH)
+            for kind, inp in inputs.items()
+        }
+        try:
+            for kind, model in models.items():
+                save_encoder(model, encoder_dir / kind)
+            index.write_text(json.dumps({"fingerprint": fingerprint, "specdm": __version__}, indent=2))
+        except OSError as e:
+            raise OutputError(f"cannot write ({e.strerror or e})", encoder_dir) from None
+    info = {
+        "dir": str(encoder_dir),
+        "reused": reused,
+        "fingerprint": fingerprint,
+        "models": {kind: {"input": ENCODER_INPUTS[kind], "class": type(m).__name__, "config": m.config,
+                          "training": m.train_info} for kind, m in models.items()},
+    }  # fmt: skip
+    return models, info
+
+
+def _features(models, x, y, num_classes) -> dict[str, np.ndarray]:
+    """Features per encoder kind, plus ``joint`` (per sample: image or pair features ++ mask features)."""
+    feats = {kind: extract_features(models[kind], inp) for kind, inp in _encoder_inputs(x, y, num_classes).items()}
+    feats["joint"] = np.concatenate([feats.get("pair", feats["image"]), feats["mask"]], axis=1)
+    return feats
+
+
+def _distances(real, synth, halves, rows_per_window: int, seed: int) -> dict:
+    """FD and KID real vs synthetic, and between the real halves (window indices; a window owns
+    ``rows_per_window`` consecutive feature rows)."""
+    kid_mean, kid_std = kid(real, synth, KID_SUBSETS, KID_SUBSET_SIZE, seed=seed)
+    a, b = ([i * rows_per_window + t for i in h for t in range(rows_per_window)] for h in halves)
+    halves_ok = min(len(a), len(b)) >= 2
+    return {
+        "fd": frechet_distance(real, synth),
+        "kid_mean": kid_mean,
+        "kid_std": kid_std,
+        "fd_real_halves": frechet_distance(real[a], real[b]) if halves_ok else None,
+        "kid_real_halves": kid(real[a], real[b], KID_SUBSETS, KID_SUBSET_SIZE, seed=seed)[0] if halves_ok else None,
+        "n_real": len(real),
+        "n_synthetic": len(synth),
+        "n_real_halves": [len(a), len(b)],
+        "feature_dim": int(real.shape[1]),
+    }
+
+
+# --------------------------------------------------------------------------- spectral
+
+
+def _class_spectra(x: np.ndarray, y: np.ndarray, num_classes: int) -> ClassSpectra:
+    stats = ClassSpectra(num_classes, x.shape[2])
+    for images, mask in zip(x, y):
+        for im in images:
+            stats.update(np.moveaxis(im, 0, -1), mask)
+    return stats
+
+
+def _draw_pixels(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` distinct random pixel spectra (n, C) from images (N, T, C, H, W), every date."""
+    flat = x.reshape(-1, x.shape[2], x.shape[3] * x.shape[4])
+    idx = rng.choice(flat.shape[0] * flat.shape[2], n, replace=False)
+    return flat[idx // flat.shape[2], :, idx % flat.shape[2]]
+
+
+def _spectral(real: ClassSpectra, synth: ClassSpectra, real_x, synth_x, ref, max_spectra: int, seed: int) -> dict:
+    classes = [c for c in range(ref.num_classes) if c != ref.ignore_index]
+    angles = per_class_sad(real, synth)
+    both = [c for c in classes if not math.isnan(angles[c])]
+    p_real, p_synth = real.proportions(), synth.proportions()
+    per_class = [
+        {
+            "class": c,
+            "name": ref.class_names[c],
+            "ignored": c == ref.ignore_index,
+            "sad_rad": angles[c],
+            "sad_deg": math.degrees(angles[c]),
+            "real_pixels": int(real.counts[c]),
+            "synthetic_pixels": int(synth.counts[c]),
+            "real_fraction": float(p_real[c]),
+            "synthetic_fraction": float(p_synth[c]),
+        }
+        for c in range(ref.num_classes)
+    ]
+    m = msad(real, synth, classes)
+    rng = np.random.default_rng(seed)
+    n = min(max_spectra, real_x[:, :, 0].size, synth_x[:, :, 0].size)
+    pr = spectral_precision_recall(_draw_pixels(real_x, n, rng), _draw_pixels(synth_x, n, rng), PR_K, PR_GROUPS, seed=seed)
+    return {
+        "msad_rad": m,
+        "msad_deg": math.degrees(m),
+        "msad_classes": both,
+        "msad_note": "mean over classes present in both sets, ignore_index excluded; SAD between class-mean "
+                     "spectra (pixels of every date), NaN (null) for a class missing from either set",
+        "per_class": per_class,
+        "class_proportion_tv": 0.5 * float(np.abs(p_real - p_synth).sum()),
+        "precision_recall": {
+            "precision": pr["precision"],
+            "recall": pr["recall"],
+            "k": PR_K,
+            "groups": pr["groups"],
+            "n_spectra": pr["n_spectra"],
+            "note": "per-pixel spectra of every date, equal numbers drawn at random from each set "
+                    f"(cap {max_spectra}), Euclidean distance in normalized units",
+        },
+        "diversity": {"applicable": False, "note": NOT_APPLICABLE_DIVERSITY},
+    }
+
+
+# --------------------------------------------------------------------------- Inception FID
+
+
+def _false_colour(x: np.ndarray, rgb_bands) -> torch.Tensor:
+    """(N*T, 3, H, W) in [0, 1]: bands ``rgb_bands`` of every date, normalized values clipped."""
+    n, t, c, h, w = x.shape
+    return torch.from_numpy(x.reshape(n * t, c, h, w)[:, list(rgb_bands)]).clamp(0, 1)
+
+
+@torch.no_grad()
+def _inception_features(model, images: torch.Tensor, path: Path, batch_size: int = 32) -> np.ndarray:
+    out = []
+    for s in range(0, len(images), batch_size):
+        batch = F.interpolate(images[s : s + batch_size], size=(INCEPTION_SIZE,) * 2, mode="bilinear", align_corners=False)
+        f = model(batch)
+        if not isinstance(f, torch.Tensor) or f.ndim != 2 or len(f) != len(batch):
+            raise CheckpointError(f"must return (N, D) features, got {getattr(f, 'shape', type(f))}", path)
+        out.append(f.double().numpy())
+    return np.concatenate(out)
+
+
+def _inception_fid(inception, real_x, synth_x, rgb_bands) -> dict:
+    if inception is None:
+        return {"computed": False, "note": INCEPTION_SKIPPED}
+    path = Path(inception)
+    try:
+        model = torch.jit.load(str(path), map_location="cpu").eval()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"cannot load the TorchScript Inception model ({e})", path) from None
+    _log(f"Inception features from {path}")
+    real = _inception_features(model, _false_colour(real_x, rgb_bands), path)
+    synth = _inception_features(model, _false_colour(synth_x, rgb_bands), path)
+    return {
+        "computed": True,
+        "fid": frechet_distance(real, synth),
+        "model": str(path),
+        "rgb_bands": list(rgb_bands),
+        "input": "bands rgb_bands of each date's normalized image, clipped to [0, 1], bilinear resize to 299x299",
+        "n_real": len(real),
+        "n_synthetic": len(synth),
+        "note": "Inception was trained on natural photos; treat this FID as a rough visual check only",
+    }
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _json_safe(obj):
+    """Plain JSON types; NaN and infinities become null."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def _f(v, spec: str = ".4g") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def format_markdown(result: dict) -> str:
+    """The readable report of an evaluation result (as written to evaluation.md)."""
+    r, s, d = result["real"], result["spectral"], result["distribution"]
+    pr, fid = s["precision_recall"], result["inception_fid"]
+    labels = {"image": "images (per date)", "pair": "image pairs (both dates)", "mask": "masks (one-hot)",
+              "joint": "joint (image ++ mask)"}  # fmt: skip
+    lines = [
+        f"# Evaluation of `{result['synthetic']['path']}`",
+        "",
+        f"{result['synthetic']['samples']} synthetic samples vs {r['windows']} real training windows of config "
+        f"`{r['config']}` (scenes {', '.join(r['scenes'])}; {r['bands']} bands, {r['dates']} date(s)). "
+        "Data in [0, 1] per band, normalized by the real training split; angles in radians.",
+        "",
+        "| metric | synthetic vs real | real half vs real half |",
+        "|---|---:|---:|",
+    ]
+    for kind, v in d.items():
+        lines.append(f"| FD {labels[kind]} (n = {v['n_synthetic']} vs {v['n_real']}) | {_f(v['fd'])} | {_f(v['fd_real_halves'])} |")
+    for kind, v in d.items():
+        lines.append(f"| KID {labels[kind]} (mean +- std) | {_f(v['kid_mean'])} +- {_f(v['kid_std'], '.2g')} "
+                     f"| {_f(v['kid_real_halves'])} |")
+    lines += [
+        f"| mSAD over {len(s['msad_classes'])} classes (rad / deg) | {_f(s['msad_rad'])} / {_f(s['msad_deg'], '.3g')} | |",
+        f"| sPr / sRec (k = {pr['k']}, {pr['n_spectra']} spectra per set, {pr['groups']} groups) "
+        f"| {_f(pr['precision'], '.3f')} / {_f(pr['recall'], '.3f')} | |",
+        f"| class proportions, total variation | {_f(s['class_proportion_tv'], '.3f')} | |",
+        f"| FID, Inception on false colour | {_f(fid['fid']) if fid['computed'] else 'skipped'} | |",
+        "",
+        "## Per class",
+        "",
+        "| value | class | real (%) | synthetic (%) | SAD (rad) | SAD (deg) |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for c in s["per_class"]:
+        name = c["name"] + (" (ignored)" if c["ignored"] else "")
+        lines.append(f"| {c['class']} | {name} | {100 * c['real_fraction']:.2f} | {100 * c['synthetic_fraction']:.2f} "
+                     f"| {_f(c['sad_rad'])} | {_f(c['sad_deg'], '.3g')} |")
+    enc, fp = result["encoders"], result["encoders"]["fingerprint"]
+    lines += [
+        "",
+        "## Notes",
+        "",
+        f"- Encoders ({', '.join(fp['kinds'])}): PatchEncoder, {fp['feature_dim']} features, {fp['steps']} steps of "
+        f"batch {fp['batch_size']}, seed {fp['seed']}, trained on the real training windows only; "
+        f"{'reused from' if enc['reused'] else 'saved to'} `{enc['dir']}`.",
+        "- FD grows as samples shrink: the real halves hold half as many samples, so their FD is a generous "
+        "noise floor; compare runs with equal sample counts.",
+        f"- SD/SDM: not applicable. {s['diversity']['note']}",
+        f"- FID: {fid['note']}",
+        *(f"- Warning: {w}" for w in result["warnings"]),
+        f"- Seed {result['seed']}; wall time {result['wall_time_s']} s on {result['machine']}.",
+        "",
+        "```",
+        result["command"] or "(library call)",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

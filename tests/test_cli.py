@@ -1,0 +1,211 @@
+"""The command line end to end on tiny fake data: the whole flow, resume, and every bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from conftest import tiny_config, write_config, write_fake_files
+from safetensors.torch import load_file
+
+from specdm.cli import main
+from specdm.output.dataset import SyntheticDataset
+
+
+@pytest.fixture
+def tiny(tmp_path, rng):
+    return tiny_config(write_fake_files(tmp_path / "data", rng))
+
+
+def run_cli(args, capsys):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_whole_flow_writes_a_valid_data_set(tmp_path, tiny, capsys):
+    cfg = write_config(tmp_path / "cfg.yaml", tiny)
+    code, out, err = run_cli(["run", cfg, "--run-dir", tmp_path / "run"], capsys)
+    assert code == 0, err
+    syn = tmp_path / "run" / "synthetic"
+    assert f"dataset card: {syn / 'README.md'}" in out
+    ds = SyntheticDataset(syn)
+    assert len(ds) == 6 and ds.meta["complete"]
+    real = np.load(tmp_path / "data" / "image.npy")
+    for k in range(len(ds)):
+        item = ds[k]
+        assert item["images"].shape == (1, 6, 16, 16) and item["mask"].shape == (16, 16)
+        assert np.isfinite(item["images"]).all()
+        # clipped to the training range in normalized units -> inside the real data's range
+        assert item["images"].min() >= real[:32].min() - 1e-3 and item["images"].max() <= real[:32].max() + 1e-3
+        assert set(np.unique(item["mask"])) <= set(range(4))
+    meta = ds.meta
+    assert meta["command"].startswith("specdm run") and meta["num_samples"] == 6
+    assert len(meta["model"]["autoencoder"]) == 16
+    assert (syn / "card" / "class_distribution.png").is_file() and len(list((syn / "previews").glob("*.png"))) == 2
+    model = tmp_path / "run" / "model"
+    for sub in ("autoencoder/image_vae", "autoencoder/mask_vae", "unet"):
+        assert list((model / sub).glob("*.safetensors")), sub
+    info = json.loads((model / "specdm.json").read_text())
+    assert info["num_dates"] == 1 and len(info["band_names"]) == 6 and len(info["latent_scale"]) == 8
+
+
+def test_change_detection_flow(tmp_path, rng, capsys):
+    data = write_fake_files(tmp_path / "data", rng, change=True)
+    cfg = write_config(tmp_path / "cfg.yaml", tiny_config(data, autoencoder={"kind": "single_stream"}))
+    code, _, err = run_cli(["run", cfg, "--run-dir", tmp_path / "run"], capsys)
+    assert code == 0, err
+    ds = SyntheticDataset(tmp_path / "run" / "synthetic")
+    assert ds.meta["images"] == ["images_t1", "images_t2"]
+    assert ds[0]["images"].shape == (2, 6, 16, 16)
+    info = json.loads((tmp_path / "run" / "model" / "specdm.json").read_text())
+    assert len(info["latent_scale"]) == 12  # z = (z_x1, z_x2, z_y), c = 4 each
+
+
+def test_training_resume_is_exact(tmp_path, tiny, capsys):
+    """Stop after 3 of 6 steps, resume: the weights equal those of an uninterrupted 6-step run."""
+    full = write_config(tmp_path / "full.yaml", tiny)
+    assert run_cli(["train-autoencoder", full, "--run-dir", tmp_path / "a"], capsys)[0] == 0
+    half = write_config(tmp_path / "half.yaml", {**tiny, "autoencoder": {**tiny["autoencoder"], "steps": 3}})
+    assert run_cli(["train-autoencoder", half, "--run-dir", tmp_path / "b"], capsys)[0] == 0
+    import shutil
+
+    shutil.rmtree(tmp_path / "b" / "model")  # as if killed before the final save
+    code, out, err = run_cli(["train-autoencoder", full, "--run-dir", tmp_path / "b", "--resume"], capsys)
+    assert code == 0, err
+    a = load_file(tmp_path / "a/model/autoencoder/image_vae/diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "b/model/autoencoder/image_vae/diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b/checkpoints/autoencoder/train_log.jsonl").read_text().splitlines()]
+    assert max(steps) == 6
+
+
+def test_sampling_resume_gives_the_same_samples(tmp_path, tiny, capsys):
+    cfg = write_config(tmp_path / "cfg.yaml", tiny)
+    assert run_cli(["run", cfg, "--run-dir", tmp_path / "run"], capsys)[0] == 0
+    model, syn = tmp_path / "run" / "model", tmp_path / "s"
+    args = ["sample", model, "--out", syn, "-n", 8, "--steps", 4, "--batch-size", 3, "--sampler", "ddpm"]
+    assert run_cli(args, capsys)[0] == 0
+    first = {p.name: tifffile.imread(p) for p in (syn / "images").glob("*.tif")}
+    masks = {p.name: (syn / "masks" / p.name).read_bytes() for p in (syn / "masks").glob("*.png")}
+    for i in (2, 5, 6):  # an interrupted run lacks some samples (mask missing = not done)
+        (syn / "masks" / f"{i:06d}.png").unlink()
+        (syn / "images" / f"{i:06d}.tif").unlink()
+    code, _, err = run_cli(args + ["--resume"], capsys)
+    assert code == 0, err
+    for name, im in first.items():
+        np.testing.assert_allclose(tifffile.imread(syn / "images" / name), im, rtol=1e-4, atol=1e-3)
+    same = [(syn / "masks" / n).read_bytes() == b for n, b in masks.items()]
+    assert sum(same) >= len(same) - 1
+    assert json.loads((syn / "metadata.json").read_text())["complete"]
+
+
+def test_existing_outputs_are_never_overwritten(tmp_path, tiny, capsys):
+    cfg = write_config(tmp_path / "cfg.yaml", tiny)
+    assert run_cli(["run", cfg, "--run-dir", tmp_path / "run"], capsys)[0] == 0
+    before = (tmp_path / "run" / "model" / "specdm.json").read_bytes()
+    code, _, err = run_cli(["run", cfg, "--run-dir", tmp_path / "run"], capsys)
+    assert code == 2 and "exists and is not empty" in err and str(tmp_path / "run") in err
+    assert (tmp_path / "run" / "model" / "specdm.json").read_bytes() == before
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "precious.txt").write_text("keep")
+    for args in (["run", cfg, "--run-dir", user, "--overwrite"],
+                 ["sample", tmp_path / "run" / "model", "--out", user, "--overwrite"]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and "refusing to delete" in err
+    assert (user / "precious.txt").read_text() == "keep"
+
+
+def _bad(tmp_path, rng, mutate):
+    """A config whose data ``mutate`` spoils; returns the config path."""
+    data = write_fake_files(tmp_path / "data", rng)
+    cfg = tiny_config(data)
+    mutate(tmp_path / "data", cfg)
+    return write_config(tmp_path / "cfg.yaml", cfg)
+
+
+def _nan(d, cfg):
+    x = np.load(d / "image.npy")
+    x[3, 4, 2] = np.nan
+    np.save(d / "image.npy", x)
+
+
+def _truncate(d, cfg):
+    raw = (d / "image.npy").read_bytes()
+    (d / "image.npy").write_bytes(raw[: len(raw) // 2])
+
+
+def _mask_shape(d, cfg):
+    np.save(d / "mask.npy", np.zeros((40, 48), np.int64))
+
+
+def _labels(d, cfg):
+    cfg["data"]["class_names"] = ["a", "b", "c"]  # the fake mask also holds value 3
+
+
+def _missing(d, cfg):
+    cfg["data"]["image"] = str(d / "nope.npy")
+
+
+def _no_patch(d, cfg):
+    m = np.load(d / "mask.npy")
+    m[::2, ::2] = 0  # every window holds unlabelled pixels
+    np.save(d / "mask.npy", m)
+    cfg["data"].update(ignore_index=0, min_labelled=1.0)
+
+
+def _big_patch(d, cfg):
+    cfg["data"]["patch_size"] = 64
+
+
+@pytest.mark.parametrize(
+    "mutate, needle, file",
+    [
+        (_missing, "not found", "nope.npy"),
+        (_truncate, "", "image.npy"),
+        (_nan, "NaN", "image.npy"),
+        (_mask_shape, "differs from image shape", "image.npy"),
+        (_labels, "outside the 3 declared classes", "image.npy"),
+        (_no_patch, "no patch is left", "image.npy"),
+        (_big_patch, "larger than every split region", "image.npy"),
+    ],
+)
+def test_bad_input_gives_one_clear_error(tmp_path, rng, capsys, mutate, needle, file):
+    cfg = _bad(tmp_path, rng, mutate)
+    code, _, err = run_cli(["run", cfg, "--run-dir", tmp_path / "run"], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and needle in err and file in err
+    assert "Traceback" not in err
+
+
+def test_band_count_mismatch_with_checkpoint(tmp_path, tiny, capsys):
+    cfg = write_config(tmp_path / "cfg.yaml", tiny)
+    assert run_cli(["train-autoencoder", cfg, "--run-dir", tmp_path / "run"], capsys)[0] == 0
+    code, _, err = run_cli(["train-diffusion", cfg, "--run-dir", tmp_path / "run", "--set", "data.bands=[0,1,2,3,4]"], capsys)
+    assert code == 2 and "trained on 6 bands" in err and "has 5" in err and str(tmp_path / "run" / "model") in err
+
+
+def test_unwritable_output(tmp_path, tiny, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cfg = write_config(tmp_path / "cfg.yaml", tiny)
+    code, _, err = run_cli(["run", cfg, "--run-dir", blocker / "run"], capsys)
+    assert code == 2 and "not writable" in err and str(blocker / "run") in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_bad_config_is_reported(tmp_path, tiny, capsys):
+    tiny["autoencoder"]["kind"] = "three_stream"
+    cfg = write_config(tmp_path / "cfg.yaml", tiny)
+    code, _, err = run_cli(["run", cfg], capsys)
+    assert code == 2 and "autoencoder.kind" in err and "cfg.yaml" in err
+
+
+def test_packaged_configs_validate(capsys):
+    code, out, _ = run_cli(["config", "--list"], capsys)
+    assert code == 0 and "indian_pines" in out.split() and "oscd" in out.split()
+    for name in out.split():
+        assert run_cli(["config", name], capsys)[0] == 0

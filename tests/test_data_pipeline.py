@@ -1,0 +1,99 @@
+"""Normalization, spatially disjoint splits and patches."""
+
+import numpy as np
+import pytest
+
+from specdm.data.datamodule import prepare
+from specdm.data.normalize import Normalizer
+from specdm.data.patches import d4, make_windows, positions
+from specdm.data.splits import Region, split_regions
+from specdm.errors import ConfigError, DataError
+from specdm.scene import Scene
+
+
+def test_normalization_round_trip(rng):
+    x = rng.uniform(-50, 5000, (20, 30, 7)).astype(np.float32)
+    norm = Normalizer.fit(x[:10])
+    back = norm.inverse(norm(x))
+    np.testing.assert_allclose(back, x, rtol=1e-5, atol=1e-2)
+    y = norm(x[:10])
+    np.testing.assert_allclose(y.reshape(-1, 7).min(0), 0, atol=1e-6)
+    np.testing.assert_allclose(y.reshape(-1, 7).max(0), 1, atol=1e-6)
+    again = Normalizer.from_dict(norm.to_dict())
+    np.testing.assert_array_equal(again(x), norm(x))
+
+
+def test_normalization_percentiles_clip(rng):
+    x = rng.normal(0, 1, (1000, 3)).astype(np.float32)
+    norm = Normalizer.fit(x, (5, 95), clip=True)
+    y = norm(x)
+    assert y.min() == 0 and y.max() == 1
+    assert 0.08 < (y == 0).mean() + (y == 1).mean() < 0.12  # ~10 % clipped
+
+
+def test_positions_cover_edge():
+    assert positions(10, 4, 3) == [0, 3, 6]
+    assert positions(11, 4, 3) == [0, 3, 6, 7]
+    assert positions(3, 4, 1) == []
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_no_test_pixel_in_any_training_patch(seed):
+    """For random scenes, split and patch settings, training windows never touch test pixels."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(20, 80, 2)
+    scene = Scene([rng.random((h, w, 3), dtype=np.float32)], rng.integers(0, 3, (h, w)), ["a", "b", "c"])
+    kind = ["rows", "cols"][seed % 2]
+    n = h if kind == "rows" else w
+    cut = int(rng.integers(8, n - 8))
+    size = int(rng.integers(2, 8))
+    stride = int(rng.integers(1, size + 1))
+    split = split_regions([scene], {"kind": kind, "train": [0, cut], "test": [cut, n]})
+    windows = make_windows([scene], split["train"], size, stride)
+    test_px = np.zeros((h, w), bool)
+    for g in split["test"]:
+        test_px[g.r0 : g.r1, g.c0 : g.c1] = True
+    covered = np.zeros((h, w), bool)
+    for win in windows:
+        assert not test_px[win.r : win.r + size, win.c : win.c + size].any()
+        covered[win.r : win.r + size, win.c : win.c + size] = True
+    assert covered[~test_px].all()  # and the whole training region is used
+
+
+def test_overlapping_split_is_refused(rng):
+    scene = Scene([rng.random((20, 20, 2), dtype=np.float32)], np.zeros((20, 20), int), ["a"])
+    with pytest.raises(ConfigError, match="overlap"):
+        split_regions([scene], {"kind": "rows", "train": [0, 12], "test": [10, 20]})
+
+
+def test_window_cleaning(rng):
+    img = rng.random((16, 16, 2), dtype=np.float32)
+    img[:8] = 0  # blank top half
+    mask = np.zeros((16, 16), int)
+    mask[:, 8:] = 1  # right half labelled
+    scene = Scene([img], mask, ["unlabelled", "x"], ignore_index=0)
+    regions = [Region(0, 0, 16, 0, 16)]
+    wins = make_windows([scene], regions, 8, 8, min_labelled=0.5, max_blank=0.5)
+    assert {(w.r, w.c) for w in wins} == {(8, 8)}
+    with pytest.raises(DataError, match="no patch is left"):
+        make_windows([scene], [Region(0, 0, 16, 0, 8)], 8, 4, min_labelled=0.5)
+    with pytest.raises(DataError, match="larger than every split region"):
+        make_windows([scene], regions, 17, 1)
+
+
+def test_d4_transforms_are_the_dihedral_group(rng):
+    x = rng.random((2, 5, 5))
+    outs = [d4(x, k) for k in range(8)]
+    assert len({o.tobytes() for o in outs}) == 8
+    np.testing.assert_array_equal(d4(x, 0), x)
+
+
+def test_prepare_fits_normalization_on_training_rows_only(rng):
+    img = rng.random((40, 20, 3), dtype=np.float32)
+    img[30:] += 100.0  # test rows are far brighter
+    scene = Scene([img], rng.integers(0, 2, (40, 20)), ["a", "b"])
+    data = prepare([scene], {"kind": "rows", "train": [0, 30], "test": [30, 40]}, 8, 4)
+    assert data.normalizer.high.max() < 2  # the bright test rows did not enter the fit
+    x, y = data.train.batch([0, 1], [0, 5])
+    assert x.shape == (2, 1, 3, 8, 8) and y.shape == (2, 8, 8)
+    assert 0 <= x.min() and x.max() <= 1

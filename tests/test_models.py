@@ -1,0 +1,102 @@
+"""Stage-1 autoencoders, the denoiser family and the schedule."""
+
+import math
+
+import pytest
+import torch
+from diffusers import ControlNetModel
+
+from specdm.models.autoencoder import SpectralAutoencoder
+from specdm.models.denoiser import build_denoiser
+from specdm.models.losses import kl_divergence, spectral_angle
+from specdm.schedulers import SAMPLERS, sampling_scheduler, training_scheduler
+
+TINY = dict(block_out_channels=(8, 16, 16), norm_num_groups=8)
+
+
+def test_spectral_angle_identical_orthogonal_scaled():
+    a = torch.tensor([[1.0, 2.0, 3.0], [1.0, 0.0, 0.0]]).T.unsqueeze(0)  # (1, C=3, 2 pixels)
+    b = torch.tensor([[2.0, 4.0, 6.0], [0.0, 1.0, 0.0]]).T.unsqueeze(0)
+    sad = spectral_angle(a, b)
+    assert sad[0, 0].item() == pytest.approx(0.0, abs=2e-3)  # scaled copy
+    assert sad[0, 1].item() == pytest.approx(math.pi / 2, abs=1e-5)  # orthogonal
+
+
+def test_kl_is_zero_for_standard_normal():
+    assert kl_divergence(torch.zeros(2, 4, 3, 3), torch.zeros(2, 4, 3, 3)).item() == 0
+    assert kl_divergence(torch.ones(2, 4, 3, 3), torch.zeros(2, 4, 3, 3)).item() == pytest.approx(18.0)
+
+
+def test_training_schedule_is_the_papers():
+    s = training_scheduler()
+    assert s.config.num_train_timesteps == 1000
+    assert s.betas[0].item() == pytest.approx(0.0015)
+    assert s.betas[-1].item() == pytest.approx(0.0155)
+    assert torch.allclose(s.betas[1:] - s.betas[:-1], torch.full((999,), 0.014 / 999), atol=1e-7)
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_samplers_use_the_training_schedule(name):
+    s = sampling_scheduler(name, {})
+    assert s.betas[0].item() == pytest.approx(0.0015) and s.betas[-1].item() == pytest.approx(0.0155)
+    s.set_timesteps(10)
+    assert len(s.timesteps) == 10
+
+
+@pytest.mark.parametrize("kind", ["two_stream", "single_stream"])
+@pytest.mark.parametrize("dates", [1, 2])
+def test_latent_layout(kind, dates):
+    """Segmentation latents have 2c channels, change-detection latents 3c (z_x1, z_x2, z_y), f = 4."""
+    c = 3
+    ae = SpectralAutoencoder(kind, num_bands=13, num_classes=5, num_dates=dates, latent_channels=c, **TINY)
+    x, y = torch.rand(2, dates, 13, 16, 16), torch.randint(0, 5, (2, 16, 16))
+    mean, logvar = ae.encode(x, y)
+    assert mean.shape == (2, (dates + 1) * c, 4, 4) == logvar.shape
+    assert ae.downsampling == 4
+    images, logits = ae.decode(mean)
+    assert images.shape == x.shape and logits.shape == (2, 5, 16, 16)
+
+
+def test_two_stream_parts_are_independent():
+    """The image half of z depends only on the image, the mask half only on the mask; dates share one encoder."""
+    ae = SpectralAutoencoder("two_stream", 6, 3, num_dates=2, latent_channels=2, **TINY).eval()
+    x, y = torch.rand(1, 2, 6, 16, 16), torch.randint(0, 3, (1, 16, 16))
+    m1, _ = ae.encode(x, y)
+    m2, _ = ae.encode(x, (y + 1) % 3)
+    assert torch.equal(m1[:, :4], m2[:, :4]) and not torch.equal(m1[:, 4:], m2[:, 4:])
+    swapped, _ = ae.encode(x.flip(1), y)  # swapping the dates swaps z_x1 and z_x2
+    assert torch.allclose(swapped[:, :2], m1[:, 2:4], atol=1e-6)
+
+
+def test_autoencoder_save_load_round_trip(tmp_path):
+    ae = SpectralAutoencoder("two_stream", 7, 4, **TINY).eval()
+    ae.save_pretrained(tmp_path / "ae")
+    back = SpectralAutoencoder.from_pretrained(tmp_path / "ae")
+    x, y = torch.rand(1, 1, 7, 16, 16), torch.randint(0, 4, (1, 16, 16))
+    assert torch.equal(ae.encode(x, y)[0], back.encode(x, y)[0])
+    assert back.config == ae.config
+
+
+def test_denoiser_runs_without_conditions_and_with_controlnet_and_classes():
+    """One denoiser family: plain (SpecDM), ControlNet residuals (HSIGene), class labels."""
+    unet = build_denoiser(8, 8, (32, 64), layers_per_block=1)
+    z, t = torch.randn(2, 8, 8, 8), torch.tensor([10, 500])
+    out = unet(z, t, encoder_hidden_states=None).sample
+    assert out.shape == z.shape
+    control = ControlNetModel.from_unet(unet, conditioning_channels=3, conditioning_embedding_out_channels=(16, 32, 64, 128))
+    cond = torch.rand(2, 3, 64, 64)  # 8x the latent size, as ControlNet's embedding downsamples by 8
+    down, mid = control(z, t, encoder_hidden_states=None, controlnet_cond=cond, return_dict=False)
+    steered = unet(z, t, encoder_hidden_states=None, down_block_additional_residuals=down,
+                   mid_block_additional_residual=mid).sample
+    assert steered.shape == z.shape
+    assert torch.allclose(steered, out, atol=1e-6)  # zero-initialised ControlNet leaves the output unchanged
+    cls = build_denoiser(8, 8, (32, 64), layers_per_block=1, num_class_embeds=5)
+    a = cls(z, t, encoder_hidden_states=None, class_labels=torch.tensor([0, 0])).sample
+    b = cls(z, t, encoder_hidden_states=None, class_labels=torch.tensor([1, 1])).sample
+    assert not torch.allclose(a, b)
+
+
+def test_denoiser_with_concatenated_condition_channels():
+    unet = build_denoiser(8, 8, (32, 64), layers_per_block=1, condition_channels=3)
+    out = unet(torch.randn(1, 11, 8, 8), torch.tensor([3]), encoder_hidden_states=None).sample
+    assert out.shape == (1, 8, 8, 8)
