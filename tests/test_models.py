@@ -100,3 +100,33 @@ def test_denoiser_with_concatenated_condition_channels():
     unet = build_denoiser(8, 8, (32, 64), layers_per_block=1, condition_channels=3)
     out = unet(torch.randn(1, 11, 8, 8), torch.tensor([3]), encoder_hidden_states=None).sample
     assert out.shape == (1, 8, 8, 8)
+
+
+def test_mask_loss_leaves_out_unlabelled_pixels_when_asked():
+    from specdm.models.losses import mask_loss
+
+    logits = torch.zeros(1, 3, 2, 2)
+    logits[0, 1] = 5.0  # confident "class 1" everywhere
+    mask = torch.tensor([[[1, 1], [0, 0]]])
+    ignored, _ = mask_loss(logits, mask, None, ignore_index=0)
+    counted, _ = mask_loss(logits, mask, None, ignore_index=None)
+    p1 = torch.softmax(torch.tensor([0.0, 5.0, 0.0]), 0)
+    assert ignored.item() == pytest.approx(-math.log(p1[1].item()), rel=1e-5)  # only the two class-1 pixels
+    assert counted.item() == pytest.approx(0.5 * (-math.log(p1[1].item()) - math.log(p1[0].item())), rel=1e-5)
+
+
+def test_class_weights_are_inverse_sqrt_frequency():
+    import numpy as np
+
+    from specdm.data.datamodule import PatchSet
+    from specdm.data.patches import Window
+    from specdm.training.autoencoder import class_weights
+
+    mask = np.zeros((4, 4), np.int64)
+    mask[:, 2:] = 1
+    mask[0, 0] = 2  # counts: class 0 -> 7, 1 -> 8, 2 -> 1
+    ps = PatchSet([np.zeros((1, 1, 4, 4), np.float32)], [mask], [Window(0, 0, 0)], 4)
+    w = class_weights(ps, 3, ignore_index=0).numpy()
+    assert w[0] == 0
+    assert w[2] / w[1] == pytest.approx(math.sqrt(8))
+    assert w[1:].mean() == pytest.approx(1.0)

@@ -5,6 +5,8 @@
     specdm train-diffusion CONFIG     stage 2 only (needs stage 1 in the same run folder)
     specdm sample MODEL_DIR --out DIR synthesize a data set from a trained model folder
     specdm evaluate CONFIG SYNTH      score a synthetic data set against the config's real training split
+    specdm benchmark CONFIG --synthetic NAME=DIR
+                                      does synthetic data help downstream models? (held-out test split)
     specdm config CONFIG              print a config with every default filled in
 
 CONFIG is a packaged name (``specdm config --list``) or a YAML path. Errors the
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from specdm.errors import OutputError, SpecdmError
+from specdm.errors import ConfigError, OutputError, SpecdmError
 
 
 def _config_args(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
@@ -73,6 +75,29 @@ def build_parser() -> argparse.ArgumentParser:
                         "false-colour FID; skipped without it")
     e.add_argument("--overwrite", action="store_true", help="replace an existing evaluation (and mismatched encoders)")
 
+    b = sub.add_parser("benchmark", help="train downstream models with and without synthetic data; score on the test split")
+    b.add_argument("config", nargs="?", help="packaged config name (e.g. indian_pines) or path to a YAML file")
+    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable)")
+    b.add_argument("--synthetic", action="append", default=[], metavar="NAME=DIR",
+                   help="a synthetic data set and its arm name, e.g. two_stream=runs/indian_pines/synthetic (repeatable)")
+    b.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<config name>/benchmark)")
+    b.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of every arm (paired)")
+    b.add_argument("--steps", type=int, default=2000, help="gradient steps of every training")
+    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (constant)")
+    b.add_argument("--models", default=None,
+                   help="comma-separated: unet,segformer,pixel (segmentation) or siamdiff (change); "
+                        "default unet,segformer or siamdiff")
+    b.add_argument("--amounts", default="1,3,5", help="synthetic amounts, as multiples of the real window count")
+    b.add_argument("--limited", type=float, default=0.25, help="share of real windows in the limited-real setting (0: skip)")
+    b.add_argument("--arms", default=None, help="comma-separated arms: real,classical,<NAME>,synthetic_only (default all)")
+    b.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    b.add_argument("--resume", action="store_true", help="continue OUT/benchmark.json, skipping finished runs")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing OUT/benchmark.json")
+    b.add_argument("--report-only", type=Path, default=None, metavar="OUT",
+                   help="only rebuild OUT/report.md and report.html from OUT/benchmark.json")
+
     c = sub.add_parser("config", help="print a config with all defaults")
     c.add_argument("config", nargs="?", default="indian_pines")
     c.add_argument("--list", action="store_true", help="list the packaged configs")
@@ -122,6 +147,15 @@ def _dispatch(args, command: str) -> int:
         print(f"synthetic data set: {args.out}\ndataset card: {card}")
         return 0
 
+    if args.command == "benchmark" and args.report_only is not None:
+        from specdm.evaluation.report import rewrite_report
+
+        paths = rewrite_report(args.report_only)
+        print(f"report: {paths['markdown']}\nhtml: {paths['html']}")
+        return 0
+    if args.command == "benchmark" and args.config is None:
+        raise ConfigError("benchmark needs a CONFIG (or --report-only OUT)")
+
     cfg = load_config(args.config, args.overrides)
     if args.command == "evaluate":
         from specdm.evaluation.evaluate import evaluate, format_markdown
@@ -130,6 +164,19 @@ def _dispatch(args, command: str) -> int:
                           args.inception, args.overwrite, command)
         print(format_markdown(result))
         print(f"evaluation: {result['output']['json']}\nreport: {result['output']['markdown']}")
+        return 0
+    if args.command == "benchmark":
+        from specdm.evaluation.benchmark import benchmark, parse_amounts, parse_synthetic
+        from specdm.evaluation.report import format_markdown
+
+        result = benchmark(
+            cfg, parse_synthetic(args.synthetic), args.out or Path("runs") / cfg.name / "benchmark", args.seeds,
+            args.steps, args.batch_size, args.lr, args.models and args.models.split(","), parse_amounts(args.amounts),
+            args.limited, args.arms and args.arms.split(","), args.resume, args.overwrite, command, args.device,
+        )
+        print(format_markdown(result))
+        print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}\n"
+              f"html: {result['output']['html']}")
         return 0
     run_dir = args.run_dir or Path("runs") / cfg.name
     if args.command == "run":

@@ -1,0 +1,539 @@
+"""``specdm benchmark``: does synthetic data help a downstream model? Held-out numbers, paired seeds.
+
+Protocol (``/work/shared/PROTOCOL.md``):
+
+- Real training data: the windows of the config's TRAINING split (normalized,
+  as every stage sees them) with their masks; segmentation models take
+  ``(N, C, P, P)``, ``siamdiff`` takes ``(N, 2, C, P, P)`` with mask 1 = change,
+  0 = no change. Test data: every test region of the split, whole (the test
+  rows of Indian Pines, the whole test cities of OSCD), normalized by the
+  training split's normalization and predicted with :func:`predict_tiled`
+  (tile = patch size, overlap = patch size // 4). The pixels of all test
+  regions are pooled into ONE confusion matrix per run.
+- Arms, every one trained with Adam at a constant ``lr`` for ``steps`` batches
+  of ``batch_size`` (:func:`train_downstream`):
+  ``real``; ``classical`` (real + flips/rotations/mixup/noise);
+  ``<name> x<a>`` per synthetic set and amount ``a``: real + the first
+  ``round(a * N_real)`` synthetic samples in file order, each batch drawing a
+  share ``a / (1 + a)`` from them (``a = 1``: half the batch is synthetic);
+  ``synthetic_only``: the first synthetic set at the largest amount, no real
+  sample (share 1).
+- Limited real data: a fixed quarter (``limited``) of the real windows, drawn
+  with ``numpy.random.default_rng(0)``, the same for every arm; arms ``real``
+  and every synthetic set at the largest amount (pool = amount x the limited
+  window count) are re-run on it.
+- Pairing: seed ``k`` of every arm shares the network initialization and the
+  stream of real batches (see :mod:`specdm.evaluation.downstream`).
+- Scores: segmentation (``unet``, ``segformer``): mIoU and macro F1 over the
+  classes labelled in both the training and the test regions (``ignore_index``
+  left out), per-class scores of every class; change detection
+  (``siamdiff``, class-balanced cross-entropy): F1 and IoU of the change class
+  and mIoU; pixel classification (``pixel``, each spectrum on its own, trained
+  on the labelled pixels of the same windows): OA, AA, kappa over labelled
+  test pixels.
+- Summary: per arm and metric, mean +- std over seeds and the per-seed
+  difference to ``real`` with its 95 % t-interval (:func:`paired_summary`);
+  verdict "helps" / "hurts" when that interval lies above / below 0, else
+  "no clear effect".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from specdm import __version__
+from specdm.config import Config
+from specdm.data.normalize import Normalizer
+from specdm.errors import ConfigError, DataError, OutputError
+from specdm.evaluation.downstream import (
+    change_scores,
+    classification_scores,
+    paired_summary,
+    predict_tiled,
+    segmentation_scores,
+    train_downstream,
+)
+from specdm.evaluation.evaluate import _json_safe, _same_normalization
+from specdm.output.dataset import SyntheticDataset
+from specdm.workflow import prepare_data
+
+TASK_MODELS = {"segmentation": ("unet", "segformer", "pixel"), "change": ("siamdiff",)}
+DEFAULT_MODELS = {"segmentation": ("unet", "segformer"), "change": ("siamdiff",)}
+METRICS = {  # the first one decides the verdict column of the report
+    "unet": ("miou", "f1"),
+    "segformer": ("miou", "f1"),
+    "pixel": ("oa", "aa", "kappa"),
+    "siamdiff": ("f1_change", "iou_change", "miou"),
+}
+FIXED_ARMS = ("real", "classical", "synthetic_only")
+LIMITED_SEED = 0
+RESULT_FILE = "benchmark.json"
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One training recipe. ``kind``: real, classical, synthetic or synthetic_only; ``setting``: full or limited."""
+
+    setting: str
+    kind: str
+    synthetic: str | None = None
+    amount: float | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.synthetic} x{self.amount:g}" if self.kind == "synthetic" else self.kind
+
+    @property
+    def mix(self) -> float | None:
+        """Synthetic share of each batch."""
+        if self.kind == "synthetic_only":
+            return 1.0
+        return self.amount / (1 + self.amount) if self.kind == "synthetic" else None
+
+
+# --------------------------------------------------------------------------- CLI helpers
+
+
+def parse_synthetic(items: Iterable[str]) -> dict[str, Path]:
+    """``["NAME=DIR", ...]`` -> ``{NAME: Path(DIR)}``; names are word characters, dots or dashes."""
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not path or not re.fullmatch(r"[\w.-]+", name) or name in FIXED_ARMS:
+            raise ConfigError(f"--synthetic '{item}' must look like NAME=DIR, NAME of letters, digits, _ . - "
+                              f"and not one of {', '.join(FIXED_ARMS)}")
+        if name in out:
+            raise ConfigError(f"--synthetic name '{name}' is given twice")
+        out[name] = Path(path)
+    return out
+
+
+def parse_amounts(text: str) -> list[float]:
+    """``"1,3,5"`` -> ``[1, 3, 5]`` (positive numbers)."""
+    try:
+        amounts = [float(a) for a in text.split(",")]
+    except ValueError:
+        amounts = []
+    if not amounts or any(not math.isfinite(a) or a <= 0 for a in amounts):
+        raise ConfigError(f"--amounts '{text}' must be comma-separated positive numbers, e.g. 1,3,5")
+    return [int(a) if a.is_integer() else a for a in amounts]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class _Data:
+    """Real training windows, the limited subset, the test regions and the label conventions."""
+
+    task: str
+    x: np.ndarray
+    y: np.ndarray
+    limited: np.ndarray
+    test: list[tuple[np.ndarray, np.ndarray]]
+    num_classes: int
+    ignore_index: int | None
+    classes: list[int]
+    normalizer: Normalizer
+    info: dict
+
+
+def _labelled(masks: Iterable[np.ndarray], ignore_index: int | None) -> set[int]:
+    return {int(c) for m in masks for c in np.unique(m)} - {ignore_index}
+
+
+def _real_data(cfg: Config, limited: float) -> _Data:
+    data = prepare_data(cfg)
+    ref = data.reference
+    if not data.split["test"]:
+        raise ConfigError(f"config '{cfg.name}' has no test split; the benchmark scores on held-out test regions")
+    x, y = (t.numpy() for t in data.train.batch(range(len(data.train))))
+    task = ref.task
+    if task == "segmentation":
+        x = x[:, 0]
+    if len(x) < 2:
+        raise DataError(f"config '{cfg.name}' gives {len(x)} training window; at least 2 are needed", ref.source)
+    n_limited = max(1, round(limited * len(x))) if limited else 0
+    subset = np.sort(np.random.default_rng(LIMITED_SEED).choice(len(x), n_limited, replace=False))
+
+    def crop(a, g):
+        return a[g.r0 : g.r1, g.c0 : g.c1]
+
+    test = []
+    for g in data.split["test"]:
+        s = data.scenes[g.scene]
+        ims = np.stack([data.normalizer(crop(im, g)).transpose(2, 0, 1) for im in s.images])
+        test.append((ims[0] if task == "segmentation" else ims, crop(s.mask, g)))
+    train_classes = _labelled((crop(data.scenes[g.scene].mask, g) for g in data.split["train"]), ref.ignore_index)
+    test_classes = _labelled((m for _, m in test), ref.ignore_index)
+    classes = sorted(train_classes & test_classes)
+    if task == "segmentation" and not classes:
+        raise DataError(f"no class of config '{cfg.name}' is labelled in both the training and the test regions",
+                        ref.source)
+
+    def region(g):
+        return {"scene": data.scenes[g.scene].name, "rows": [g.r0, g.r1], "cols": [g.c0, g.c1]}
+
+    info = {
+        "config": cfg.name,
+        "task": task,
+        "scenes": [s.name for s in data.scenes],
+        "split": cfg.data.split.model_dump(),
+        "train_regions": [region(g) for g in data.split["train"]],
+        "test_regions": [region(g) for g in data.split["test"]],
+        "train_windows": len(x),
+        "patch_size": cfg.data.patch_size,
+        "limited_windows": int(n_limited),
+        "limited_indices": subset.tolist(),
+        "test_pixels": int(sum(m.size for _, m in test)),
+        "labelled_test_pixels": int(sum((m != ref.ignore_index).sum() for _, m in test)),
+        "bands": ref.num_bands,
+        "class_names": ref.class_names,
+        "ignore_index": ref.ignore_index,
+        "classes_train": sorted(train_classes),
+        "classes_test": sorted(test_classes),
+        "classes_averaged": classes,
+    }
+    return _Data(task, x, y, subset, test, ref.num_classes, ref.ignore_index, classes, data.normalizer, info)
+
+
+def _load_synthetic(name: str, path: Path, real: _Data, limit: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The first ``limit`` complete samples of a synthetic set, normalized by its own recorded normalization."""
+    try:
+        ds = SyntheticDataset(path)
+        norm = Normalizer.from_dict(ds.meta["normalization"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"metadata.json is incomplete or invalid ({e})", path) from None
+    if len(ds) == 0:
+        raise DataError("holds no complete sample", path)
+    if not _same_normalization(norm, real.normalizer):
+        raise DataError(f"its recorded normalization differs from the one fitted on the real training split of "
+                        f"config '{real.info['config']}': it was made from other data or another split", path)
+    names = ds.meta.get("class_names")
+    if names is not None and len(names) != real.num_classes:
+        raise DataError(f"has {len(names)} classes, the real data {real.num_classes}", path)
+    xs, ys = [], []
+    for k in range(min(limit, len(ds))):
+        item = ds[k]
+        ims = np.moveaxis(norm(np.moveaxis(item["images"], 1, -1)), -1, 1)
+        xs.append(ims[0] if real.task == "segmentation" else ims)
+        ys.append(item["mask"])
+    x, y = np.stack(xs), np.stack(ys)
+    if x.shape[1:] != real.x.shape[1:]:
+        raise DataError(f"samples are {tuple(x.shape[1:])} (dates, bands, rows, cols), the real training windows "
+                        f"{tuple(real.x.shape[1:])}", path)
+    if y.max() >= real.num_classes:
+        raise DataError(f"masks hold class {int(y.max())}, the real data has classes 0..{real.num_classes - 1}", path)
+    info = {"path": str(path), "samples": len(ds), "loaded": len(x), "sampler": ds.meta.get("sampler"),
+            "seed": ds.meta.get("seed"), "model": ds.meta.get("model"),
+            "normalization": "recorded normalization equals the real training split's"}  # fmt: skip
+    return x, y, info
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def plan_arms(arms: Sequence[str] | None, synthetic: Sequence[str], amounts: Sequence[float], limited: float) -> list[Arm]:
+    """Arms in report order; ``arms`` selects by name (real, classical, a synthetic name, synthetic_only)."""
+    known = ["real", "classical", *synthetic, "synthetic_only"]
+    chosen = known if arms is None else list(arms)
+    unknown = [a for a in chosen if a not in known]
+    if unknown:
+        raise ConfigError(f"unknown arm(s) {', '.join(unknown)}", hint=f"choose from {', '.join(known)}")
+    if "real" not in chosen:
+        raise ConfigError("arm 'real' is the reference of every comparison and cannot be left out")
+    if "synthetic_only" in chosen and not synthetic:
+        raise ConfigError("arm 'synthetic_only' needs a --synthetic set")
+    top = max(amounts)
+    plan = [Arm("full", "real")]
+    if "classical" in chosen:
+        plan.append(Arm("full", "classical"))
+    plan += [Arm("full", "synthetic", s, a) for s in synthetic if s in chosen for a in amounts]
+    if "synthetic_only" in chosen:
+        plan.append(Arm("full", "synthetic_only", synthetic[0], top))
+    if limited:
+        plan += [Arm("limited", "real")] + [Arm("limited", "synthetic", s, top) for s in synthetic if s in chosen]
+    return plan
+
+
+def _pool_size(arm: Arm, n_real: int) -> int:
+    return round(arm.amount * n_real) if arm.synthetic else 0
+
+
+# --------------------------------------------------------------------------- training and scoring
+
+
+def _scores(model_name: str, real: _Data, pred: np.ndarray, target: np.ndarray) -> dict:
+    if model_name == "siamdiff":
+        s = change_scores(pred, target)
+    elif model_name == "pixel":
+        s = classification_scores(pred, target, real.num_classes, real.ignore_index)
+    else:
+        s = segmentation_scores(pred, target, real.num_classes, real.ignore_index, real.classes)
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in s.items()}
+
+
+def _run_one(model_name: str, arm: Arm, seed: int, real: _Data, pools: dict, settings: dict, device, progress) -> dict:
+    """Train one (model, arm, seed) and score it on the pooled test regions."""
+    t0 = time.time()
+    if arm.setting == "limited":
+        real_set = (real.x[real.limited], real.y[real.limited])
+    else:
+        real_set = (real.x, real.y)
+    sets = [real_set]
+    if arm.synthetic:
+        px, py = pools[arm.synthetic]
+        n = _pool_size(arm, len(real_set[0]))
+        sets.append((px[:n], py[:n]))
+    net = train_downstream(
+        model_name, sets, settings["steps"], settings["batch_size"], settings["lr"], seed, real.ignore_index,
+        arm.mix, "classical" if arm.kind == "classical" else None, num_classes=real.num_classes,
+        class_weights="balanced" if real.task == "change" else None, device=device, progress=progress,
+    )
+    t1 = time.time()
+    preds = [predict_tiled(net, image, settings["tile"], settings["overlap"]) for image, _ in real.test]
+    pred = np.concatenate([p.ravel() for p in preds])
+    target = np.concatenate([m.ravel() for _, m in real.test])
+    return {
+        "model": model_name,
+        **asdict(arm),
+        "arm": arm.id,
+        "seed": seed,
+        "mix": arm.mix,
+        "real_windows": 0 if arm.kind == "synthetic_only" else len(real_set[0]),
+        "synthetic_samples": len(sets[1][0]) if arm.synthetic else 0,
+        "scores": _scores(model_name, real, pred, target),
+        "train_s": round(t1 - t0, 2),
+        "eval_s": round(time.time() - t1, 2),
+    }
+
+
+def _key(run: dict) -> tuple:
+    return run["model"], run["setting"], run["arm"], run["seed"]
+
+
+def _verdict(ci) -> str:
+    lo, hi = (math.nan if v is None else v for v in ci)
+    return "helps" if lo > 0 else "hurts" if hi < 0 else "no clear effect"
+
+
+def summarize(runs: Sequence[dict]) -> dict:
+    """``{model: {setting: {metric: {arm: paired summary + verdict + seeds}}}}`` against that setting's ``real``.
+
+    Each arm is compared on the seeds it shares with ``real`` (all of them once the benchmark is complete).
+    """
+    table: dict = {}
+    for r in runs:
+        for metric in METRICS[r["model"]]:
+            v = r["scores"][metric]
+            by_arm = table.setdefault(r["model"], {}).setdefault(r["setting"], {}).setdefault(metric, {})
+            by_arm.setdefault(r["arm"], {})[r["seed"]] = math.nan if v is None else v
+    out: dict = {}
+    for model, settings in table.items():
+        for setting, metrics in settings.items():
+            for metric, by_arm in metrics.items():
+                ref = by_arm.get("real")
+                if not ref:
+                    continue
+                dest = out.setdefault(model, {}).setdefault(setting, {}).setdefault(metric, {})
+                for arm, values in by_arm.items():
+                    seeds = sorted(set(values) & set(ref))
+                    if not seeds:
+                        continue
+                    s = paired_summary({"real": {k: ref[k] for k in seeds}, arm: {k: values[k] for k in seeds}})[arm]
+                    s["seeds"] = seeds
+                    s["verdict"] = "reference" if arm == "real" else _verdict(s["diff_ci95"])
+                    dest[arm] = s
+    return out
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _machine(device) -> dict:
+    name = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else "cpu"
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "device": str(device), "device_name": name}  # fmt: skip
+
+
+def _write_json(path: Path, result: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(_json_safe(result), indent=1, allow_nan=False))
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"cannot write ({e.strerror or e})", path) from None
+
+
+def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: bool) -> dict | None:
+    """The stored result to continue (``resume``), or None to start afresh."""
+    if not result_file.exists() or overwrite:
+        return None
+    if not resume:
+        raise OutputError("exists", result_file, hint="pass --resume to continue it or --overwrite to replace it")
+    try:
+        old = json.loads(result_file.read_text())
+    except (OSError, ValueError) as e:
+        raise OutputError(f"cannot be read to resume ({e})", result_file) from None
+    if old.get("fingerprint") != _json_safe(fingerprint):
+        raise OutputError("was made with another config, synthetic sets, steps, batch size, lr, limited share or "
+                          "tiling; its runs cannot be paired with new ones", result_file,
+                          hint="pass --overwrite to start afresh, or another --out")  # fmt: skip
+    return old
+
+
+def benchmark(
+    cfg: Config,
+    synthetic: dict[str, Path],
+    out_dir,
+    seeds: int = 3,
+    steps: int = 2000,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    models: Sequence[str] | None = None,
+    amounts: Sequence[float] = (1, 3, 5),
+    limited: float = 0.25,
+    arms: Sequence[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    command: str = "",
+    device: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train every (model, arm, amount, seed) of the protocol above, score on the test split, report.
+
+    ``synthetic``: ``{name: data set folder}`` in arm order (the first one also
+    feeds ``synthetic_only``). ``seeds``: seeds ``0..seeds-1``. ``models``
+    default to ``unet, segformer`` (segmentation) or ``siamdiff`` (change);
+    ``pixel`` may be added for segmentation data. ``limited``: share of the real
+    windows of the limited-real setting (0 = skip it). ``arms``: names to run
+    (default all; ``real`` is required). Writes ``<out_dir>/benchmark.json``
+    after every training, then ``report.md`` / ``report.html``
+    (:mod:`specdm.evaluation.report`); an existing benchmark.json is continued
+    with ``resume`` (finished runs skipped; seeds, models, arms and amounts may
+    be added) or replaced with ``overwrite``. ``device`` defaults to CUDA when
+    available. Returns the JSON dict.
+    """
+    from specdm.evaluation.report import write_report
+
+    t_start = time.time()
+    out_dir = Path(out_dir)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if seeds < 1 or steps < 1 or batch_size < 1 or lr <= 0 or not amounts or min(amounts) <= 0:
+        raise ConfigError("seeds, steps and batch size must be >= 1, lr > 0 and amounts positive")
+    if not 0 <= limited <= 1:
+        raise ConfigError(f"limited={limited} must be a share of the real windows in [0, 1]")
+    real = _real_data(cfg, limited)
+    models = list(models or DEFAULT_MODELS[real.task])
+    wrong = [m for m in models if m not in TASK_MODELS[real.task]]
+    if wrong:
+        raise ConfigError(f"model(s) {', '.join(wrong)} do not fit {real.task} data",
+                          hint=f"choose from {', '.join(TASK_MODELS[real.task])}")
+    amounts = list(amounts)
+    plan = plan_arms(arms, list(synthetic), amounts, limited)
+    patch = cfg.data.patch_size
+    settings = {"seeds": list(range(seeds)), "steps": steps, "batch_size": batch_size, "lr": lr,
+                "optimizer": "Adam, constant learning rate", "models": models, "amounts": amounts,
+                "limited": limited, "limited_seed": LIMITED_SEED, "arms": [a.id for a in plan if a.setting == "full"],
+                "tile": patch, "overlap": patch // 4, "device": str(device)}  # fmt: skip
+    fingerprint = {"config": cfg.model_dump(mode="json"), "synthetic": {k: str(v) for k, v in synthetic.items()},
+                   **{k: settings[k] for k in ("steps", "batch_size", "lr", "limited", "tile", "overlap")}}  # fmt: skip
+
+    result_file = out_dir / RESULT_FILE
+    old = _previous(result_file, fingerprint, resume, overwrite)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"is not writable ({e.strerror})", out_dir) from None
+    runs = list(old["runs"]) if old else []
+    invocations = list(old["invocations"]) if old else []
+    done = {_key(r) for r in runs}
+
+    top = max(amounts)
+    pools, synth_info, warnings = {}, {}, []
+    for name, path in synthetic.items():
+        x, y, info = _load_synthetic(name, path, real, round(top * len(real.x)))
+        pools[name], synth_info[name] = (x, y), info
+        for arm in plan:
+            n_real = len(real.limited) if arm.setting == "limited" else len(real.x)
+            if arm.synthetic == name and _pool_size(arm, n_real) > len(x):
+                warnings.append(f"{name}: {arm.setting} arm {arm.id} asks for {_pool_size(arm, n_real)} synthetic "
+                                f"samples, the data set holds {len(x)}; all of them are used")
+
+    todo = [(m, arm, s) for m in models for s in settings["seeds"] for arm in plan if (m, arm.setting, arm.id, s) not in done]
+    if done:
+        _log(f"resuming {result_file}: {len(done)} run(s) kept, {len(todo)} to train")
+    _log(f"benchmark on config '{cfg.name}' ({real.task}): {len(real.x)} real training windows, "
+         f"{len(real.test)} test region(s), {len(todo)} training(s) of {steps} steps, batch {batch_size}, on {device}")
+    arms_record = [{**asdict(a), "id": a.id, "mix": a.mix} for a in plan]
+    planned = {(a["setting"], a["id"]) for a in arms_record}
+    arms_record += [a for a in (old["arms"] if old else []) if (a["setting"], a["id"]) not in planned]
+    base = {
+        "specdm_benchmark": __version__,
+        "command": command,
+        "fingerprint": fingerprint,
+        "config": fingerprint["config"],
+        "settings": settings,
+        "data": real.info,
+        "synthetic": synth_info,
+        "arms": arms_record,
+        "conventions": {
+            "test": "every test region whole, normalized by the training split, tiled prediction (tile = patch "
+                    "size, overlap = patch size // 4); pixels of all test regions pooled into one confusion matrix",
+            "segmentation": "mIoU and macro F1 over classes_averaged (labelled in both training and test regions, "
+                            "ignore_index left out); per-class scores of every class",
+            "change": "F1 and IoU of the change class (1), mIoU over {no change, change}; class-balanced "
+                      "cross-entropy (weights from the real windows)",
+            "pixel": "OA, AA, kappa over labelled test pixels; model sees each spectrum on its own",
+            "synthetic_amount": "amount a: the first round(a * real windows) synthetic samples in file order; each "
+                                "batch takes round(a / (1 + a) * batch size) of them",
+            "synthetic_only": "first synthetic set at the largest amount, whole batch synthetic",
+            "limited": f"a share `limited` of the real windows, numpy default_rng({LIMITED_SEED}).choice, same for "
+                       "all arms; synthetic pools are then amount x the limited window count",
+            "pairing": "seed k of every arm shares the initialization and the real batch order",
+            "summary": "per arm: mean +- std (ddof 1) over seeds; per-seed difference to `real` of the same "
+                       "model and setting, mean +- std and Student-t 95 % interval; helps / hurts when the interval "
+                       "lies above / below 0, else no clear effect",
+        },
+        "warnings": warnings,
+        "machine": _machine(device),
+    }
+    previous_wall = sum(i["wall_time_s"] for i in invocations)
+
+    def save(trained: int) -> dict:
+        wall = round(time.time() - t_start, 1)
+        finished = {_key(r) for r in runs}
+        result = {**base, "invocations": [*invocations, {"command": command, "wall_time_s": wall, "trainings": trained}],
+                  "wall_time_s": round(previous_wall + wall, 1), "runs": runs, "summary": summarize(runs),
+                  "complete": all((m, a.setting, a.id, s) in finished
+                                  for m in models for a in plan for s in settings["seeds"])}  # fmt: skip
+        _write_json(result_file, result)
+        return result
+
+    result = save(0)
+    for i, (model_name, arm, seed) in enumerate(todo, 1):
+        run = _run_one(model_name, arm, seed, real, pools, settings, device, progress)
+        runs.append(run)
+        result = save(i)
+        metric = METRICS[model_name][0]
+        _log(f"[{i}/{len(todo)}] {model_name} {arm.setting} {arm.id} seed {seed}: {run['train_s'] + run['eval_s']:.0f} s "
+             f"(total {time.time() - t_start:.0f} s), {metric} {run['scores'][metric]:.4f}")
+    result = _json_safe(result)
+    result["output"] = write_report(result, out_dir)
+    return result

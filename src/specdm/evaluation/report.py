@@ -1,0 +1,296 @@
+"""The readable side of ``specdm benchmark``: ``report.md``, a self-contained ``report.html`` and plots.
+
+Everything is computed from ``benchmark.json`` alone, so ``specdm benchmark
+--report-only OUT`` rebuilds the same report. Tables follow the SpecDM paper's
+layout: one row per arm (real, classical augmentation, + synthetic xN, synthetic
+only), columns = the scores (mean +- std over seeds) and their per-seed
+difference to real-only (mean +- std [95 % CI]), and the verdict.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from specdm.errors import OutputError
+
+METRIC_LABELS = {"miou": "mIoU", "f1": "F1", "oa": "OA", "aa": "AA", "kappa": "kappa",
+                 "f1_change": "F1 (change)", "iou_change": "IoU (change)"}  # fmt: skip
+SETTING_TITLES = {"full": "full real training set", "limited": "limited real data"}
+
+
+def rewrite_report(out_dir) -> dict:
+    """Rebuild the report of ``<out_dir>/benchmark.json``; returns the paths written."""
+    path = Path(out_dir) / "benchmark.json"
+    try:
+        result = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise OutputError("not found: nothing to report", path) from None
+    except (OSError, ValueError) as e:
+        raise OutputError(f"cannot be read ({e})", path) from None
+    return write_report(result, out_dir)
+
+
+def write_report(result: dict, out_dir) -> dict:
+    """Write ``plots/*.png``, ``report.md`` and ``report.html`` into ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    blocks = _blocks(result)
+    try:
+        (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+        plots = []
+        for kind, *args in blocks:
+            if kind == "img":
+                _plot(result, *args[2:], out_dir / args[0])
+                plots.append(str(out_dir / args[0]))
+        (out_dir / "report.md").write_text(_markdown(blocks))
+        (out_dir / "report.html").write_text(_html(blocks, out_dir))
+    except OSError as e:
+        raise OutputError(f"cannot write the report ({e.strerror or e})", out_dir) from None
+    return {"json": str(out_dir / "benchmark.json"), "markdown": str(out_dir / "report.md"),
+            "html": str(out_dir / "report.html"), "plots": plots}  # fmt: skip
+
+
+def format_markdown(result: dict) -> str:
+    """The markdown report of a benchmark result (as written to report.md)."""
+    return _markdown(_blocks(result))
+
+
+# --------------------------------------------------------------------------- content
+
+
+def _num(v, spec=".3f") -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def _label(arm: dict) -> str:
+    if arm["kind"] == "real":
+        return "real only"
+    if arm["kind"] == "classical":
+        return "real + classical aug."
+    if arm["kind"] == "synthetic":
+        return f"real + {arm['synthetic']} x{arm['amount']:g}"
+    return f"{arm['synthetic']} only (x{arm['amount']:g} pool)"
+
+
+def _models(result: dict) -> list[str]:
+    return list(dict.fromkeys([*result["settings"]["models"], *(r["model"] for r in result["runs"])]))
+
+
+def _arms(result: dict, model: str, setting: str) -> list[dict]:
+    """Arms of ``setting`` with a summary for ``model``, in plan order."""
+    have = result["summary"].get(model, {}).get(setting, {})
+    first = next(iter(have.values()), {})
+    return [a for a in result["arms"] if a["setting"] == setting and a["id"] in first]
+
+
+def _score_table(result: dict, model: str, setting: str):
+    summary = result["summary"][model][setting]
+    metrics = list(summary)
+    header = ["arm", "seeds", *(METRIC_LABELS[m] for m in metrics),
+              *(f"diff {METRIC_LABELS[m]} vs real" for m in metrics), f"verdict ({METRIC_LABELS[metrics[0]]})"]
+    rows = []
+    for arm in _arms(result, model, setting):
+        cells = [summary[m][arm["id"]] for m in metrics]
+        means = [f"{_num(c['mean'])} ± {_num(c['std'])}" for c in cells]
+        if arm["kind"] == "real":
+            diffs = ["—"] * len(metrics)
+        else:
+            diffs = [f"{_num(c['diff_mean'], '+.3f')} ± {_num(c['diff_std'])} "
+                     f"[{_num(c['diff_ci95'][0], '+.3f')}, {_num(c['diff_ci95'][1], '+.3f')}]" for c in cells]
+        rows.append([_label(arm), str(len(cells[0]["seeds"])), *means, *diffs, cells[0]["verdict"]])
+    return header, rows
+
+
+def _per_class_iou(conf: list) -> np.ndarray:
+    cm = np.asarray(conf, dtype=np.float64)
+    tp = np.diag(cm)
+    den = cm.sum(0) + cm.sum(1) - tp
+    return np.divide(tp, den, out=np.full(len(tp), np.nan), where=den > 0)
+
+
+def _class_table(result: dict, model: str):
+    """Per-class IoU (from each run's pooled confusion), mean over seeds, one column per arm (full setting)."""
+    d = result["data"]
+    arms = _arms(result, model, "full")
+    header = ["class", "name", "averaged", *(_label(a) for a in arms)]
+    means = {}
+    for arm in arms:
+        ious = [_per_class_iou(r["scores"]["confusion"]) for r in result["runs"]
+                if r["model"] == model and r["setting"] == "full" and r["arm"] == arm["id"]]
+        stack = np.array(ious)
+        means[arm["id"]] = [float(np.nanmean(c)) if np.isfinite(c).any() else None for c in stack.T]
+    averaged = set(d["classes_averaged"]) if d["task"] == "segmentation" and model != "pixel" else None
+    rows = []
+    for c, name in enumerate(d["class_names"]):
+        if c == d["ignore_index"]:
+            continue
+        mark = "all" if averaged is None else ("yes" if c in averaged else "no")
+        rows.append([str(c), name, mark, *(_num(means[a["id"]][c]) for a in arms)])
+    return header, rows
+
+
+def _regions(regions: list[dict]) -> str:
+    return ", ".join(f"{r['scene']} rows {r['rows'][0]}-{r['rows'][1] - 1}, cols {r['cols'][0]}-{r['cols'][1] - 1}"
+                     for r in regions)
+
+
+def _blocks(result: dict) -> list[tuple]:
+    """The report as blocks: ("h", level, text), ("p", text), ("list", items), ("table", header, rows),
+    ("img", path, caption, model, setting), ("code", text)."""
+    d, s = result["data"], result["settings"]
+    avg = (f"mIoU and F1 average the classes labelled in both training and test regions: "
+           f"{', '.join(map(str, d['classes_averaged']))}." if d["task"] == "segmentation" else
+           "Change detection: F1 and IoU of the change class, mIoU over {no change, change}.")
+    blocks: list[tuple] = [
+        ("h", 1, f"Downstream benchmark: config `{d['config']}` ({d['task']})"),
+        ("p", f"Trained on {d['train_windows']} real training windows of {d['patch_size']}x{d['patch_size']} pixels "
+              f"({_regions(d['train_regions'])}); scored on {len(d['test_regions'])} whole test region(s) "
+              f"({_regions(d['test_regions'])}; "
+              f"{d['labelled_test_pixels']} labelled pixels pooled into one confusion matrix per run). {avg} "
+              f"Every arm: Adam, lr {s['lr']:g}, {s['steps']} steps of batch {s['batch_size']}; seeds "
+              f"{', '.join(map(str, s['seeds']))}, paired (seed k shares initialization and real batch order). "
+              "Differences are per seed against real only of the same model and setting; the verdict says whether "
+              "their 95 % interval lies above 0 (helps), below 0 (hurts) or covers it (no clear effect)."),
+    ]  # fmt: skip
+    if not result.get("complete", True):
+        blocks.append(("p", "**Partial results**: not every planned run has finished; rerun with --resume."))
+    for setting in ("full", "limited"):
+        models = [m for m in _models(result) if setting in result["summary"].get(m, {})]
+        if not models:
+            continue
+        title = SETTING_TITLES[setting]
+        if setting == "limited":
+            title += f" ({d['limited_windows']} of {d['train_windows']} windows, seeded choice)"
+        blocks.append(("h", 2, title[0].upper() + title[1:]))
+        for m in models:
+            metric = next(iter(result["summary"][m][setting]))
+            blocks += [("h", 3, f"{m}"), ("table", *_score_table(result, m, setting)),
+                       ("img", f"plots/{m}_{setting}.png",
+                        f"{m}, {title}: {METRIC_LABELS[metric]} per arm (mean ± std, seeds as dots) and per-seed "
+                        "difference to real only (mean and 95 % CI)", m, setting)]  # fmt: skip
+    models = [m for m in _models(result) if "full" in result["summary"].get(m, {})]
+    if models:
+        blocks.append(("h", 2, "Per-class IoU (full real training set, mean over seeds)"))
+        for m in models:
+            blocks += [("h", 3, m), ("table", *_class_table(result, m))]
+    mach = result["machine"]
+    notes = [f"{k.replace('_', ' ')}: {v}" for k, v in result["conventions"].items()]
+    notes += [f"Synthetic set `{k}`: {v['path']} ({v['samples']} samples, {v['loaded']} loaded)"
+              for k, v in result["synthetic"].items()]
+    notes += [f"Warning: {w}" for w in result["warnings"]]
+    notes.append(f"Wall time {result['wall_time_s']:.0f} s over {len(result['invocations'])} invocation(s) on "
+                 f"{mach['platform']}, {mach['cpu_count']} CPUs, torch {mach['torch']}, device {mach['device_name']}.")
+    blocks += [("h", 2, "Notes"), ("list", notes), ("p", "Command(s):"),
+               ("code", "\n".join(i["command"] or "(library call)" for i in result["invocations"]))]
+    return blocks
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _plot(result: dict, model: str, setting: str, path: Path) -> None:
+    """Bars of the first metric per arm (mean ± std, seeds as dots); per-seed differences to real."""
+    metric = next(iter(result["summary"][model][setting]))
+    summary = result["summary"][model][setting][metric]
+    arms = _arms(result, model, setting)
+    per_seed = {a["id"]: {} for a in arms}
+    for r in result["runs"]:
+        if r["model"] == model and r["setting"] == setting and r["arm"] in per_seed:
+            v = r["scores"][metric]
+            per_seed[r["arm"]][r["seed"]] = np.nan if v is None else v
+    labels = [_label(a) for a in arms]
+    fig = Figure(figsize=(4 + 1.6 * len(arms), 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=[len(arms), max(1, len(arms) - 1)])
+    x = np.arange(len(arms))
+    mean = [np.nan if summary[a["id"]]["mean"] is None else summary[a["id"]]["mean"] for a in arms]
+    std = [0.0 if summary[a["id"]]["std"] is None else summary[a["id"]]["std"] for a in arms]
+    ax1.bar(x, mean, yerr=std, color="#8fb3d9", edgecolor="#35618f", capsize=4)
+    for i, a in enumerate(arms):
+        vals = list(per_seed[a["id"]].values())
+        ax1.plot(np.full(len(vals), i), vals, "o", color="#1f2f4a", ms=3)
+    ax1.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax1.set_ylabel(METRIC_LABELS[metric])
+    ax1.set_title(f"{model}, {SETTING_TITLES[setting]}", fontsize=9)
+    others = [a for a in arms if a["kind"] != "real"]
+    ref = per_seed.get("real", {})
+    for i, a in enumerate(others):
+        diffs = [v - ref[k] for k, v in per_seed[a["id"]].items() if k in ref]
+        ax2.plot(np.full(len(diffs), i), diffs, "o", color="#1f2f4a", ms=4, alpha=0.7)
+        s = summary[a["id"]]
+        if s["diff_mean"] is not None:
+            lo, hi = (np.nan if v is None else v for v in s["diff_ci95"])
+            ax2.errorbar([i + 0.2], [s["diff_mean"]], yerr=[[s["diff_mean"] - lo], [hi - s["diff_mean"]]],
+                         fmt="D", color="#c0392b", capsize=4, ms=5)
+    ax2.axhline(0, color="grey", lw=0.8)
+    ax2.set_xticks(np.arange(len(others)), [_label(a) for a in others], rotation=30, ha="right", fontsize=8)
+    ax2.set_xlim(-0.6, max(len(others), 1) - 0.4)
+    ax2.set_ylabel(f"{METRIC_LABELS[metric]} - real only (per seed)")
+    ax2.set_title("paired difference to real only (red: mean, 95 % CI)", fontsize=9)
+    fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _markdown(blocks: list[tuple]) -> str:
+    out = []
+    for kind, *a in blocks:
+        if kind == "h":
+            out += ["#" * a[0] + " " + a[1], ""]
+        elif kind == "p":
+            out += [a[0], ""]
+        elif kind == "list":
+            out += [*(f"- {item}" for item in a[0]), ""]
+        elif kind == "table":
+            header, rows = a
+            out += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+            out += ["| " + " | ".join(r) + " |" for r in rows] + [""]
+        elif kind == "img":
+            out += [f"![{a[1]}]({a[0]})", "", f"*{a[1]}*", ""]
+        elif kind == "code":
+            out += ["```", a[0], "```", ""]
+    return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    """Markdown's `code` and **bold** as HTML, the rest escaped."""
+    parts = html.escape(text).split("`")
+    text = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    parts = text.split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _html(blocks: list[tuple], out_dir: Path) -> str:
+    body = []
+    for kind, *a in blocks:
+        if kind == "h":
+            body.append(f"<h{a[0]}>{_inline(a[1])}</h{a[0]}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline(a[0])}</p>")
+        elif kind == "list":
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in a[0]) + "</ul>")
+        elif kind == "table":
+            header, rows = a
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+            trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+        elif kind == "img":
+            data = base64.b64encode((out_dir / a[0]).read_bytes()).decode()
+            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(a[1])}">'
+                        f"<figcaption>{html.escape(a[1])}</figcaption></figure>")
+        elif kind == "code":
+            body.append(f"<pre>{html.escape(a[0])}</pre>")
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;line-height:1.4}"
+             "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
+             "th,td{border:1px solid #bbb;padding:3px 8px}td{text-align:right}td:first-child{text-align:left}"
+             "th{background:#eef}img{max-width:100%}pre{background:#f4f4f4;padding:8px;white-space:pre-wrap}")
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>specdm benchmark</title>'
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,208 @@
+"""``specdm benchmark`` on tiny fake scenes: every arm x seed is stored and paired, the averaged
+classes come from the data, reports are written and rebuilt, resume skips finished runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config, write_config, write_fake_files
+from test_evaluate import write_synthetic
+
+from specdm.cli import main
+from specdm.config import load_config
+from specdm.errors import ConfigError, DataError, OutputError
+from specdm.evaluation import benchmark as bm
+from specdm.workflow import prepare_data
+
+STEPS = 12
+FAST = dict(steps=STEPS, batch_size=4, lr=1e-3, amounts=[1], limited=0.5, progress=False, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The models are tiny and the cores are shared: one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _setup(folder, change=False):
+    """A fake scene and a synthetic set made of its own training windows (data units).
+
+    Segmentation: classes 1..4 (0 = unlabelled); class 4 is removed from the training rows and
+    class 3 from the test rows, so only classes 1 and 2 are labelled in both.
+    """
+    data = write_fake_files(folder / "scene", np.random.default_rng(0), change=change, classes=2 if change else 5)
+    if not change:
+        mask = np.load(data["mask"])
+        mask[:32][mask[:32] == 4] = 1
+        mask[32:][mask[32:] == 3] = 2
+        np.save(data["mask"], mask)
+    cfg_path = write_config(folder / "real.yaml", tiny_config({**data, "ignore_index": None if change else 0}))
+    cfg = load_config(str(cfg_path))
+    prepared = prepare_data(cfg)
+    x, y = (t.numpy() for t in prepared.train.batch(range(len(prepared.train))))
+    phys = np.moveaxis(prepared.normalizer.inverse(np.moveaxis(x, 2, -1)), -1, 2)
+    real = type("Real", (), {"classes": prepared.reference.class_names, "norm": prepared.normalizer.to_dict()})
+    synth = write_synthetic(folder / "synth", phys, y, real)
+    return cfg, cfg_path, synth
+
+
+@pytest.fixture(scope="module")
+def seg(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    cfg, cfg_path, synth = _setup(root)
+    out = root / "out"
+    args = ["benchmark", str(cfg_path), "--synthetic", f"copy={synth}", "--out", str(out), "--seeds", "2",
+            "--steps", str(STEPS), "--batch-size", "4", "--models", "unet", "--amounts", "1", "--limited", "0.5",
+            "--device", "cpu"]  # fmt: skip
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    assert main(args) == 0
+    torch.set_num_threads(before)
+    return cfg, synth, out, args, json.loads((out / "benchmark.json").read_text())
+
+
+def test_every_arm_and_seed_is_stored_and_summarized(seg):
+    _, _, _, args, result = seg
+    runs = {(r["setting"], r["arm"], r["seed"]) for r in result["runs"]}
+    arms = [("full", "real"), ("full", "classical"), ("full", "copy x1"), ("full", "synthetic_only"),
+            ("limited", "real"), ("limited", "copy x1")]  # fmt: skip
+    assert runs == {(s, a, k) for s, a in arms for k in (0, 1)}
+    assert len(result["runs"]) == 12 and result["complete"]
+    full = {r["arm"]: r for r in result["runs"] if r["setting"] == "full" and r["seed"] == 0}
+    assert full["copy x1"]["mix"] == 0.5 and full["copy x1"]["synthetic_samples"] == full["real"]["real_windows"] == 15
+    assert full["synthetic_only"]["mix"] == 1.0 and full["synthetic_only"]["real_windows"] == 0
+    limited = [r for r in result["runs"] if r["setting"] == "limited"]
+    assert {r["real_windows"] for r in limited} == {8} and result["data"]["limited_windows"] == 8
+    assert result["data"]["limited_indices"] == sorted(np.random.default_rng(0).choice(15, 8, replace=False).tolist())
+
+    s = result["summary"]["unet"]
+    for setting, arm in arms:
+        for metric in ("miou", "f1"):
+            entry = s[setting][metric][arm]
+            assert entry["seeds"] == [0, 1] and entry["n"] == 2
+            values = [r["scores"][metric] for r in result["runs"] if (r["setting"], r["arm"]) == (setting, arm)]
+            assert entry["mean"] == pytest.approx(np.mean(values))
+            lo, hi = entry["diff_ci95"]
+            expected = "reference" if arm == "real" else "helps" if lo > 0 else "hurts" if hi < 0 else "no clear effect"
+            assert entry["verdict"] == expected
+    assert result["command"] == "specdm " + " ".join(args)
+    assert result["settings"]["steps"] == STEPS and result["settings"]["batch_size"] == 4
+    assert {"platform", "cpu_count", "torch"} <= set(result["machine"]) and result["wall_time_s"] > 0
+
+
+def test_classes_averaged_are_those_labelled_in_both_regions(seg):
+    result = seg[4]
+    d = result["data"]
+    assert d["classes_train"] == [1, 2, 3] and d["classes_test"] == [1, 2, 4]
+    assert d["classes_averaged"] == [1, 2]
+    run = result["runs"][0]["scores"]
+    iou = [np.nan if v is None else v for v in run["per_class_iou"]]
+    assert len(iou) == 5 and run["miou"] == pytest.approx(np.nanmean(iou[1:3]))
+    assert d["test_regions"] == [{"scene": "image", "rows": [32, 48], "cols": [0, 48]}]
+    labelled = int((np.load(seg[0].data.mask)[32:] != 0).sum())
+    assert sum(map(sum, run["confusion"])) == d["labelled_test_pixels"] == labelled
+
+
+def test_reports_hold_the_table_rows_and_rebuild_identically(seg):
+    _, _, out, _, result = seg
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    for row in ("| real only | 2 |", "| real + classical aug. | 2 |", "| real + copy x1 | 2 |", "| copy only (x1 pool) | 2 |"):
+        assert row in md
+    assert "Limited real data (8 of 15 windows" in md and "Per-class IoU" in md
+    assert "![" in md and "plots/unet_full.png" in md and (out / "plots" / "unet_limited.png").is_file()
+    assert "<td>real + copy x1</td>" in html and html.count("data:image/png;base64,") == 2
+    (out / "report.md").unlink()
+    assert main(["benchmark", "--report-only", str(out)]) == 0
+    assert (out / "report.md").read_text() == md
+
+
+def test_same_seed_reproduces_and_arms_share_real_batches(seg, tmp_path, monkeypatch):
+    cfg, synth, _, _, result = seg
+    batches = {}
+    train = bm.train_downstream
+
+    def recording(name, sets, *a, **kw):
+        log = batches.setdefault((len(sets[0][0]), len(sets)), [])
+        return train(name, sets, *a, **kw, on_batch=lambda step, r, s: log.append(r.copy()))
+
+    monkeypatch.setattr(bm, "train_downstream", recording)
+    again = bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, models=["unet"], arms=["real", "copy"], **FAST)
+    before = {(r["setting"], r["arm"]): r["scores"] for r in result["runs"] if r["seed"] == 0}
+    for r in again["runs"]:
+        assert r["scores"] == before[(r["setting"], r["arm"])]  # same seed, same numbers
+    real_only, mixed = batches[(15, 1)], batches[(15, 2)]
+    assert len(real_only) == len(mixed) == STEPS
+    for r0, r1 in zip(real_only, mixed):
+        assert len(r1) == 2 and np.array_equal(r1, r0[:2])
+
+
+def test_resume_skips_finished_runs_and_adds_seeds(seg, tmp_path, monkeypatch):
+    cfg, synth = seg[:2]
+    calls = []
+    train = bm.train_downstream
+    monkeypatch.setattr(bm, "train_downstream", lambda *a, **kw: calls.append(a[0]) or train(*a, **kw))
+    kw = dict(models=["unet"], arms=["real", "copy"], **{**FAST, "limited": 0})
+    bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, **kw)
+    assert len(calls) == 2
+    with pytest.raises(OutputError, match="--resume"):
+        bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, **kw)
+    result = bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=2, resume=True, **kw)
+    assert len(calls) == 4 and len(result["runs"]) == 4 and len(result["invocations"]) == 2
+    assert result["summary"]["unet"]["full"]["miou"]["copy x1"]["seeds"] == [0, 1]
+    bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=2, resume=True, **kw)
+    assert len(calls) == 4
+    with pytest.raises(OutputError, match="another config"):
+        bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=2, resume=True, **{**kw, "steps": STEPS + 1})
+
+
+def test_pixel_classification_scores(seg, tmp_path):
+    cfg, synth = seg[:2]
+    result = bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, models=["pixel"], arms=["real", "copy"],
+                          **{**FAST, "limited": 0, "steps": 4})
+    scores = result["runs"][0]["scores"]
+    assert {"oa", "aa", "kappa", "per_class_accuracy"} <= set(scores)
+    assert set(result["summary"]["pixel"]["full"]) == {"oa", "aa", "kappa"}
+    assert "| real + copy x1 | 1 |" in (tmp_path / "report.md").read_text()
+
+
+def test_change_detection_with_siamdiff(tmp_path):
+    cfg, _, synth = _setup(tmp_path, change=True)
+    result = bm.benchmark(cfg, {"copy": synth}, tmp_path / "out", seeds=2, **{**FAST, "steps": 6})
+    assert result["settings"]["models"] == ["siamdiff"]
+    assert len(result["runs"]) == 2 * 6
+    scores = result["runs"][0]["scores"]
+    assert {"f1_change", "iou_change", "miou"} <= set(scores) and len(scores["confusion"]) == 2
+    assert set(result["summary"]["siamdiff"]["limited"]["f1_change"]) == {"real", "copy x1"}
+    assert "F1 (change)" in (tmp_path / "out" / "report.md").read_text()
+    with pytest.raises(ConfigError, match="do not fit change"):
+        bm.benchmark(cfg, {}, tmp_path / "out2", seeds=1, models=["unet"], **FAST)
+
+
+def test_bad_inputs_are_named_errors(seg, tmp_path):
+    cfg, synth = seg[:2]
+    with pytest.raises(ConfigError, match="NAME=DIR"):
+        bm.parse_synthetic(["nodir"])
+    with pytest.raises(ConfigError, match="real"):
+        bm.parse_synthetic(["real=x"])
+    with pytest.raises(ConfigError, match="positive"):
+        bm.parse_amounts("1,-2")
+    assert bm.parse_amounts("1,0.5") == [1, 0.5]
+    with pytest.raises(ConfigError, match="cannot be left out"):
+        bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, arms=["copy"], **FAST)
+    meta = json.loads((synth / "metadata.json").read_text())
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in synth.iterdir():
+        (other / f.name).symlink_to(f)
+    (other / "metadata.json").unlink()
+    meta["normalization"]["high"] = [2 * v for v in meta["normalization"]["high"]]
+    (other / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="normalization differs"):
+        bm.benchmark(cfg, {"other": other}, tmp_path / "o", seeds=1, **FAST)
