@@ -119,8 +119,9 @@ class Child:
     def __init__(self, cmd: list[str], env: dict | None = None, cwd=None, poll: float = 0.2, log: Path | None = None):
         self.cmd = cmd
         self.t0 = time.time()
-        self.proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, errors="replace")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, bufsize=0)
         self.progress: list[tuple[float, str, int, int]] = []  # (t, bar description, k, n)
         self.err_tail: list[str] = []
         self.out = ""
@@ -135,19 +136,23 @@ class Child:
             t.start()
 
     def _read_out(self):
-        self.out = self.proc.stdout.read()
+        chunks = []
+        fd = self.proc.stdout.fileno()
+        while data := os.read(fd, 65536):
+            chunks.append(data)
+        self.out = b"".join(chunks).decode(errors="replace")
 
     def _read_err(self):
+        """Timestamp each progress line as its bytes arrive (raw os.read: no buffering on this side)."""
+        fd = self.proc.stderr.fileno()
         buf = ""
-        while True:
-            ch = self.proc.stderr.read(1)
-            if not ch:
-                break
-            if ch in "\r\n":
-                line, buf = buf, ""
+        while data := os.read(fd, 65536):
+            now = time.time() - self.t0
+            buf += data.decode(errors="replace")
+            *lines, buf = re.split(r"[\r\n]", buf)
+            for line in lines:
                 if not line:
                     continue
-                now = time.time() - self.t0
                 if self._log:
                     self._log.write(f"{now:9.2f} {line}\n")
                 m = PROGRESS.search(line)
@@ -155,8 +160,6 @@ class Child:
                     self.progress.append((now, line.split(":")[0].strip(), int(m.group(1)), int(m.group(2))))
                 else:
                     self.err_tail = (self.err_tail + [line])[-40:]
-            else:
-                buf += ch
 
     def _poll(self, every: float):
         try:
@@ -201,10 +204,13 @@ class Child:
             "processes": self.peak_procs,
         }
 
-    def step_rate(self, desc_prefix: str, skip: int = 3) -> dict | None:
+    def step_rate(self, desc_prefix: str, skip: int = 3, before_end: bool = False) -> dict | None:
         """Steady-state seconds per unit of the progress bar whose description starts with ``desc_prefix``,
-        from the first time its count reached ``skip`` to its last update."""
+        from the first time its count reached ``skip`` to its last update (``before_end``: to the last update
+        before the bar reached its total, e.g. to leave out a final checkpoint written inside the last step)."""
         pts = [(t, k, n) for t, d, k, n in self.progress if d.startswith(desc_prefix)]
+        if before_end:
+            pts = [(t, k, n) for t, k, n in pts if k < n]
         if not pts:
             return None
         first = {}

@@ -162,14 +162,20 @@ def test_resume_skips_finished_runs_and_adds_seeds(seg, tmp_path, monkeypatch):
         bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=2, resume=True, **{**kw, "steps": STEPS + 1})
 
 
-def test_pixel_classification_scores(seg, tmp_path):
+def test_two_synthetic_sets_with_segformer_and_pixel(seg, tmp_path):
     cfg, synth = seg[:2]
-    result = bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, models=["pixel"], arms=["real", "copy"],
-                          **{**FAST, "limited": 0, "steps": 4})
-    scores = result["runs"][0]["scores"]
-    assert {"oa", "aa", "kappa", "per_class_accuracy"} <= set(scores)
+    result = bm.benchmark(cfg, {"copy": synth, "again": synth}, tmp_path, seeds=1, models=["segformer", "pixel"],
+                          **{**FAST, "limited": 0, "steps": 3})
+    arms = [a["id"] for a in result["arms"]]
+    assert arms == ["real", "classical", "copy x1", "again x1", "synthetic_only"]
+    assert next(a for a in result["arms"] if a["id"] == "synthetic_only")["synthetic"] == "copy"
+    assert len(result["runs"]) == 10
+    pixel = next(r["scores"] for r in result["runs"] if r["model"] == "pixel")
+    assert {"oa", "aa", "kappa", "per_class_accuracy"} <= set(pixel)
     assert set(result["summary"]["pixel"]["full"]) == {"oa", "aa", "kappa"}
-    assert "| real + copy x1 | 1 |" in (tmp_path / "report.md").read_text()
+    assert set(result["summary"]["segformer"]["full"]["miou"]) == set(arms)
+    md = (tmp_path / "report.md").read_text()
+    assert "### segformer" in md and "### pixel" in md and "| real + again x1 | 1 |" in md
 
 
 def test_change_detection_with_siamdiff(tmp_path):

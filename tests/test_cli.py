@@ -19,6 +19,15 @@ def tiny(tmp_path, rng):
     return tiny_config(write_fake_files(tmp_path / "data", rng))
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny trained run folder shared by the sampling tests."""
+    tmp = tmp_path_factory.mktemp("trained")
+    cfg = write_config(tmp / "cfg.yaml", tiny_config(write_fake_files(tmp / "data", np.random.default_rng(1))))
+    assert main(["run", str(cfg), "--run-dir", str(tmp / "run")]) == 0
+    return tmp / "run"
+
+
 def run_cli(args, capsys):
     code = main([str(a) for a in args])
     out = capsys.readouterr()
@@ -82,10 +91,8 @@ def test_training_resume_is_exact(tmp_path, tiny, capsys):
     assert max(steps) == 6
 
 
-def test_sampling_resume_gives_the_same_samples(tmp_path, tiny, capsys):
-    cfg = write_config(tmp_path / "cfg.yaml", tiny)
-    assert run_cli(["run", cfg, "--run-dir", tmp_path / "run"], capsys)[0] == 0
-    model, syn = tmp_path / "run" / "model", tmp_path / "s"
+def test_sampling_resume_gives_the_same_samples(tmp_path, trained, capsys):
+    model, syn = trained / "model", tmp_path / "s"
     args = ["sample", model, "--out", syn, "-n", 8, "--steps", 4, "--batch-size", 3, "--sampler", "ddpm"]
     assert run_cli(args, capsys)[0] == 0
     first = {p.name: tifffile.imread(p) for p in (syn / "images").glob("*.tif")}
@@ -209,3 +216,44 @@ def test_packaged_configs_validate(capsys):
     assert code == 0 and "indian_pines" in out.split() and "oscd" in out.split()
     for name in out.split():
         assert run_cli(["config", name], capsys)[0] == 0
+
+
+@pytest.mark.parametrize("image_format, mask_format", [("zarr", "png"), ("npy", "tif"), ("tif", "png")])
+def test_output_formats_round_trip(tmp_path, trained, capsys, image_format, mask_format):
+    out = tmp_path / image_format
+    args = ["sample", trained / "model", "--out", out, "-n", 3, "--steps", 2, "--image-format", image_format,
+            "--mask-format", mask_format, "--seed", 7]
+    assert run_cli(args, capsys)[0] == 0
+    ds = SyntheticDataset(out)
+    ref = SyntheticDataset(tmp_path / "ref") if (tmp_path / "ref").exists() else None
+    assert len(ds) == 3 and ds.meta["format"] == {**ds.meta["format"], "image": image_format, "mask": mask_format}
+    assert ref is None
+    # the same seed gives the same samples whatever the format
+    assert run_cli(["sample", trained / "model", "--out", tmp_path / "ref", "-n", 3, "--steps", 2, "--seed", 7], capsys)[0] == 0
+    ref = SyntheticDataset(tmp_path / "ref")
+    for k in range(3):
+        np.testing.assert_allclose(ds[k]["images"], ref[k]["images"], rtol=1e-6)
+        np.testing.assert_array_equal(ds[k]["mask"], ref[k]["mask"])
+
+
+def test_full_disk_keeps_completed_samples(tmp_path, trained, capsys, monkeypatch):
+    import errno
+
+    from specdm.output import dataset
+
+    real_save, calls = dataset._save_mask, []
+
+    def save_until_full(path, mask, fmt):
+        calls.append(path)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(path, mask, fmt)
+
+    monkeypatch.setattr(dataset, "_save_mask", save_until_full)
+    out = tmp_path / "s"
+    code, _, err = run_cli(["sample", trained / "model", "--out", out, "-n", 5, "--steps", 2], capsys)
+    assert code == 2 and "disk is full" in err and "--resume" in err and "000002.png" in err
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["000000.png", "000001.png"]  # no partial file left
+    monkeypatch.setattr(dataset, "_save_mask", real_save)
+    assert run_cli(["sample", trained / "model", "--out", out, "-n", 5, "--steps", 2, "--resume"], capsys)[0] == 0
+    assert len(SyntheticDataset(out)) == 5

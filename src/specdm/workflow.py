@@ -11,7 +11,6 @@ A run folder holds::
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from specdm.models.autoencoder import SpectralAutoencoder
 from specdm.models.denoiser import build_denoiser
 from specdm.models.info import ModelInfo
 from specdm.output.card import save_preview, write_card
-from specdm.output.dataset import MARKER, DatasetWriter, SyntheticDataset, image_dirs, prepare_output
+from specdm.output.dataset import MARKER, DatasetWriter, SyntheticDataset, claim_folder, image_dirs, prepare_output
 from specdm.pipelines.synthesis import SpecDMPipeline
 from specdm.scene import Scene
 from specdm.training.autoencoder import train_autoencoder
@@ -84,22 +83,8 @@ def real_statistics(data: PreparedData) -> ClassSpectra:
 def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Create ``run_dir``; an existing one is only continued (``resume``) or replaced (``overwrite``,
     and only if specdm made it)."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        ours = (run_dir / RUN_MARKER).is_file()
-        if resume and ours:
-            return
-        if overwrite and ours:
-            shutil.rmtree(run_dir)
-        elif overwrite:
-            raise OutputError("exists and was not made by specdm; refusing to delete it", run_dir)
-        else:
-            raise OutputError("exists and is not empty", run_dir, hint="pass --resume to continue it or --overwrite to replace it")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / RUN_MARKER).write_text(__version__)
-    except OSError as e:
-        raise OutputError(f"is not writable ({e.strerror})", run_dir) from None
+    claim_folder(run_dir, (Path(run_dir) / RUN_MARKER).is_file(), resume, overwrite, "run")
+    (Path(run_dir) / RUN_MARKER).write_text(__version__)
 
 
 def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: PreparedData | None = None) -> SpectralAutoencoder:

@@ -39,30 +39,35 @@ def image_dirs(num_dates: int) -> list[str]:
     return ["images"] if num_dates == 1 else [f"images_t{t + 1}" for t in range(num_dates)]
 
 
-def prepare_output(out_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Make ``out_dir`` ready: refuse to touch a non-empty folder unless resuming or overwriting,
-    and delete only folders that specdm itself wrote."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        meta = out_dir / "metadata.json"
-        ours = meta.is_file() and MARKER in meta.read_text(errors="ignore")
+def claim_folder(folder: Path, ours: bool, resume: bool, overwrite: bool, what: str) -> None:
+    """Make ``folder`` ready for writing. A non-empty folder is only continued (``resume``) or
+    replaced (``overwrite``) when ``ours`` (specdm wrote it); anything else is refused."""
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
         if resume and ours:
             return
         if overwrite and ours:
-            shutil.rmtree(out_dir)
+            shutil.rmtree(folder)
         elif overwrite:
-            raise OutputError("exists and was not written by specdm; refusing to delete it", out_dir)
+            raise OutputError("exists and was not written by specdm; refusing to delete it", folder)
         elif resume:
-            raise OutputError("exists but holds no specdm data set to resume", out_dir)
+            raise OutputError(f"exists but holds no specdm {what} to resume", folder)
         else:
-            raise OutputError("exists and is not empty", out_dir, hint="pass --resume to continue it or --overwrite to replace it")
+            raise OutputError("exists and is not empty", folder, hint="pass --resume to continue it or --overwrite to replace it")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write_test"
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write_test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise OutputError(f"is not writable ({e.strerror})", out_dir) from None
+        raise OutputError(f"is not writable ({e.strerror})", folder) from None
+
+
+def prepare_output(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Claim ``out_dir`` for a synthetic data set (see :func:`claim_folder`)."""
+    meta = Path(out_dir) / "metadata.json"
+    ours = meta.is_file() and MARKER in meta.read_text(errors="ignore")
+    claim_folder(out_dir, ours, resume, overwrite, "data set")
 
 
 def _io(path: Path, fn):
