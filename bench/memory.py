@@ -29,6 +29,13 @@ import numpy as np  # noqa: E402
 from _common import REPO, SPECDM, Child, command_line, header_md, machine_info, other_load, write_results  # noqa: E402
 
 
+def child_env(a) -> dict:
+    env = {"HF_HUB_OFFLINE": "1"}
+    if a.threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(a.threads)
+    return env
+
+
 def du_mb(path: Path) -> float:
     return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
 
@@ -48,7 +55,7 @@ def run_size(a, n: int) -> dict:
     out = a.work / f"n{n}"
     cmd = sample_cmd(a, out, n)
     print(f"sampling N = {n}: {' '.join(cmd)}", flush=True)
-    child = Child(cmd, env={"HF_HUB_OFFLINE": "1"}, log=a.work / f"n{n}.log")
+    child = Child(cmd, env=child_env(a), log=a.work / f"n{n}.log")
     res = child.wait()
     if res["returncode"] != 0:
         raise SystemExit(f"N = {n} failed:\n" + "\n".join(child.err_tail))
@@ -85,10 +92,10 @@ def resume_check(a) -> dict:
     n = a.resume_n
     A, B = a.work / "resume_A", a.work / "resume_B"
     print(f"interrupt + resume, N = {n}", flush=True)
-    ca = Child(sample_cmd(a, A, n), env={"HF_HUB_OFFLINE": "1"}, log=a.work / "resume_A.log")
+    ca = Child(sample_cmd(a, A, n), env=child_env(a), log=a.work / "resume_A.log")
     ra = ca.wait()
     assert ra["returncode"] == 0, ca.err_tail
-    cb = Child(sample_cmd(a, B, n), env={"HF_HUB_OFFLINE": "1"}, log=a.work / "resume_B1.log")
+    cb = Child(sample_cmd(a, B, n), env=child_env(a), log=a.work / "resume_B1.log")
     target = int(a.interrupt_at * n)
     sent_at = None
     while cb.proc.poll() is None:
@@ -101,7 +108,7 @@ def resume_check(a) -> dict:
     rb1 = cb.wait()
     done_after_kill = len(list((B / "masks").glob("*.png")))
     tmp_left = len(list(B.rglob(".*.tmp")))
-    cb2 = Child(sample_cmd(a, B, n, resume=True), env={"HF_HUB_OFFLINE": "1"}, log=a.work / "resume_B2.log")
+    cb2 = Child(sample_cmd(a, B, n, resume=True), env=child_env(a), log=a.work / "resume_B2.log")
     rb2 = cb2.wait()
     assert rb2["returncode"] == 0, cb2.err_tail
 
@@ -155,6 +162,7 @@ def main() -> int:
     p.add_argument("--resume-n", type=int, default=2000, help="N of the interrupt + resume check (0 to skip)")
     p.add_argument("--interrupt-at", type=float, default=0.5, help="fraction of samples written before SIGINT")
     p.add_argument("--atol", type=float, default=1e-4, help="image tolerance, normalized units")
+    p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the specdm processes (default: unset)")
     p.add_argument("--limit-mb", type=float, default=2048)
     p.add_argument("--work", type=Path, default=Path("/tmp/specdm-bench/memory"))
     p.add_argument("--keep", action="store_true")
@@ -164,7 +172,7 @@ def main() -> int:
     t0 = time.time()
     result = {"command": command_line(), "machine": machine_info(), "background": other_load(),
               "model_dir": str(a.model_dir), "sampler": a.sampler, "steps": a.steps, "batch_size": a.batch_size,
-              "image_format": a.image_format}
+              "image_format": a.image_format, "threads": a.threads or "torch default"}
     sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
     result["sizes"] = [run_size(a, n) for n in sizes]
     result["peak_rss_mb"] = max((r["peak_rss_mb_tree_polled"] for r in result["sizes"]), default=None)
@@ -184,7 +192,7 @@ def main() -> int:
 def markdown(r: dict) -> str:
     lines = header_md("Memory of `specdm sample` and interrupt + resume", r)
     lines += [f"- model `{r['model_dir']}`, sampler {r['sampler']} with {r['steps']} steps, batch {r['batch_size']}, "
-              f"images as {r['image_format']}.", ""]
+              f"images as {r['image_format']}, torch threads per process: {r['threads']}.", ""]
     if r["sizes"]:
         lines += [
             "| N | peak RSS (MB, ru_maxrss) | peak RSS (MB, polled tree) | RSS at 0/25/50/75/100% of sampling (MB) | "

@@ -5,8 +5,8 @@ Each run trains ``--steps`` steps of stage 1 (``specdm train-autoencoder``) then
 the batch over processes, so 2 processes make the same updates as 1). The step time is the steady state
 of the progress bar: from step ``--skip`` to the last step before the end (the final step also writes a
 checkpoint), timestamped as the bar's lines arrive; startup, data preparation and stage 2's latent
-encoding are reported separately. Threads: ``OMP_NUM_THREADS = cpu_count // processes`` for each process
-(on 2 cores, 2 processes get 1 thread each). Peak memory: the polled RSS summed over the process tree
+encoding are reported separately. Threads: ``OMP_NUM_THREADS`` per process as given by ``--layouts``
+(default 1 process x all cores, 1 x 1, and 2 processes x cores/2: on 2 cores, 2 processes get 1 thread each). Peak memory: the polled RSS summed over the process tree
 and ``ru_maxrss`` (largest single process).
 
     .venv/bin/python bench/training.py indian_pines --steps 30
@@ -51,7 +51,8 @@ def main() -> int:
     p.add_argument("config", help="packaged config name or YAML path")
     p.add_argument("--steps", type=int, default=30, help="steps of each stage")
     p.add_argument("--skip", type=int, default=5, help="warm-up steps left out of the step time")
-    p.add_argument("--procs", default="1,2", help="process counts to compare")
+    p.add_argument("--layouts", default=None,
+                   help="PROCESSESxTHREADS list, e.g. 1x2,1x1,2x1 (default: 1 x all cores, 1 x 1, 2 x cores/2)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--work", type=Path, default=Path("/tmp/specdm-bench/training"))
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "training")
@@ -68,15 +69,16 @@ def main() -> int:
               "global_batch": {"autoencoder": cfg.autoencoder.batch_size, "diffusion": cfg.diffusion.batch_size},
               "runs": []}
     cores = os.cpu_count() or 1
-    for procs in [int(x) for x in a.procs.split(",")]:
-        threads = max(1, cores // procs)
-        run_dir = a.work / f"p{procs}"
+    layouts = a.layouts or f"1x{cores},1x1,2x{max(1, cores // 2)}"
+    layouts = list(dict.fromkeys(tuple(int(v) for v in x.split("x")) for x in layouts.split(",")))
+    for procs, threads in layouts:
+        run_dir = a.work / f"p{procs}x{threads}"
         shutil.rmtree(run_dir, ignore_errors=True)
         for stage in STAGES:
             cmd = command(a, procs, stage, run_dir)
             print(f"{procs} process(es), {stage}: {' '.join(cmd)}", flush=True)
             env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
-            child = Child(cmd, env=env, cwd=a.work, log=a.work / f"p{procs}_{stage}.log")
+            child = Child(cmd, env=env, cwd=a.work, log=a.work / f"p{procs}x{threads}_{stage}.log")
             res = child.wait()
             if res["returncode"] != 0:
                 raise SystemExit(f"failed:\n" + "\n".join(child.err_tail))
@@ -88,7 +90,10 @@ def main() -> int:
             print(f"  {rate['s_per_step']:.3f} s/step ({rate['steps_per_s']:.2f} steps/s), peak RSS {res['peak_rss_mb_tree_polled']} MB "
                   f"(tree), wall {res['wall_s']:.0f} s", flush=True)
         shutil.rmtree(run_dir, ignore_errors=True)
-    base = {r["stage"]: r["s_per_step"] for r in result["runs"] if r["processes"] == 1}
+    first = result["runs"][0]
+    base = {r["stage"]: r["s_per_step"] for r in result["runs"]
+            if (r["processes"], r["threads_per_process"]) == (first["processes"], first["threads_per_process"])}
+    result["baseline"] = f"{first['processes']} x {first['threads_per_process']}"
     for r in result["runs"]:
         r["speedup_vs_1"] = base.get(r["stage"]) and base[r["stage"]] / r["s_per_step"]
     result["wall_time_s"] = time.time() - t0
@@ -109,7 +114,7 @@ def markdown(r: dict) -> str:
         f"{gb['diffusion']} (stage 2) whatever the number of processes; step time from step {r['skip']} to the last "
         "step before the end (the final step also writes a checkpoint).",
         "",
-        "| stage | processes x threads | s/step | steps/s | speed-up vs 1 | before first step (s) | wall (s) | peak RSS (MB, all processes) | peak RSS (MB, largest process) | command |",
+        f"| stage | processes x threads | s/step | steps/s | speed-up vs {r['baseline']} | before first step (s) | wall (s) | peak RSS (MB, all processes) | peak RSS (MB, largest process) | command |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for x in r["runs"]:
