@@ -40,9 +40,9 @@ def du_mb(path: Path) -> float:
     return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
 
 
-def sample_cmd(a, out: Path, n: int, resume: bool = False) -> list[str]:
-    cmd = [SPECDM, "sample", str(a.model_dir), "--out", str(out), "-n", str(n), "--sampler", a.sampler,
-           "--steps", str(a.steps), "--batch-size", str(a.batch_size), "--image-format", a.image_format]
+def sample_cmd(a, out: Path, n: int, resume: bool = False, batch_size: int | None = None) -> list[str]:
+    cmd = [*a.specdm.split(), "sample", str(a.model_dir), "--out", str(out), "-n", str(n), "--sampler", a.sampler,
+           "--steps", str(a.steps), "--batch-size", str(batch_size or a.batch_size), "--image-format", a.image_format]
     return cmd + (["--resume"] if resume else ["--overwrite"])
 
 
@@ -108,7 +108,7 @@ def resume_check(a) -> dict:
     rb1 = cb.wait()
     done_after_kill = len(list((B / "masks").glob("*.png")))
     tmp_left = len(list(B.rglob(".*.tmp")))
-    cb2 = Child(sample_cmd(a, B, n, resume=True), env=child_env(a), log=a.work / "resume_B2.log")
+    cb2 = Child(sample_cmd(a, B, n, resume=True, batch_size=a.resume_batch_size), env=child_env(a), log=a.work / "resume_B2.log")
     rb2 = cb2.wait()
     assert rb2["returncode"] == 0, cb2.err_tail
 
@@ -132,7 +132,7 @@ def resume_check(a) -> dict:
         "uninterrupted": ra,
         "interrupted": {**rb1, "sigint_sent_at_samples": sent_at, "samples_done_after_interrupt": done_after_kill,
                         "temp_files_left": tmp_left},
-        "resumed": {**rb2, "samples_written": n - done_after_kill},
+        "resumed": {**rb2, "samples_written": n - done_after_kill, "batch_size": a.resume_batch_size or a.batch_size},
         "complete": bool(meta_a.get("complete") and meta_b.get("complete")),
         "masks_equal_bitwise": mask_diff_pixels == 0,
         "mask_samples_differing": mask_diff_samples,
@@ -161,8 +161,11 @@ def main() -> int:
     p.add_argument("--image-format", default="tif", choices=["tif", "npy", "zarr"])
     p.add_argument("--resume-n", type=int, default=2000, help="N of the interrupt + resume check (0 to skip)")
     p.add_argument("--interrupt-at", type=float, default=0.5, help="fraction of samples written before SIGINT")
+    p.add_argument("--resume-batch-size", type=int, default=None,
+                   help="batch size of the resumed run (default: the same; another one cuts batches differently)")
     p.add_argument("--atol", type=float, default=1e-4, help="image tolerance, normalized units")
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the specdm processes (default: unset)")
+    p.add_argument("--specdm", default=SPECDM, help="the specdm command (default: the virtual environment's)")
     p.add_argument("--limit-mb", type=float, default=2048)
     p.add_argument("--work", type=Path, default=Path("/tmp/specdm-bench/memory"))
     p.add_argument("--keep", action="store_true")
@@ -175,7 +178,7 @@ def main() -> int:
               "image_format": a.image_format, "threads": a.threads or "torch default"}
     sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
     result["sizes"] = [run_size(a, n) for n in sizes]
-    result["peak_rss_mb"] = max((r["peak_rss_mb_tree_polled"] for r in result["sizes"]), default=None)
+    result["peak_rss_mb"] = max((max(r["peak_rss_mb_tree_polled"], r["peak_rss_mb_maxrss"]) for r in result["sizes"]), default=None)
     result["under_limit"] = result["peak_rss_mb"] is not None and result["peak_rss_mb"] < a.limit_mb
     result["limit_mb"] = a.limit_mb
     result["resume"] = resume_check(a) if a.resume_n else None
@@ -216,7 +219,8 @@ def markdown(r: dict) -> str:
             f"- interrupted run: SIGINT once {rs['interrupted']['sigint_sent_at_samples']} masks were on disk; exit "
             f"{rs['interrupted']['returncode']}, {rs['interrupted']['samples_done_after_interrupt']} samples complete, "
             f"{rs['interrupted']['temp_files_left']} temporary files left.",
-            f"- `--resume`: wrote the remaining {rs['resumed']['samples_written']} samples in {rs['resumed']['wall_s']:.0f} s, "
+            f"- `--resume` (batch {rs['resumed'].get('batch_size', r['batch_size'])}): wrote the remaining "
+            f"{rs['resumed']['samples_written']} samples in {rs['resumed']['wall_s']:.0f} s, "
             f"exit {rs['resumed']['returncode']}; both data sets marked complete: {rs['complete']}.",
             f"- masks equal bitwise: **{rs['masks_equal_bitwise']}** ({rs['mask_samples_differing']} samples, "
             f"{rs['mask_pixels_differing']} pixels differ).",

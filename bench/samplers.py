@@ -17,7 +17,7 @@ Rule: a candidate (its ``--seed`` set) *matches* the reference when, for every m
 better for FD and mSAD, so being better than the reference passes. The recommended default is the
 matching setting with the fewest network evaluations (ties: the faster one).
 
-Settings are ``NAME:STEPS[:ETA]`` with NAME in ddpm, ddim, dpm++ (ETA: DDIM's stochasticity, default 0).
+Settings are ``NAME:STEPS[:ETA]`` with NAME one of ``specdm.schedulers.SAMPLERS`` (ETA: DDIM's stochasticity, default 0).
 ``--merge PREVIOUS.json`` takes the rows (and timings) of an earlier run with the same model, N, batch,
 seeds and encoder folder, and runs only the settings it lacks.
 
@@ -56,14 +56,24 @@ EXTRA = {
 }
 
 
+def known_samplers() -> tuple[str, ...]:
+    try:
+        from specdm.schedulers import SAMPLERS
+
+        return tuple(SAMPLERS)
+    except ImportError:
+        return ("ddpm", "ddim", "dpm++")
+
+
 def parse_setting(s: str) -> tuple[str, int, float]:
     parts = s.strip().split(":")
     try:
         name, steps, eta = parts[0], int(parts[1]), float(parts[2]) if len(parts) > 2 else 0.0
     except (IndexError, ValueError):
         raise argparse.ArgumentTypeError(f"bad sampler setting '{s}' (want NAME:STEPS[:ETA])") from None
-    if name not in ("ddpm", "ddim", "dpm++") or len(parts) > 3 or (eta and name != "ddim"):
-        raise argparse.ArgumentTypeError(f"bad sampler setting '{s}' (NAME in ddpm, ddim, dpm++; ETA for ddim only)")
+    names = known_samplers()
+    if name not in names or len(parts) > 3 or (eta and name != "ddim"):
+        raise argparse.ArgumentTypeError(f"bad sampler setting '{s}' (NAME in {', '.join(names)}; ETA for ddim only)")
     return name, steps, eta
 
 
@@ -302,9 +312,9 @@ def main() -> int:
     best = min(cands, key=lambda r: (r["nfe"], -r["samples_per_s"])) if cands else None
     cands_all = [r for r in cands if r["matches_all_metrics"]]
     best_all = min(cands_all, key=lambda r: (r["nfe"], -r["samples_per_s"])) if cands_all else None
-    kinds = {"ddpm": 0, "ddim": 1, "dpm++": 2}
+    kinds = {name: i for i, name in enumerate(known_samplers())}
     rows.sort(key=lambda r: ((r["sampler"], r["steps"], r.get("eta", 0.0)) != tuple(ref_set), r["seed"] != args.seed,
-                             kinds[r["sampler"]], r.get("eta", 0.0), r["steps"], r["seed"]))
+                             kinds.get(r["sampler"], 99), r["sampler"], r.get("eta", 0.0), r["steps"], r["seed"]))
 
     ref_label = setting_label(*ref_set)
     result.update({
@@ -364,7 +374,7 @@ def plot(rows, ref_mean, ref_label, tol, path: Path, n: int, seed: int) -> None:
         for name in names:
             pts = sorted((r["nfe"], r[k]) for r in rows if series(r) == name and r["seed"] == seed)
             if pts:
-                ax.plot(*zip(*pts), marker=markers[name.split()[0]], ls="-" if "eta" not in name else "--", label=name)
+                ax.plot(*zip(*pts), marker=markers.get(name.split()[0], "D"), ls="-" if "eta" not in name else "--", label=name)
         others = [(r["nfe"], r[k]) for r in rows if r["seed"] != seed]
         if others:
             ax.scatter(*zip(*others), marker="x", color="k", label="other seeds", zorder=3)

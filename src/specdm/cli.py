@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model_dir", type=Path, help="model folder (a run's model/)")
     s.add_argument("--out", type=Path, required=True, help="output data set folder")
     s.add_argument("-n", "--num-samples", type=int, default=500)
-    s.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++"], default="ddim")
+    s.add_argument("--sampler", choices=list(SAMPLERS), default="ddim")
     s.add_argument("--steps", type=int, default=None, help="network evaluations (default: 1000 for ddpm, 50 otherwise)")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
     s.add_argument("--batch-size", type=int, default=50)

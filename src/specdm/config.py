@@ -86,7 +86,7 @@ class DiffusionConfig(Strict):
 
 class SamplingConfig(Strict):
     num_samples: int = Field(500, ge=1)
-    sampler: Literal["ddpm", "ddim", "dpm++"] = "ddim"
+    sampler: Literal["ddpm", "ddim", "dpm++", "dpm++sde"] = "ddim"
     num_inference_steps: int = Field(50, ge=1)
     eta: float = 0.0
     batch_size: int = Field(50, ge=1)

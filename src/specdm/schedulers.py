@@ -9,7 +9,7 @@ from specdm.errors import ConfigError
 # SpecDM: DDPM with T = 1000 and betas linear from 0.0015 to 0.0155.
 PAPER_SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.0015, beta_end=0.0155, beta_schedule="linear")
 
-SAMPLERS = ("ddpm", "ddim", "dpm++")
+SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")
 
 
 def training_scheduler(**schedule) -> DDPMScheduler:
@@ -23,14 +23,14 @@ def sampling_scheduler(name: str, schedule: dict, eta: float = 0.0):
 
     ``ddpm``: ancestral sampling (the paper's; 1000 steps). ``ddim``: DDIM with
     ``eta`` (0 = deterministic). ``dpm++``: DPM-Solver++ (2nd order, multistep).
+    ``dpm++sde``: its stochastic (SDE) variant, which injects fresh noise like DDPM.
     """
     cfg = {**PAPER_SCHEDULE, **schedule, "prediction_type": "epsilon"}
     if name == "ddpm":
         return DDPMScheduler(**cfg, clip_sample=False)
     if name == "ddim":
         return DDIMScheduler(**cfg, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
-    if name == "dpm++":
-        return DPMSolverMultistepScheduler(
-            **cfg, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing"
-        )
+    if name in ("dpm++", "dpm++sde"):
+        algorithm = "dpmsolver++" if name == "dpm++" else "sde-dpmsolver++"
+        return DPMSolverMultistepScheduler(**cfg, algorithm_type=algorithm, solver_order=2, timestep_spacing="trailing")
     raise ConfigError(f"unknown sampler '{name}'; choose one of {', '.join(SAMPLERS)}")
