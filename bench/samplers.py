@@ -8,14 +8,13 @@ the first evaluation, reused after) so the Frechet distances are comparable.
 Speed: one pipeline call (denoising + decoding) on a batch per setting, settings interleaved, fastest of
 ``--timing-repeats``; the time spent in the pipeline while writing each evaluated set is reported too.
 
-Noise: the reference is sampled with two run seeds (``--seed``, ``--noise-seed``), and the cheap
-``--noise-extra`` settings with ``--noise-seeds`` as well. The noise level of a metric is the larger of
-(a) the relative difference between the two reference sets and (b) sqrt(2) x the coefficient of variation
-over the seeds of each extra setting (the spread of the difference between two independent sets).
-Rule: a candidate (its ``--seed`` set) *matches* the reference when, for every metric in ``--criteria``,
-``metric <= mean of the reference sets * (1 + tol)``, ``tol = max(--tolerance, noise level)``; lower is
-better for FD and mSAD, so being better than the reference passes. The recommended default is the
-matching setting with the fewest network evaluations (ties: the faster one).
+Noise: the reference is sampled with two run seeds (``--seed``, ``--noise-seed``), and the
+``--noise-extra`` settings with ``--noise-seeds`` as well (their spread over seeds is reported).
+Rule (the brief's): a setting *matches* the reference when, for every metric in ``--criteria``, its mean
+over the seeds it was sampled with is ``<= mean of the two reference sets * (1 + tol)``, ``tol =
+max(--tolerance, relative difference of the two reference sets)``; lower is better for FD and mSAD, so
+being better than the reference passes. The recommended default is the matching setting with the
+fewest network evaluations (ties: the faster one). Standard errors of the seed means are shown beside.
 
 Settings are ``NAME:STEPS[:ETA]`` with NAME one of ``specdm.schedulers.SAMPLERS`` (ETA: DDIM's stochasticity, default 0).
 ``--merge PREVIOUS.json`` takes the rows (and timings) of an earlier run with the same model, N, batch,
@@ -163,11 +162,17 @@ def main() -> int:
         if args.n not in (None, "auto") and int(args.n) != prev["n"]:
             p.error(f"--merge: {args.merge} has n = {prev['n']}, this run {args.n}")
         args.n = str(prev["n"])
-        previous_rows = {r["label"]: {**r, "eta": r.get("eta", 0.0), "source": str(args.merge)} for r in prev["rows"]}
+        previous_rows = {r["label"]: {**r, "eta": r.get("eta", 0.0)} for r in prev["rows"]}
+        history = prev.get("history") or [{"command": prev["command"], "wall_time_s": prev["wall_time_s"],
+                                           "loadavg_at_start": prev["machine"]["loadavg_at_start"]}]
+        for r in previous_rows.values():
+            r.setdefault("run", len(history))
         previous_speed = prev["timing"]["settings"]
         merged_from = {"file": str(args.merge), "command": prev["command"], "wall_time_s": prev["wall_time_s"],
                        "machine": prev["machine"], "labels": sorted(previous_rows)}
         result["merged_from"] = merged_from
+    if not args.merge:
+        history = []
     args.n = args.n or "200"
     todo = [r for r in runs if label(*r, args.seed) not in previous_rows]
     total_nfe = sum(s for _, s, _, _ in todo)
@@ -264,7 +269,7 @@ def main() -> int:
         row = {"label": lab, "sampler": name, "steps": steps, "eta": eta, "nfe": steps, "seed": seed, "n": n,
                "pipeline_s": round(pipe_s, 2), "sample_wall_s": round(wall, 2), "set_samples_per_s": n / pipe_s,
                "samples_per_s": speed[setting_label(name, steps, eta)]["samples_per_s"],
-               "evaluate_s": round(ev_s, 1), "encoders_reused": ev["encoders"]["reused"], "source": "this run"}
+               "evaluate_s": round(ev_s, 1), "encoders_reused": ev["encoders"]["reused"], "run": len(history) + 1}
         row.update({k: g(ev) for k, (_, g) in METRICS.items()})
         row.update({k: g(ev) for k, g in EXTRA.items()})
         rows.append(row)
@@ -298,20 +303,36 @@ def main() -> int:
                 "std": {k: float(np.std(v, ddof=1)) for k, v in vals.items()},
                 "cv": {k: float(np.std(v, ddof=1) / np.mean(v)) for k, v in vals.items()},
             }
-    noise = {k: max([ref_diff[k]] + [math.sqrt(2) * v["cv"][k] for v in spread.values()]) for k in METRICS}
-    tol = {k: max(args.tolerance, noise[k]) for k in METRICS}
+    # the brief's rule: tol = max(tolerance, relative difference of the two reference sets); each setting is
+    # judged on the mean over the seeds it was sampled with (a 4-seed mean is 2x less noisy than one set)
+    tol = {k: max(args.tolerance, ref_diff[k]) for k in METRICS}
+    ref_speed = speed[setting_label(*ref_set)]["samples_per_s"]
     for r in rows:
         r["ratio"] = {k: r[k] / ref_mean[k] for k in METRICS}
-        r["speedup"] = r["samples_per_s"] / speed[setting_label(*ref_set)]["samples_per_s"]
+        r["speedup"] = r["samples_per_s"] / ref_speed
         r["nfe_ratio"] = ref_set[1] / r["nfe"]
-        r["passes"] = {k: r[k] <= ref_mean[k] * (1 + tol[k]) for k in METRICS}
-        r["matches"] = all(r["passes"][k] for k in criteria)
-        r["matches_all_metrics"] = all(r["passes"].values())
-    cands = [r for r in rows if r["seed"] == args.seed and (r["sampler"], r["steps"], r.get("eta", 0.0)) != tuple(ref_set)
-             and r["matches"]]
-    best = min(cands, key=lambda r: (r["nfe"], -r["samples_per_s"])) if cands else None
-    cands_all = [r for r in cands if r["matches_all_metrics"]]
-    best_all = min(cands_all, key=lambda r: (r["nfe"], -r["samples_per_s"])) if cands_all else None
+    summary = []
+    for st in dict.fromkeys((r["sampler"], r["steps"], r.get("eta", 0.0)) for r in rows):
+        rs = rows_of(st)
+        k_seeds = len(rs)
+        mean = {k: float(np.mean([r[k] for r in rs])) for k in METRICS}
+        se = {k: float(np.std([r[k] for r in rs], ddof=1) / math.sqrt(k_seeds)) / ref_mean[k] if k_seeds > 1 else None
+              for k in METRICS}
+        passes = {k: mean[k] <= ref_mean[k] * (1 + tol[k]) for k in METRICS}
+        summary.append({
+            "setting": setting_label(*st), "sampler": st[0], "steps": st[1], "eta": st[2], "nfe": st[1],
+            "seeds": [r["seed"] for r in rs], "is_reference": tuple(st) == tuple(ref_set),
+            "samples_per_s": rs[0]["samples_per_s"], "speedup": rs[0]["samples_per_s"] / ref_speed,
+            "nfe_ratio": ref_set[1] / st[1], "mean": mean, "ratio": {k: mean[k] / ref_mean[k] for k in METRICS},
+            "ratio_se": se, "passes": passes, "matches": all(passes[k] for k in criteria),
+            "matches_all_metrics": all(passes.values()),
+        })
+    cands = [x for x in summary if not x["is_reference"] and x["matches"]]
+    best = min(cands, key=lambda x: (x["nfe"], -x["samples_per_s"])) if cands else None
+    cands_all = [x for x in cands if x["matches_all_metrics"]]
+    best_all = min(cands_all, key=lambda x: (x["nfe"], -x["samples_per_s"])) if cands_all else None
+    kinds = {name: i for i, name in enumerate(known_samplers())}
+    summary.sort(key=lambda x: (not x["is_reference"], kinds.get(x["sampler"], 99), x["sampler"], x["eta"], x["steps"]))
     kinds = {name: i for i, name in enumerate(known_samplers())}
     rows.sort(key=lambda r: ((r["sampler"], r["steps"], r.get("eta", 0.0)) != tuple(ref_set), r["seed"] != args.seed,
                              kinds.get(r["sampler"], 99), r["sampler"], r.get("eta", 0.0), r["steps"], r["seed"]))
@@ -330,27 +351,28 @@ def main() -> int:
         "encoders": str(encoders),
         "encoder_steps": args.encoder_steps,
         "criteria": criteria,
-        "rule": (f"match: for each of {criteria}, metric <= mean of the two {ref_label} sets (seeds {args.seed}, "
-                 f"{args.noise_seed}) x (1 + tol), tol = max({args.tolerance}, noise); noise = max(relative difference "
-                 f"of the two {ref_label} sets, sqrt(2) x coefficient of variation over the seeds of "
-                 f"{', '.join(spread) or 'no extra setting'})"),
+        "rule": (f"match: for each of {criteria}, the setting's mean over its seeds <= mean of the two {ref_label} "
+                 f"sets (seeds {args.seed}, {args.noise_seed}) x (1 + tol), tol = max({args.tolerance}, relative "
+                 f"difference of the two {ref_label} sets)"),
         "noise_reference_relative": ref_diff,
         "noise_spread": spread,
-        "noise": noise,
         "tolerance": tol,
         "rows": rows,
-        "recommended": best and {"label": best["label"], "sampler": best["sampler"], "steps": best["steps"],
-                                 "eta": best.get("eta", 0.0), "speedup": best["speedup"], "nfe_ratio": best["nfe_ratio"],
-                                 "ratio": best["ratio"]},
-        "recommended_all_metrics": best_all and {"label": best_all["label"], "speedup": best_all["speedup"],
-                                                 "ratio": best_all["ratio"]},
+        "settings": summary,
+        "recommended": best and {k: best[k] for k in ("setting", "sampler", "steps", "eta", "seeds", "speedup",
+                                                       "nfe_ratio", "ratio", "ratio_se")},
+        "recommended_all_metrics": best_all and {k: best_all[k] for k in ("setting", "seeds", "speedup", "ratio")},
         "target_20x_met": bool(best and best["speedup"] >= 20),
     })
     png = args.out / "samplers.png"
-    plot(rows, ref_mean, ref_label, tol, png, n, args.seed)
+    plot(rows, summary, ref_mean, ref_label, tol, png, n)
     result["plot"] = str(png.relative_to(REPO)) if png.is_relative_to(REPO) else str(png)
     result["wall_time_s"] = time.time() - t_start
     result["background_at_end"] = other_load()
+    new_sets = sum(r["run"] == len(history) + 1 for r in rows)
+    result["history"] = history + ([{"command": result["command"], "wall_time_s": result["wall_time_s"],
+                                     "loadavg_at_start": result["machine"]["loadavg_at_start"], "sets": new_sets}]
+                                   if new_sets or not history else [])
     j, m = write_results(args.out, "samplers", result, markdown(result))
     if not args.keep:
         shutil.rmtree(work / "sets", ignore_errors=True)
@@ -360,7 +382,8 @@ def main() -> int:
     return 0
 
 
-def plot(rows, ref_mean, ref_label, tol, path: Path, n: int, seed: int) -> None:
+def plot(rows, summary, ref_mean, ref_label, tol, path: Path, n: int) -> None:
+    """Per setting: the mean over its seeds (error bar: std over seeds where several), every set as a dot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -369,15 +392,18 @@ def plot(rows, ref_mean, ref_label, tol, path: Path, n: int, seed: int) -> None:
     keys = ["joint", "image", "mask", "msad"]
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     markers = {"ddpm": "s", "ddim": "o", "dpm++": "^"}
-    names = list(dict.fromkeys(series(r) for r in rows))
+    names = list(dict.fromkeys(series(x) for x in summary))
     for ax, k in zip(axes, keys):
         for name in names:
-            pts = sorted((r["nfe"], r[k]) for r in rows if series(r) == name and r["seed"] == seed)
-            if pts:
-                ax.plot(*zip(*pts), marker=markers.get(name.split()[0], "D"), ls="-" if "eta" not in name else "--", label=name)
-        others = [(r["nfe"], r[k]) for r in rows if r["seed"] != seed]
-        if others:
-            ax.scatter(*zip(*others), marker="x", color="k", label="other seeds", zorder=3)
+            xs = sorted((x for x in summary if series(x) == name), key=lambda x: x["nfe"])
+            means = [x["mean"][k] for x in xs]
+            errs = [float(np.std([r[k] for r in rows if r["label"].startswith(x["setting"]) and
+                                  (r["sampler"], r["steps"], r.get("eta", 0.0)) == (x["sampler"], x["steps"], x["eta"])], ddof=1))
+                    if len(x["seeds"]) > 1 else 0.0 for x in xs]
+            line = ax.errorbar([x["nfe"] for x in xs], means, yerr=errs, marker=markers.get(name.split()[0], "D"),
+                               ls="-" if "eta" not in name else "--", capsize=3, label=name)
+            pts = [(r["nfe"], r[k]) for r in rows if series(r) == name]
+            ax.scatter(*zip(*pts), s=8, color=line[0].get_color(), alpha=0.5)
         ax.axhline(ref_mean[k], color="grey", lw=0.8)
         ax.axhspan(ref_mean[k] * (1 - tol[k]), ref_mean[k] * (1 + tol[k]), color="grey", alpha=0.2,
                    label=f"{ref_label} (mean of 2 seeds) +- {100 * tol[k]:.0f}%")
@@ -386,7 +412,8 @@ def plot(rows, ref_mean, ref_label, tol, path: Path, n: int, seed: int) -> None:
         ax.set_title(METRICS[k][0])
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"quality vs network evaluations ({n} samples per set; lower is better)")
+    fig.suptitle(f"quality vs network evaluations ({n} samples per set; mean over seeds +- std where several, "
+                 "dots: single sets; lower is better)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=72)
@@ -396,7 +423,6 @@ def plot(rows, ref_mean, ref_label, tol, path: Path, n: int, seed: int) -> None:
 def markdown(r: dict) -> str:
     lines = header_md("Sampler quality vs steps", r)
     c = r["calibration"]
-    mf = r.get("merged_from")
     lines += [
         f"- model `{r['model_dir']}`, real data config `{r['config']}`; N = {r['n']} samples per set "
         f"({c['n_rule']}), batch {r['batch_size']}, run seed {r['seed']} for every set unless marked "
@@ -411,21 +437,23 @@ def markdown(r: dict) -> str:
             f"{k} thread(s) {v['samples_per_s']:.2f} samples/s" for k, v in r["threads_check"].items()) if r["threads_check"] else "") + ".",
         f"- rule: {r['rule']}.",
     ]
-    if mf:
-        lines.append(f"- rows marked * come from an earlier run (`{mf['command']}`, {mf['wall_time_s']:.0f} s, load average "
-                     f"at start {mf['machine']['loadavg_at_start']}); their samples/s were timed in that run.")
+    if len(r.get("history", [])) > 1:
+        lines.append("- the sets come from these runs (each extends the one before with `--merge`; column 'run'):")
+        for i, h in enumerate(r["history"], 1):
+            lines.append(f"  {i}. `{h['command']}` ({h['wall_time_s']:.0f} s, {h.get('sets', '?')} new sets, load average "
+                         f"at start {h['loadavg_at_start']})")
     lines += [
         "",
-        "| setting | NFE | samples/s | speed-up | set samples/s | FD joint | FD image | FD mask | mSAD (rad) | KID joint | sPr / sRec | joint / mSAD vs ref mean | match |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|",
+        "### Every set",
+        "",
+        "| set | run | NFE | samples/s | speed-up | set samples/s | FD joint | FD image | FD mask | mSAD (rad) | KID joint | sPr / sRec | joint / mSAD vs ref mean |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for x in r["rows"]:
-        star = "*" if x.get("source", "this run") != "this run" else ""
         lines.append(
-            f"| {x['label']}{star} | {x['nfe']} | {x['samples_per_s']:.2f} | {x['speedup']:.1f}x | {x['set_samples_per_s']:.2f} | "
+            f"| {x['label']} | {x.get('run', '')} | {x['nfe']} | {x['samples_per_s']:.2f} | {x['speedup']:.1f}x | {x['set_samples_per_s']:.2f} | "
             f"{x['joint']:.4g} | {x['image']:.4g} | {x['mask']:.4g} | {x['msad']:.4g} | {x['kid_joint']:.3g} | "
-            f"{x['precision']:.3f} / {x['recall']:.3f} | {x['ratio']['joint']:.3f} / {x['ratio']['msad']:.3f} | "
-            f"{'yes' if x['matches'] else 'no'}{'' if x['matches_all_metrics'] or not x['matches'] else ' (not all FDs)'} |")
+            f"{x['precision']:.3f} / {x['recall']:.3f} | {x['ratio']['joint']:.3f} / {x['ratio']['msad']:.3f} |")
     rm = r["reference_mean"]
     lines += [
         "",
@@ -439,16 +467,32 @@ def markdown(r: dict) -> str:
         lines.append(f"Noise, {name} over seeds {v['seeds']}: " + ", ".join(
             f"{METRICS[k][0]} {v['mean'][k]:.4g} +- {v['std'][k]:.2g} (cv {100 * v['cv'][k]:.1f}%)" for k in METRICS) + ".")
     lines.append("Tolerance used: " + ", ".join(f"{METRICS[k][0]} {100 * v:.1f}%" for k, v in r["tolerance"].items()) + ".")
+    lines += [
+        "",
+        "### Per setting (mean over its seeds, as a ratio to the reference mean; +- standard error where several seeds)",
+        "",
+        "| setting | NFE | seeds | samples/s | speed-up | FD joint | FD image | FD mask | mSAD | match |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|:--:|",
+    ]
+
+    def rat(x, k):
+        return f"{x['ratio'][k]:.3f}" + (f" +- {x['ratio_se'][k]:.3f}" if x["ratio_se"][k] is not None else "")
+
+    for x in r["settings"]:
+        lines.append(f"| {x['setting']} | {x['nfe']} | {len(x['seeds'])} | {x['samples_per_s']:.2f} | {x['speedup']:.1f}x | "
+                     f"{rat(x, 'joint')} | {rat(x, 'image')} | {rat(x, 'mask')} | {rat(x, 'msad')} | "
+                     + ("reference" if x["is_reference"] else ("yes" if x["matches"] else "no")
+                        + ("" if x["matches_all_metrics"] or not x["matches"] else " (not all FDs)")) + " |")
     lines.append("")
     rec = r["recommended"]
     if rec:
-        lines.append(f"**Fewest-step match: {rec['label']}**, {rec['speedup']:.1f}x faster than {r['reference']} "
-                     f"({rec['nfe_ratio']:.0f}x fewer network evaluations); ratios to the reference mean: FD joint "
-                     f"{rec['ratio']['joint']:.3f}, mSAD {rec['ratio']['msad']:.3f}, FD image {rec['ratio']['image']:.3f}, "
-                     f"FD mask {rec['ratio']['mask']:.3f}.")
+        lines.append(f"**Fewest-step match: {rec['setting']}** ({len(rec['seeds'])} seed(s)), {rec['speedup']:.1f}x faster "
+                     f"than {r['reference']} ({rec['nfe_ratio']:.0f}x fewer network evaluations); ratios of its mean to the "
+                     f"reference mean: FD joint {rec['ratio']['joint']:.3f}, mSAD {rec['ratio']['msad']:.3f}, FD image "
+                     f"{rec['ratio']['image']:.3f}, FD mask {rec['ratio']['mask']:.3f}.")
         ra = r["recommended_all_metrics"]
         lines.append("Fewest-step setting matching on every FD and mSAD: "
-                     + (f"{ra['label']} ({ra['speedup']:.1f}x)." if ra else "none."))
+                     + (f"{ra['setting']} ({ra['speedup']:.1f}x)." if ra else "none."))
         lines.append(f"20x speed-up at matching quality: {'met' if r['target_20x_met'] else 'NOT met'}.")
     else:
         lines.append(f"**No candidate matches {r['reference']}** under the rule above.")

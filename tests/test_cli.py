@@ -107,6 +107,8 @@ def test_sampling_resume_gives_the_same_samples(tmp_path, trained, capsys):
     same = [(syn / "masks" / n).read_bytes() == b for n, b in masks.items()]
     assert sum(same) >= len(same) - 1
     assert json.loads((syn / "metadata.json").read_text())["complete"]
+    code, _, err = run_cli(args + ["--resume", "--seed", "1"], capsys)  # another seed would mix two runs
+    assert code == 2 and "other settings" in err
 
 
 def test_existing_outputs_are_never_overwritten(tmp_path, tiny, capsys):

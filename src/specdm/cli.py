@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from specdm.errors import ConfigError, OutputError, SpecdmError
+from specdm.schedulers import SAMPLERS
 
 
 def _config_args(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
@@ -38,6 +39,8 @@ def _config_args(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="specdm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads per process (default: one per core; use 1 when other jobs share the cores)")
     sub = parser.add_subparsers(dest="command")
 
     _config_args(sub.add_parser("run", help="train both stages and write the synthetic data set"))
@@ -48,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model_dir", type=Path, help="model folder (a run's model/)")
     s.add_argument("--out", type=Path, required=True, help="output data set folder")
     s.add_argument("-n", "--num-samples", type=int, default=500)
-    s.add_argument("--sampler", choices=list(SAMPLERS), default="ddim")
-    s.add_argument("--steps", type=int, default=None, help="network evaluations (default: 1000 for ddpm, 50 otherwise)")
+    s.add_argument("--sampler", choices=list(SAMPLERS), default="dpm++sde")
+    s.add_argument("--steps", type=int, default=None, help="network evaluations (default: 1000 for ddpm, 20 otherwise)")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
     s.add_argument("--batch-size", type=int, default=50)
     s.add_argument("--seed", type=int, default=0)
@@ -124,6 +127,10 @@ def _dispatch(args, command: str) -> int:
     if args.version:
         print(__version__)
         return 0
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.command is None:
         build_parser().print_help()
         return 1
@@ -139,7 +146,7 @@ def _dispatch(args, command: str) -> int:
     from specdm import workflow
 
     if args.command == "sample":
-        steps = args.steps or (1000 if args.sampler == "ddpm" else 50)
+        steps = args.steps or (1000 if args.sampler == "ddpm" else 20)
         card = workflow.synthesize(
             args.model_dir, args.out, args.num_samples, args.sampler, steps, args.eta, args.batch_size, args.seed,
             args.image_format, args.mask_format, args.previews, args.resume, args.overwrite, command, args.device,

@@ -175,7 +175,7 @@ def synthesize(
         meta_file = out_dir / "metadata.json"
         if resume and meta_file.is_file():
             old = json.loads(meta_file.read_text())
-            keys = ("num_samples", "sampler", "model", "format")
+            keys = ("num_samples", "sampler", "seed", "model", "format")
             if any(old.get(k) != meta.get(k) for k in keys):
                 raise OutputError("holds a data set made with other settings or another model; use --overwrite", out_dir)
         meta_file.write_text(json.dumps(meta, indent=1))
