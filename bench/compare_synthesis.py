@@ -1,10 +1,10 @@
 """Side-by-side class proportions and per-class SAD of synthetic data sets vs their real training data.
 
-    python bench/compare_synthesis.py two_stream=runs/indian_pines single_stream=runs/indian_pines_single \
-        --out bench/results/indian_pines_synthesis.md
+    python bench/compare_synthesis.py two_stream=runs/indian_pines/synthetic \
+        single_stream=runs/indian_pines_single/synthetic --out bench/results/indian_pines_synthesis.md
 
-Each NAME=RUN_DIR names a run folder (``model/specdm.json`` holds the real training
-statistics, ``synthetic/metadata.json`` the synthetic ones). SAD is between class-mean
+Each NAME=DIR names a synthetic data set; its ``metadata.json`` holds the synthetic
+statistics and the path of its model, whose ``specdm.json`` holds the real training ones. SAD is between class-mean
 spectra in normalized units, radians (PROTOCOL.md's mSAD convention).
 """
 
@@ -20,9 +20,9 @@ import numpy as np
 from specdm.metrics.spectral import ClassSpectra, msad, per_class_sad
 
 
-def load(run: Path):
-    info = json.loads((run / "model" / "specdm.json").read_text())
-    meta = json.loads((run / "synthetic" / "metadata.json").read_text())
+def load(synthetic: Path):
+    meta = json.loads((synthetic / "metadata.json").read_text())
+    info = json.loads((Path(meta["model"]["path"]) / "specdm.json").read_text())
     return info, ClassSpectra.from_dict(info["real_stats"]), ClassSpectra.from_dict(meta["synthetic_stats"]), meta
 
 
@@ -53,7 +53,7 @@ def table(runs: dict[str, Path]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", help="NAME=RUN_DIR")
+    p.add_argument("runs", nargs="+", help="NAME=SYNTHETIC_DIR")
     p.add_argument("--out", type=Path)
     a = p.parse_args()
     md = table({r.split("=", 1)[0]: Path(r.split("=", 1)[1]) for r in a.runs})
