@@ -88,6 +88,18 @@ def write_results(out_dir: Path, name: str, result: dict, markdown: str) -> tupl
     return j, m
 
 
+def finish(out_dir: Path, name: str, result: dict, t0: float, markdown) -> int:
+    """Stamp wall time and end load on ``result``, write ``name``.json/.md, print the summary."""
+    result["wall_time_s"] = time.time() - t0
+    result["background_at_end"] = other_load()
+    md = markdown(result)
+    j, m = write_results(out_dir, name, result, md)
+    print()
+    print(md)
+    print(f"results: {j}\n         {m}")
+    return 0
+
+
 def header_md(title: str, result: dict) -> list[str]:
     mi = result["machine"]
     return [

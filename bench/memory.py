@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _common import REPO, SPECDM, Child, command_line, header_md, machine_info, other_load, write_results  # noqa: E402
+from _common import REPO, SPECDM, Child, command_line, header_md, machine_info, other_load, finish  # noqa: E402
 
 
 def child_env(a) -> dict:
@@ -182,14 +182,7 @@ def main() -> int:
     result["under_limit"] = result["peak_rss_mb"] is not None and result["peak_rss_mb"] < a.limit_mb
     result["limit_mb"] = a.limit_mb
     result["resume"] = resume_check(a) if a.resume_n else None
-    result["wall_time_s"] = time.time() - t0
-    result["background_at_end"] = other_load()
-    md = markdown(result)
-    j, m = write_results(a.out, "memory", result, md)
-    print()
-    print(md)
-    print(f"results: {j}\n         {m}")
-    return 0
+    return finish(a.out, "memory", result, t0, markdown)
 
 
 def markdown(r: dict) -> str:

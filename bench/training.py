@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ACCELERATE, REPO, SPECDM, Child, command_line, header_md, machine_info, other_load, write_results  # noqa: E402
+from _common import ACCELERATE, REPO, SPECDM, Child, command_line, header_md, machine_info, other_load, finish  # noqa: E402
 
 STAGES = {"autoencoder": ("train-autoencoder", "stage 1"), "diffusion": ("train-diffusion", "stage 2")}
 
@@ -96,14 +96,7 @@ def main() -> int:
     result["baseline"] = f"{first['processes']} x {first['threads_per_process']}"
     for r in result["runs"]:
         r["speedup_vs_1"] = base.get(r["stage"]) and base[r["stage"]] / r["s_per_step"]
-    result["wall_time_s"] = time.time() - t0
-    result["background_at_end"] = other_load()
-    md = markdown(result)
-    j, m = write_results(a.out, "training", result, md)
-    print()
-    print(md)
-    print(f"results: {j}\n         {m}")
-    return 0
+    return finish(a.out, "training", result, t0, markdown)
 
 
 def markdown(r: dict) -> str:

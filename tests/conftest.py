@@ -29,6 +29,15 @@ def data_dir() -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models train faster on one thread, and the cores may be shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 

@@ -21,13 +21,7 @@ STEPS = 12
 FAST = dict(steps=STEPS, batch_size=4, lr=1e-3, amounts=[1], limited=0.5, progress=False, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The models are tiny and the cores are shared: one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _setup(folder, change=False):

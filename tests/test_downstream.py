@@ -22,13 +22,7 @@ from specdm.evaluation.downstream import (
     train_downstream,
 )
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is faster than two, and the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # Hand example, 3 classes. Confusion (rows = target, columns = prediction):
