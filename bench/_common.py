@@ -88,15 +88,20 @@ def write_results(out_dir: Path, name: str, result: dict, markdown: str) -> tupl
     return j, m
 
 
-def finish(out_dir: Path, name: str, result: dict, t0: float, markdown) -> int:
-    """Stamp wall time and end load on ``result``, write ``name``.json/.md, print the summary."""
+def finish(out_dir: Path, name: str, result: dict, t0: float, markdown, stamped=None, also=()) -> int:
+    """Stamp wall time and end load on ``result``, write ``name``.json/.md, print the summary.
+
+    ``stamped(result)`` may add what depends on the wall time before writing; ``also``: further output paths to print.
+    """
     result["wall_time_s"] = time.time() - t0
     result["background_at_end"] = other_load()
+    if stamped is not None:
+        stamped(result)
     md = markdown(result)
     j, m = write_results(out_dir, name, result, md)
     print()
     print(md)
-    print(f"results: {j}\n         {m}")
+    print("results: " + "\n         ".join(str(p) for p in (j, m, *also)))
     return 0
 
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _common import REPO, command_line, header_md, machine_info, other_load, write_results  # noqa: E402
+from _common import REPO, command_line, finish, header_md, machine_info, other_load  # noqa: E402
 
 METRICS = {  # key -> (label, getter)
     "joint": ("FD joint", lambda r: r["distribution"]["joint"]["fd"]),
@@ -367,18 +367,16 @@ def main() -> int:
     png = args.out / "samplers.png"
     plot(rows, summary, ref_mean, ref_label, tol, png, n)
     result["plot"] = str(png.relative_to(REPO)) if png.is_relative_to(REPO) else str(png)
-    result["wall_time_s"] = time.time() - t_start
-    result["background_at_end"] = other_load()
     new_sets = sum(r["run"] == len(history) + 1 for r in rows)
-    result["history"] = history + ([{"command": result["command"], "wall_time_s": result["wall_time_s"],
-                                     "loadavg_at_start": result["machine"]["loadavg_at_start"], "sets": new_sets}]
-                                   if new_sets or not history else [])
-    j, m = write_results(args.out, "samplers", result, markdown(result))
+
+    def add_history(result):
+        result["history"] = history + ([{"command": result["command"], "wall_time_s": result["wall_time_s"],
+                                         "loadavg_at_start": result["machine"]["loadavg_at_start"], "sets": new_sets}]
+                                       if new_sets or not history else [])
+
+    finish(args.out, "samplers", result, t_start, markdown, stamped=add_history, also=[png])
     if not args.keep:
         shutil.rmtree(work / "sets", ignore_errors=True)
-    print()
-    print(markdown(result))
-    print(f"results: {j}\n         {m}\n         {png}")
     return 0
 
 

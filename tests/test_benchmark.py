@@ -154,6 +154,23 @@ def test_resume_skips_finished_runs_and_adds_seeds(seg, tmp_path, monkeypatch):
     assert len(calls) == 4
     with pytest.raises(OutputError, match="another config"):
         bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=2, resume=True, **{**kw, "steps": STEPS + 1})
+    with pytest.raises(OutputError, match="lr schedule"):
+        bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=2, resume=True, **kw, lr_schedule="constant")
+    assert result["settings"]["lr_schedule"] == "cosine"
+
+
+def test_files_from_before_lr_schedules_resume_as_constant(seg, tmp_path):
+    cfg, synth = seg[:2]
+    kw = dict(models=["unet"], arms=["real"], **{**FAST, "limited": 0})
+    bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, lr_schedule="constant", **kw)
+    path = tmp_path / bm.RESULT_FILE
+    old = json.loads(path.read_text())
+    del old["fingerprint"]["lr_schedule"]  # as written before the option existed
+    path.write_text(json.dumps(old))
+    result = bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, resume=True, lr_schedule="constant", **kw)
+    assert len(result["runs"]) == 1 and len(result["invocations"]) == 2
+    with pytest.raises(OutputError, match="lr schedule"):
+        bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, resume=True, **kw)
 
 
 def test_two_synthetic_sets_with_segformer_and_pixel(seg, tmp_path):
@@ -194,6 +211,8 @@ def test_bad_inputs_are_named_errors(seg, tmp_path):
     with pytest.raises(ConfigError, match="positive"):
         bm.parse_amounts("1,-2")
     assert bm.parse_amounts("1,0.5") == [1, 0.5]
+    with pytest.raises(ConfigError, match="lr schedule"):
+        bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, lr_schedule="linear", **FAST)
     with pytest.raises(ConfigError, match="cannot be left out"):
         bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, arms=["copy"], **FAST)
     meta = json.loads((synth / "metadata.json").read_text())

@@ -1,6 +1,8 @@
 """The command line end to end on tiny fake data: the whole flow, resume, and every bad input."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +222,14 @@ def test_packaged_configs_validate(capsys):
         assert run_cli(["config", name], capsys)[0] == 0
 
 
+def test_cli_starts_without_importing_torch():
+    """Parsing, --version and config printing stay fast: torch and diffusers load only when a command needs them."""
+    probe = ("import sys; from specdm.cli import build_parser; build_parser().parse_args(['sample', 'm', '--out', 'o']); "
+             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 @pytest.mark.parametrize("image_format, mask_format", [("zarr", "png"), ("npy", "tif"), ("tif", "png")])
 def test_output_formats_round_trip(tmp_path, trained, capsys, image_format, mask_format):
     out = tmp_path / image_format
@@ -236,6 +246,14 @@ def test_output_formats_round_trip(tmp_path, trained, capsys, image_format, mask
     for k in range(3):
         np.testing.assert_allclose(ds[k]["images"], ref[k]["images"], rtol=1e-6)
         np.testing.assert_array_equal(ds[k]["mask"], ref[k]["mask"])
+    x, y = ds.arrays(2)  # the first samples as arrays, optionally through a band-last normalization
+    assert x.shape == (2, *ds[0]["images"].shape) and x.dtype == np.float32 and y.dtype == np.int64
+    np.testing.assert_array_equal(x[1], ds[1]["images"])
+    np.testing.assert_array_equal(y[1], ds[1]["mask"])
+    scale = np.arange(1, x.shape[2] + 1, dtype=np.float32)
+    xn, _ = ds.arrays(5, lambda a: a * scale)
+    assert len(xn) == 3
+    np.testing.assert_allclose(xn[1], ds[1]["images"] * scale[None, :, None, None], rtol=1e-6)
 
 
 def test_full_disk_keeps_completed_samples(tmp_path, trained, capsys, monkeypatch):

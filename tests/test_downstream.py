@@ -9,6 +9,7 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score
 from torch import nn
 
 from specdm.errors import ConfigError, DataError
+from specdm.evaluation import downstream
 from specdm.evaluation.downstream import (
     batch_indices,
     build_model,
@@ -228,6 +229,35 @@ def test_compact_unet_learns_a_separable_task(rng):
     assert segmentation_scores(pred, labels[0], 5, ignore_index=0)["miou"] > 0.9
 
 
+def test_pixel_classifier_learns_from_sampled_labelled_spectra(rng, monkeypatch):
+    x, y = _brightest_band_data(rng, 48, 16)
+    y_train = np.where(rng.random(y.shape) < 0.2, 0, y)
+    seen = []
+    sample = downstream.labelled_spectra
+    monkeypatch.setattr(downstream, "labelled_spectra", lambda *a: seen.append(sample(*a)) or seen[-1])
+    model = train_downstream(
+        "pixel", [(x, y_train)], steps=150, batch_size=8, lr=3e-3, seed=0, ignore_index=0, num_classes=5, progress=False
+    )
+    assert len(seen) == 150 and all(xs.shape == (8 * downstream.PIXELS_PER_WINDOW, 4, 1, 1) for xs, _ in seen)
+    assert all((ys > 0).all() for _, ys in seen)  # only labelled pixels
+    scene, labels = _brightest_band_data(rng, 1, 40)
+    pred = predict_tiled(model, scene[0], tile=16, overlap=4)
+    assert classification_scores(pred, labels[0], 5, ignore_index=0)["oa"] > 0.9
+
+
+def test_labelled_spectra_keep_each_pixel_with_its_label(rng):
+    y = rng.integers(0, 3, size=(2, 4, 4))
+    x = np.stack([y * 10 + c for c in range(3)], axis=1).astype(np.float32)  # spectrum encodes label and band
+    xs, ys = downstream.labelled_spectra(x, y, 0, 3, rng)
+    assert xs.shape == (6, 3, 1, 1) and ys.shape == (6, 1, 1) and (ys > 0).all()
+    np.testing.assert_array_equal(xs[:, :, 0, 0], ys[:, 0] * 10 + np.arange(3))
+    index = np.arange(y.size, dtype=np.float32).reshape(2, 1, 4, 4)  # spectrum = the pixel's flat index
+    xs, _ = downstream.labelled_spectra(index, y, 0, 100, rng)  # fewer labelled pixels than asked: all, once each
+    assert sorted(xs[:, 0, 0, 0].astype(int)) == np.flatnonzero(y.ravel() > 0).tolist()
+    _, ys = downstream.labelled_spectra(x, np.zeros_like(y), 0, 2, rng)  # none labelled: any pixels
+    assert len(ys) == 4
+
+
 @pytest.mark.parametrize("name", ["segformer", "siamdiff", "pixel"])
 def test_every_model_trains_with_every_option(rng, name):
     if name == "siamdiff":
@@ -247,6 +277,22 @@ def test_every_model_trains_with_every_option(rng, name):
     assert not model.training
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_lr_schedule_follows_its_closed_form(rng, monkeypatch, schedule):
+    x, y = rng.random((4, 3, 8, 8), dtype=np.float32), rng.integers(0, 2, size=(4, 8, 8))
+    lrs, adam_step = [], torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    train_downstream("unet", [(x, y)], steps=8, batch_size=2, lr=0.01, seed=0, lr_schedule=schedule, progress=False)
+    t = np.arange(8)
+    expected = 0.01 * (1 + np.cos(np.pi * t / 8)) / 2 if schedule == "cosine" else np.full(8, 0.01)
+    np.testing.assert_allclose(lrs, expected, rtol=1e-9)
+
+
 def test_bad_inputs_are_named_errors(rng):
     x, y = rng.random((4, 3, 8, 8), dtype=np.float32), rng.integers(0, 2, size=(4, 8, 8))
     with pytest.raises(DataError, match="siamdiff"):
@@ -255,3 +301,5 @@ def test_bad_inputs_are_named_errors(rng):
         train_downstream("unet", [(x, y), (x[:, :2], y)], steps=1, batch_size=2, lr=1e-3, seed=0, progress=False)
     with pytest.raises(ConfigError, match="augmentation"):
         train_downstream("unet", [(x, y)], steps=1, batch_size=2, lr=1e-3, seed=0, augment="cutmix", progress=False)
+    with pytest.raises(ConfigError, match="lr schedule"):
+        train_downstream("unet", [(x, y)], steps=1, batch_size=2, lr=1e-3, seed=0, lr_schedule="step", progress=False)

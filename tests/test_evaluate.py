@@ -15,7 +15,7 @@ from conftest import tiny_config, write_config, write_fake_files
 
 from specdm.cli import main
 from specdm.config import load_config
-from specdm.errors import DataError, OutputError
+from specdm.errors import ConfigError, DataError, OutputError
 from specdm.evaluation.evaluate import evaluate
 from specdm.output.dataset import MARKER, DatasetWriter, image_dirs
 from specdm.workflow import prepare_data
@@ -145,6 +145,26 @@ def test_change_detection_uses_pair_encoder(tmp_path):
     assert out["encoders"]["models"]["pair"]["config"]["in_channels"] == 12
     assert d["pair"]["fd"] < 0.1 * d["pair"]["fd_real_halves"]
     assert out["spectral"]["msad_rad"] == pytest.approx(0, abs=1e-4)
+
+
+def test_max_samples_reads_only_the_first_samples(seg, tmp_path):
+    """A set whose first half copies the real windows and whose second half is corrupt scores as a copy
+    when only the first half is read."""
+    n = len(seg.x)
+    rng = np.random.default_rng(2)
+    images = np.concatenate([seg.phys, seg.phys[:, :, ::-1]])
+    masks = np.concatenate([seg.y, rng.integers(0, len(seg.classes), seg.y.shape)])
+    synth = write_synthetic(tmp_path / "mixed", images, masks, seg)
+    first = _run(seg, synth, tmp_path / "first", max_samples=n)
+    whole = _run(seg, synth, tmp_path / "whole")
+    assert (first["synthetic"]["samples"], first["synthetic"]["samples_in_set"]) == (n, 2 * n)
+    assert first["distribution"]["image"]["n_synthetic"] == n
+    assert first["spectral"]["msad_rad"] == pytest.approx(0, abs=1e-4)
+    assert first["spectral"]["class_proportion_tv"] == pytest.approx(0, abs=1e-9)
+    assert whole["synthetic"]["samples"] == 2 * n and whole["spectral"]["msad_rad"] > 0.05
+    assert f"the first of {2 * n}" in (tmp_path / "first" / "evaluation.md").read_text()
+    with pytest.raises(ConfigError, match="max_samples=1"):
+        _run(seg, synth, tmp_path / "none", max_samples=1)
 
 
 def test_normalization_mismatch_is_warned(seg, tmp_path):

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from specdm.config import SAMPLERS
 from specdm.errors import ConfigError, OutputError, SpecdmError
-from specdm.schedulers import SAMPLERS
 
 
 def _config_args(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--encoder-steps", type=int, default=400, help="training steps of each feature encoder")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--max-spectra", type=int, default=20000, help="spectra per set for sPr/sRec")
+    e.add_argument("--max-samples", type=int, default=2000,
+                   help="read only the first N synthetic samples (bounds memory; FD depends on N)")
     e.add_argument("--inception", type=Path, default=None,
                    help="local TorchScript Inception file ((N, 3, 299, 299) in [0, 1] -> (N, 2048)) for a "
                         "false-colour FID; skipped without it")
@@ -88,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of every arm (paired)")
     b.add_argument("--steps", type=int, default=2000, help="gradient steps of every training")
     b.add_argument("--batch-size", type=int, default=16)
-    b.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (constant)")
+    b.add_argument("--lr", type=float, default=1e-3, help="Adam's (initial) learning rate")
+    b.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
+                   help="cosine: annealed to 0 over the steps (default); constant")
     b.add_argument("--models", default=None,
                    help="comma-separated: unet,segformer,pixel (segmentation) or siamdiff (change); "
                         "default unet,segformer or siamdiff")
@@ -168,7 +172,7 @@ def _dispatch(args, command: str) -> int:
         from specdm.evaluation.evaluate import evaluate, format_markdown
 
         result = evaluate(cfg, args.synth, args.out, args.encoders, args.seed, args.max_spectra, args.encoder_steps,
-                          args.inception, args.overwrite, command)
+                          args.inception, args.overwrite, command, args.max_samples)
         print(format_markdown(result))
         print(f"evaluation: {result['output']['json']}\nreport: {result['output']['markdown']}")
         return 0
@@ -177,9 +181,11 @@ def _dispatch(args, command: str) -> int:
         from specdm.evaluation.report import format_markdown
 
         result = benchmark(
-            cfg, parse_synthetic(args.synthetic), args.out or Path("runs") / cfg.name / "benchmark", args.seeds,
-            args.steps, args.batch_size, args.lr, args.models and args.models.split(","), parse_amounts(args.amounts),
-            args.limited, args.arms and args.arms.split(","), args.resume, args.overwrite, command, args.device,
+            cfg, parse_synthetic(args.synthetic), args.out or Path("runs") / cfg.name / "benchmark", seeds=args.seeds,
+            steps=args.steps, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+            models=args.models and args.models.split(","), amounts=parse_amounts(args.amounts), limited=args.limited,
+            arms=args.arms and args.arms.split(","), resume=args.resume, overwrite=args.overwrite, command=command,
+            device=args.device,
         )
         print(format_markdown(result))
         print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}\n"

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from specdm.errors import ConfigError
 
+SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")  # implemented in specdm.schedulers
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -87,7 +89,7 @@ class DiffusionConfig(Strict):
 class SamplingConfig(Strict):
     num_samples: int = Field(500, ge=1)
     # default from bench/samplers.py: within the noise of DDPM-1000's FD and mSAD at 50x the speed
-    sampler: Literal["ddpm", "ddim", "dpm++", "dpm++sde"] = "dpm++sde"
+    sampler: Literal[SAMPLERS] = "dpm++sde"
     num_inference_steps: int = Field(20, ge=1)
     eta: float = 0.0
     batch_size: int = Field(50, ge=1)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
+from specdm.config import SAMPLERS
 from specdm.errors import ConfigError
 
 # SpecDM: DDPM with T = 1000 and betas linear from 0.0015 to 0.0155.
 PAPER_SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.0015, beta_end=0.0155, beta_schedule="linear")
-
-SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")
 
 
 def training_scheduler(**schedule) -> DDPMScheduler:

@@ -10,8 +10,8 @@ Protocol (``/work/shared/PROTOCOL.md``):
   training split's normalization and predicted with :func:`predict_tiled`
   (tile = patch size, overlap = patch size // 4). The pixels of all test
   regions are pooled into ONE confusion matrix per run.
-- Arms, every one trained with Adam at a constant ``lr`` for ``steps`` batches
-  of ``batch_size`` (:func:`train_downstream`):
+- Arms, every one trained with Adam from ``lr`` (annealed to 0 by a cosine,
+  or constant) for ``steps`` batches of ``batch_size`` (:func:`train_downstream`):
   ``real``; ``classical`` (real + flips/rotations/mixup/noise);
   ``<name> x<a>`` per synthetic set and amount ``a``: real + the first
   ``round(a * N_real)`` synthetic samples in file order, each batch drawing a
@@ -29,8 +29,8 @@ Protocol (``/work/shared/PROTOCOL.md``):
   left out), per-class scores of every class; change detection
   (``siamdiff``, class-balanced cross-entropy): F1 and IoU of the change class
   and mIoU; pixel classification (``pixel``, each spectrum on its own, trained
-  on the labelled pixels of the same windows): OA, AA, kappa over labelled
-  test pixels.
+  on up to ``PIXELS_PER_WINDOW`` labelled pixels per window of each batch):
+  OA, AA, kappa over labelled test pixels.
 - Summary: per arm and metric, mean +- std over seeds and the per-seed
   difference to ``real`` with its 95 % t-interval (:func:`paired_summary`);
   verdict "helps" / "hurts" when that interval lies above / below 0, else
@@ -58,6 +58,8 @@ from specdm.config import Config
 from specdm.data.normalize import Normalizer
 from specdm.errors import ConfigError, DataError, OutputError
 from specdm.evaluation.downstream import (
+    LR_SCHEDULES,
+    PIXELS_PER_WINDOW,
     change_scores,
     classification_scores,
     paired_summary,
@@ -228,13 +230,9 @@ def _load_synthetic(name: str, path: Path, real: _Data, limit: int) -> tuple[np.
     names = ds.meta.get("class_names")
     if names is not None and len(names) != real.num_classes:
         raise DataError(f"has {len(names)} classes, the real data {real.num_classes}", path)
-    xs, ys = [], []
-    for k in range(min(limit, len(ds))):
-        item = ds[k]
-        ims = np.moveaxis(norm(np.moveaxis(item["images"], 1, -1)), -1, 1)
-        xs.append(ims[0] if real.task == "segmentation" else ims)
-        ys.append(item["mask"])
-    x, y = np.stack(xs), np.stack(ys)
+    x, y = ds.arrays(limit, norm)
+    if real.task == "segmentation":
+        x = x[:, 0]
     if x.shape[1:] != real.x.shape[1:]:
         raise DataError(f"samples are {tuple(x.shape[1:])} (dates, bands, rows, cols), the real training windows "
                         f"{tuple(real.x.shape[1:])}", path)
@@ -305,6 +303,7 @@ def _run_one(model_name: str, arm: Arm, seed: int, real: _Data, pools: dict, set
         model_name, sets, settings["steps"], settings["batch_size"], settings["lr"], seed, real.ignore_index,
         arm.mix, "classical" if arm.kind == "classical" else None, num_classes=real.num_classes,
         class_weights="balanced" if real.task == "change" else None, device=device, progress=progress,
+        lr_schedule=settings["lr_schedule"],
     )
     t1 = time.time()
     preds = [predict_tiled(net, image, settings["tile"], settings["overlap"]) for image, _ in real.test]
@@ -391,9 +390,9 @@ def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: boo
         old = json.loads(result_file.read_text())
     except (OSError, ValueError) as e:
         raise OutputError(f"cannot be read to resume ({e})", result_file) from None
-    if old.get("fingerprint") != _json_safe(fingerprint):
-        raise OutputError("was made with another config, synthetic sets, steps, batch size, lr, limited share or "
-                          "tiling; its runs cannot be paired with new ones", result_file,
+    if {"lr_schedule": "constant", **old.get("fingerprint", {})} != _json_safe(fingerprint):  # older files: constant
+        raise OutputError("was made with another config, synthetic sets, steps, batch size, lr, lr schedule, limited "
+                          "share or tiling; its runs cannot be paired with new ones", result_file,
                           hint="pass --overwrite to start afresh, or another --out")  # fmt: skip
     return old
 
@@ -406,6 +405,7 @@ def benchmark(
     steps: int = 2000,
     batch_size: int = 16,
     lr: float = 1e-3,
+    lr_schedule: str = "cosine",
     models: Sequence[str] | None = None,
     amounts: Sequence[float] = (1, 3, 5),
     limited: float = 0.25,
@@ -437,6 +437,8 @@ def benchmark(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if seeds < 1 or steps < 1 or batch_size < 1 or lr <= 0 or not amounts or min(amounts) <= 0:
         raise ConfigError("seeds, steps and batch size must be >= 1, lr > 0 and amounts positive")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"unknown lr schedule {lr_schedule!r}", hint=f"use one of {', '.join(LR_SCHEDULES)}")
     if not 0 <= limited <= 1:
         raise ConfigError(f"limited={limited} must be a share of the real windows in [0, 1]")
     real = _real_data(cfg, limited)
@@ -449,11 +451,11 @@ def benchmark(
     plan = plan_arms(arms, list(synthetic), amounts, limited)
     patch = cfg.data.patch_size
     settings = {"seeds": list(range(seeds)), "steps": steps, "batch_size": batch_size, "lr": lr,
-                "optimizer": "Adam, constant learning rate", "models": models, "amounts": amounts,
+                "lr_schedule": lr_schedule, "optimizer": f"Adam, {lr_schedule} learning rate from lr", "models": models, "amounts": amounts,
                 "limited": limited, "limited_seed": LIMITED_SEED, "arms": [a.id for a in plan if a.setting == "full"],
                 "tile": patch, "overlap": patch // 4, "device": str(device)}  # fmt: skip
     fingerprint = {"config": cfg.model_dump(mode="json"), "synthetic": {k: str(v) for k, v in synthetic.items()},
-                   **{k: settings[k] for k in ("steps", "batch_size", "lr", "limited", "tile", "overlap")}}  # fmt: skip
+                   **{k: settings[k] for k in ("steps", "batch_size", "lr", "lr_schedule", "limited", "tile", "overlap")}}  # fmt: skip
 
     result_file = out_dir / RESULT_FILE
     old = _previous(result_file, fingerprint, resume, overwrite)
@@ -500,7 +502,8 @@ def benchmark(
                             "ignore_index left out); per-class scores of every class",
             "change": "F1 and IoU of the change class (1), mIoU over {no change, change}; class-balanced "
                       "cross-entropy (weights from the real windows)",
-            "pixel": "OA, AA, kappa over labelled test pixels; model sees each spectrum on its own",
+            "pixel": "OA, AA, kappa over labelled test pixels; model sees each spectrum on its own; trained on up to "
+                     f"{PIXELS_PER_WINDOW} labelled pixels per window of each batch",
             "synthetic_amount": "amount a: the first round(a * real windows) synthetic samples in file order; each "
                                 "batch takes round(a / (1 + a) * batch size) of them",
             "synthetic_only": "first synthetic set at the largest amount, whole batch synthetic",

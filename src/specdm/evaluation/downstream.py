@@ -49,6 +49,8 @@ __all__ = [
 
 NOISE_STD = 0.01
 MIXUP_ALPHA = 0.4
+LR_SCHEDULES = ("cosine", "constant")
+PIXELS_PER_WINDOW = 64  # spectra per window and step that train the pixel classifier
 
 
 # --------------------------------------------------------------------------- batches
@@ -155,6 +157,20 @@ def classical_augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) ->
     return x.astype(np.float32), np.ascontiguousarray(y)
 
 
+def labelled_spectra(
+    x: np.ndarray, y: np.ndarray, ignore_index: int | None, per_window: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``per_window * len(x)`` spectra of windows ``x (B, C, H, W)``, drawn without replacement from the
+    labelled pixels (all pixels if none is labelled), as ``(n, C, 1, 1)`` and ``(n, 1, 1)``."""
+    labels = y.reshape(-1)
+    spectra = x.transpose(0, 2, 3, 1).reshape(len(labels), x.shape[1])
+    pool = np.flatnonzero(labels != ignore_index) if ignore_index is not None else np.arange(len(labels))
+    if not len(pool):
+        pool = np.arange(len(labels))
+    pick = rng.choice(pool, min(len(pool), per_window * len(x)), replace=False)
+    return spectra[pick, :, None, None], labels[pick, None, None]
+
+
 def _balanced_weights(y: np.ndarray, num_classes: int, ignore_index: int | None) -> np.ndarray:
     """``n / (K * n_k)`` from the labels ``y``; 1 for classes absent from ``y``."""
     labels = y[y != ignore_index] if ignore_index is not None else y.ravel()
@@ -188,8 +204,12 @@ def train_downstream(
     device: str | torch.device = "cpu",
     progress: bool = True,
     on_batch: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+    lr_schedule: str = "cosine",
 ) -> nn.Module:
-    """Trains model ``model_name`` with Adam (fixed ``lr``) for ``steps`` batches of ``batch_size``.
+    """Trains model ``model_name`` with Adam for ``steps`` batches of ``batch_size``.
+
+    ``lr_schedule``: ``"cosine"`` (``lr`` annealed to 0 over the steps, torch's
+    CosineAnnealingLR) or ``"constant"``.
 
     ``train_sets[0]`` is the real training set, any further sets are pooled as
     synthetic data, each batch taking a share ``mix`` of them (see
@@ -197,6 +217,8 @@ def train_downstream(
     fixes the initialization, the synthetic stream and the augmentation draws;
     ``real_order_seed`` (default ``seed``) the real batch order.
     ``augment``: ``None`` or ``"classical"`` (:func:`classical_augment`).
+    ``"pixel"`` trains on spectra: up to :data:`PIXELS_PER_WINDOW` labelled
+    pixels of each window of a batch (:func:`labelled_spectra`, seeded by ``seed``).
     Loss: cross-entropy over pixels whose label is not ``ignore_index``;
     ``class_weights="balanced"`` weights class ``k`` by ``n / (K * n_k)``
     counted on the real set only (so all arms share the weights; meant for
@@ -207,6 +229,8 @@ def train_downstream(
     """
     if augment not in (None, "classical"):
         raise ConfigError(f"unknown augmentation {augment!r}", hint="use None or 'classical'")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"unknown lr schedule {lr_schedule!r}", hint=f"use one of {', '.join(LR_SCHEDULES)}")
     if not train_sets:
         raise DataError("no training set given")
     sets = [_as_set(np.stack(x, axis=1) if isinstance(x, tuple) else x, y, i) for i, (x, y) in enumerate(train_sets)]
@@ -238,12 +262,13 @@ def train_downstream(
         len(real[0]), int(offsets[-1]), steps, batch_size, mix if synthetic else 0.0,
         seed=seed if real_order_seed is None else real_order_seed, synthetic_seed=seed,
     )
-    aug_rng = np.random.default_rng([seed, 2])
+    aug_rng, pixel_rng = np.random.default_rng([seed, 2]), np.random.default_rng([seed, 3])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(model_name, x0.shape[-3], num_classes).to(device)
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if lr_schedule == "cosine" else None
         bar = tqdm(stream, total=steps, desc=f"{model_name} seed {seed}", disable=not progress)
         for step, (real_idx, syn_idx) in enumerate(bar):
             if on_batch is not None:
@@ -254,10 +279,14 @@ def train_downstream(
                 x, y = np.concatenate([x, xs]), np.concatenate([y, ys])
             if augment == "classical":
                 x, y = classical_augment(x, y, aug_rng)
+            if model_name == "pixel" and x.shape[-2:] != (1, 1):
+                x, y = labelled_spectra(x, y, ignore_index, PIXELS_PER_WINDOW, pixel_rng)
             loss = _loss(model(torch.from_numpy(x).to(device)), torch.from_numpy(y).to(device), weight_t, ignore_index)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
     return model.eval()

@@ -39,7 +39,7 @@ from torch.nn import functional as F
 from specdm import __version__
 from specdm.config import Config
 from specdm.data.normalize import Normalizer
-from specdm.errors import CheckpointError, DataError, OutputError
+from specdm.errors import CheckpointError, ConfigError, DataError, OutputError
 from specdm.metrics import (
     ClassSpectra,
     extract_features,
@@ -95,6 +95,7 @@ def evaluate(
     inception=None,
     overwrite: bool = False,
     command: str = "",
+    max_samples: int = 2000,
 ) -> dict:
     """Score the synthetic data set ``synth_dir`` against the real training split of ``cfg``.
 
@@ -105,13 +106,18 @@ def evaluate(
     and training settings are reused, others raise :class:`OutputError` unless
     ``overwrite`` (which also allows replacing an existing evaluation.json).
     ``seed`` fixes encoder training, the real halves, KID subsets and the
-    spectra drawn for sPr/sRec (at most ``max_spectra`` per set).
+    spectra drawn for sPr/sRec (at most ``max_spectra`` per set). Only the first
+    ``max_samples`` complete samples (file order) are read, which bounds memory
+    (about 0.8 MB per 200-band 32x32 sample); FD depends on the sample count, so
+    compare runs with equal counts.
     ``inception``: optional path of a TorchScript Inception for a false-colour FID.
     """
     t0 = time.time()
     synth_dir = Path(synth_dir)
     out_dir = Path(out_dir) if out_dir is not None else synth_dir / "evaluation"
     encoder_dir = Path(encoder_dir) if encoder_dir is not None else out_dir / "encoders"
+    if max_samples < 2:
+        raise ConfigError(f"max_samples={max_samples}: at least 2 synthetic samples are needed")
     ds = _open_synthetic(synth_dir)
     result_file = out_dir / "evaluation.json"
     if result_file.exists() and not overwrite:
@@ -122,7 +128,7 @@ def evaluate(
     real_x, real_y = (t.numpy() for t in data.train.batch(range(len(data.train))))
     if len(real_x) < 2:
         raise DataError(f"config '{cfg.name}' gives {len(real_x)} training window; at least 2 are needed", ref.source)
-    synth_x, synth_y, warnings = _load_synthetic(ds, data.normalizer, ref, cfg)
+    synth_x, synth_y, warnings = _load_synthetic(ds, data.normalizer, ref, cfg, max_samples)
     k, dates = ref.num_classes, real_x.shape[1]
     _log(f"evaluating {len(synth_x)} synthetic samples against {len(real_x)} real training windows")
 
@@ -153,6 +159,8 @@ def evaluate(
         "synthetic": {
             "path": str(synth_dir),
             "samples": len(synth_x),
+            "samples_in_set": len(ds),
+            "max_samples": max_samples,
             "patch_size": int(synth_x.shape[-1]),
             "sampler": ds.meta.get("sampler"),
             "seed": ds.meta.get("seed"),
@@ -204,9 +212,9 @@ def _open_synthetic(synth_dir: Path) -> SyntheticDataset:
     return ds
 
 
-def _load_synthetic(ds: SyntheticDataset, real_norm: Normalizer, ref, cfg: Config):
-    """All complete samples, normalized by their own recorded normalization: ``(M, T, C, H, W)``,
-    ``(M, H, W)`` and a list of warnings."""
+def _load_synthetic(ds: SyntheticDataset, real_norm: Normalizer, ref, cfg: Config, max_samples: int):
+    """The first ``max_samples`` complete samples, normalized by their own recorded normalization:
+    ``(M, T, C, H, W)`` float32, ``(M, H, W)`` and a list of warnings."""
     path, meta = ds.dir, ds.meta
     real_src = f"the real data of config '{cfg.name}' ({ref.source or ref.name})"
     first = ds[0]["images"]
@@ -228,12 +236,7 @@ def _load_synthetic(ds: SyntheticDataset, real_norm: Normalizer, ref, cfg: Confi
         warnings.append(f"class names differ: synthetic {names}, real {ref.class_names}")
     if meta.get("num_samples") not in (None, len(ds)):
         warnings.append(f"only {len(ds)} of {meta['num_samples']} samples are complete")
-    xs, ys = [], []
-    for k in range(len(ds)):
-        item = ds[k]
-        xs.append(np.moveaxis(norm(np.moveaxis(item["images"], 1, -1)), -1, 1))
-        ys.append(item["mask"])
-    x, y = np.stack(xs), np.stack(ys)
+    x, y = ds.arrays(max_samples, norm)
     if x.shape[-1] != cfg.data.patch_size:
         warnings.append(f"synthetic samples are {x.shape[-1]} pixels wide, real windows {cfg.data.patch_size}: "
                         "feature distances compare different fields of view")
@@ -483,7 +486,8 @@ def format_markdown(result: dict) -> str:
     lines = [
         f"# Evaluation of `{result['synthetic']['path']}`",
         "",
-        f"{result['synthetic']['samples']} synthetic samples vs {r['windows']} real training windows of config "
+        f"{result['synthetic']['samples']} synthetic samples (the first of {result['synthetic']['samples_in_set']}) "
+        f"vs {r['windows']} real training windows of config "
         f"`{r['config']}` (scenes {', '.join(r['scenes'])}; {r['bands']} bands, {r['dates']} date(s)). "
         "Data in [0, 1] per band, normalized by the real training split; angles in radians.",
         "",

@@ -212,3 +212,19 @@ class SyntheticDataset:
         m = self.dir / "masks" / f"{i:06d}.{self.mask_format}"
         mask = np.array(Image.open(m)) if self.mask_format == "png" else tifffile.imread(m)
         return {"images": np.stack(ims).astype(np.float32), "mask": mask.astype(np.int64)}
+
+    def arrays(self, n: int | None = None, normalizer=None) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``n`` (default all) complete samples as ``(n, T, C, H, W)`` float32 and ``(n, H, W)`` int64,
+        filled in place (no second copy); images mapped through ``normalizer`` (band axis last) when given."""
+        if not len(self):
+            raise DataError("holds no complete sample", self.dir)
+        n = len(self) if n is None else min(n, len(self))
+        first = self[0]["images"]
+        x = np.empty((n, *first.shape), dtype=np.float32)
+        y = np.empty((n, *first.shape[-2:]), dtype=np.int64)
+        for k in range(n):
+            item = self[k]
+            ims = item["images"]
+            x[k] = ims if normalizer is None else np.moveaxis(normalizer(np.moveaxis(ims, 1, -1)), -1, 1)
+            y[k] = item["mask"]
+        return x, y

@@ -77,8 +77,8 @@ class SpecDMPipeline:
         self,
         indices: list[int],
         seed: int = 0,
-        sampler: str = "ddim",
-        num_inference_steps: int = 50,
+        sampler: str = "dpm++sde",
+        num_inference_steps: int = 20,
         eta: float = 0.0,
         progress: bool = False,
     ) -> dict[str, np.ndarray]:
