@@ -24,14 +24,6 @@ from specdm.output.dataset import SyntheticDataset
 from specdm.workflow import prepare_data
 
 
-def class_spectra(x: np.ndarray, y: np.ndarray, num_classes: int) -> ClassSpectra:
-    """Class statistics of images ``x (N, C, H, W)`` and masks ``y (N, H, W)``."""
-    stats = ClassSpectra(num_classes, x.shape[1])
-    for image, mask in zip(x, y):
-        stats.update(image.transpose(1, 2, 0), mask)
-    return stats
-
-
 def table(real: ClassSpectra, synth: ClassSpectra, names: list[str]) -> list[str]:
     rm, sm = real.means(), synth.means()
     rp, sp = real.proportions(), synth.proportions()
@@ -57,13 +49,13 @@ def main() -> None:
     data = prepare_data(load_config(a.config))
     x, y = (t.numpy() for t in data.train.batch(range(len(data.train))))
     names = data.reference.class_names
-    real = class_spectra(x[:, 0], y, len(names))
+    real = ClassSpectra.of_windows(x[:, :1], y, len(names))
     md = [f"# Synthetic labels vs spectra (config `{a.config}`, first {a.n} samples per set)", ""]
     for item in a.sets:
         name, _, path = item.partition("=")
         ds = SyntheticDataset(path)
         sx, sy = ds.arrays(a.n, Normalizer.from_dict(ds.meta["normalization"]))
-        md += [f"## {name} (`{path}`)", "", *table(real, class_spectra(sx[:, 0], sy, len(names)), names), ""]
+        md += [f"## {name} (`{path}`)", "", *table(real, ClassSpectra.of_windows(sx[:, :1], sy, len(names)), names), ""]
     text = "\n".join(md)
     print(text)
     if a.out:

@@ -451,11 +451,12 @@ def benchmark(
     plan = plan_arms(arms, list(synthetic), amounts, limited)
     patch = cfg.data.patch_size
     settings = {"seeds": list(range(seeds)), "steps": steps, "batch_size": batch_size, "lr": lr,
-                "lr_schedule": lr_schedule, "optimizer": f"Adam, {lr_schedule} learning rate from lr", "models": models, "amounts": amounts,
-                "limited": limited, "limited_seed": LIMITED_SEED, "arms": [a.id for a in plan if a.setting == "full"],
+                "lr_schedule": lr_schedule, "optimizer": f"Adam, {lr_schedule} learning rate from lr", "models": models,
+                "amounts": amounts, "limited": limited, "limited_seed": LIMITED_SEED, "arms": [a.id for a in plan if a.setting == "full"],
                 "tile": patch, "overlap": patch // 4, "device": str(device)}  # fmt: skip
     fingerprint = {"config": cfg.model_dump(mode="json"), "synthetic": {k: str(v) for k, v in synthetic.items()},
-                   **{k: settings[k] for k in ("steps", "batch_size", "lr", "lr_schedule", "limited", "tile", "overlap")}}  # fmt: skip
+                   **{k: settings[k] for k in ("steps", "batch_size", "lr", "lr_schedule", "limited", "tile",
+                                               "overlap")}}  # fmt: skip
 
     result_file = out_dir / RESULT_FILE
     old = _previous(result_file, fingerprint, resume, overwrite)

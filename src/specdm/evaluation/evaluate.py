@@ -139,7 +139,7 @@ def evaluate(
     distribution = {kind: _distances(real_f[kind], synth_f[kind], halves, dates if kind == "image" else 1, seed)
                     for kind in real_f}  # fmt: skip
 
-    real_s, synth_s = _class_spectra(real_x, real_y, k), _class_spectra(synth_x, synth_y, k)
+    real_s, synth_s = ClassSpectra.of_windows(real_x, real_y, k), ClassSpectra.of_windows(synth_x, synth_y, k)
     result = {
         "specdm_evaluation": __version__,
         "command": command,
@@ -350,14 +350,6 @@ def _distances(real, synth, halves, rows_per_window: int, seed: int) -> dict:
 
 
 # --------------------------------------------------------------------------- spectral
-
-
-def _class_spectra(x: np.ndarray, y: np.ndarray, num_classes: int) -> ClassSpectra:
-    stats = ClassSpectra(num_classes, x.shape[2])
-    for images, mask in zip(x, y):
-        for im in images:
-            stats.update(np.moveaxis(im, 0, -1), mask)
-    return stats
 
 
 def _draw_pixels(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

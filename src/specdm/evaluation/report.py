@@ -154,7 +154,8 @@ def _blocks(result: dict) -> list[tuple]:
               f"({_regions(d['train_regions'])}); scored on {len(d['test_regions'])} whole test region(s) "
               f"({_regions(d['test_regions'])}; "
               f"{d['labelled_test_pixels']} labelled pixels pooled into one confusion matrix per run). {avg} "
-              f"Every arm: Adam, lr {s['lr']:g} ({s.get('lr_schedule', 'constant')}), {s['steps']} steps of batch {s['batch_size']}; seeds "
+              f"Every arm: Adam, lr {s['lr']:g} ({s.get('lr_schedule', 'constant')}), {s['steps']} steps of batch "
+              f"{s['batch_size']}; seeds "
               f"{', '.join(map(str, s['seeds']))}, paired (seed k shares initialization and real batch order). "
               "Differences are per seed against real only of the same model and setting; the verdict says whether "
               "their 95 % interval lies above 0 (helps), below 0 (hurts) or covers it (no clear effect)."),

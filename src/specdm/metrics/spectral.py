@@ -119,6 +119,15 @@ class ClassSpectra:
         }
 
     @classmethod
+    def of_windows(cls, x: np.ndarray, y: np.ndarray, num_classes: int) -> "ClassSpectra":
+        """Statistics of windows ``x (N, T, C, H, W)`` (every date counts) with masks ``y (N, H, W)``."""
+        stats = cls(num_classes, x.shape[2])
+        for images, mask in zip(x, y):
+            for im in images:
+                stats.update(np.moveaxis(im, 0, -1), mask)
+        return stats
+
+    @classmethod
     def from_dict(cls, d: dict) -> "ClassSpectra":
         """Rebuild from :meth:`to_dict` output."""
         out = cls(d["num_classes"], d["num_bands"])

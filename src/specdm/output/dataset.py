@@ -219,11 +219,11 @@ class SyntheticDataset:
         if not len(self):
             raise DataError("holds no complete sample", self.dir)
         n = len(self) if n is None else min(n, len(self))
-        first = self[0]["images"]
-        x = np.empty((n, *first.shape), dtype=np.float32)
-        y = np.empty((n, *first.shape[-2:]), dtype=np.int64)
+        first = self[0]
+        x = np.empty((n, *first["images"].shape), dtype=np.float32)
+        y = np.empty((n, *first["mask"].shape), dtype=np.int64)
         for k in range(n):
-            item = self[k]
+            item = first if k == 0 else self[k]
             ims = item["images"]
             x[k] = ims if normalizer is None else np.moveaxis(normalizer(np.moveaxis(ims, 1, -1)), -1, 1)
             y[k] = item["mask"]
