@@ -5,7 +5,7 @@ import pytest
 
 from specdm.data.datamodule import prepare
 from specdm.data.normalize import Normalizer
-from specdm.data.patches import d4, make_windows, positions
+from specdm.data.windows import d4, make_windows, positions
 from specdm.data.splits import Region, split_regions
 from specdm.errors import ConfigError, DataError
 from specdm.scene import Scene

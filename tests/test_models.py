@@ -119,7 +119,7 @@ def test_class_weights_are_inverse_sqrt_frequency():
     import numpy as np
 
     from specdm.data.datamodule import PatchSet
-    from specdm.data.patches import Window
+    from specdm.data.windows import Window
     from specdm.training.autoencoder import class_weights
 
     mask = np.zeros((4, 4), np.int64)

@@ -23,10 +23,10 @@ from tqdm.auto import tqdm
 
 from specdm import __version__
 from specdm.config import Config
-from specdm.data.datamodule import PreparedData, prepare
+from specdm.data.datamodule import PreparedData
+from specdm.data.datamodule import load_data as _load_data
+from specdm.data.datamodule import prepare_data as _prepare_data
 from specdm.data.normalize import Normalizer
-from specdm.datasets import load_scenes
-from specdm.datasets.files import load_files
 from specdm.errors import CheckpointError, OutputError
 from specdm.metrics.spectral import ClassSpectra
 from specdm.models.autoencoder import SpectralAutoencoder
@@ -44,29 +44,11 @@ RUN_MARKER = ".specdm-run"
 
 
 def load_data(cfg: Config) -> list[Scene]:
-    """Scenes named or pointed at by the config, with the band selection applied."""
-    d = cfg.data
-    if d.dataset:
-        scenes = load_scenes(d.dataset, root=d.root, **d.options)
-    else:
-        scenes = load_files(d.image, d.mask, d.image2, class_names=d.class_names, ignore_index=d.ignore_index)
-    if d.bands:
-        scenes = [s.select_bands(d.bands) for s in scenes]
-    return scenes
+    return _load_data(cfg.data)
 
 
 def prepare_data(cfg: Config, scenes: list[Scene] | None = None) -> PreparedData:
-    d = cfg.data
-    return prepare(
-        scenes if scenes is not None else load_data(cfg),
-        d.split.model_dump(),
-        d.patch_size,
-        d.stride,
-        d.min_labelled,
-        d.max_blank,
-        d.percentiles,
-        d.clip,
-    )
+    return _prepare_data(cfg.data, scenes)
 
 
 def real_statistics(data: PreparedData) -> ClassSpectra:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from specdm.data.normalize import Normalizer
-from specdm.data.patches import Window, d4, make_windows
+from specdm.data.windows import Window, d4, make_windows
 from specdm.data.splits import Region, split_regions
 from specdm.errors import DataError
 from specdm.scene import Scene
+
+if TYPE_CHECKING:
+    from specdm.config import DataConfig
 
 
 @dataclass
@@ -102,3 +106,30 @@ def check_compatible(scenes: list[Scene]) -> None:
                 f"scene '{a.name}' ({a.task}, {a.num_bands} bands, {a.num_classes} classes)",
                 s.source,
             )
+
+
+def load_data(d: "DataConfig") -> list[Scene]:
+    """Scenes named or pointed at by the ``data`` section of a config, with its band selection applied."""
+    from specdm.datasets import load_files, load_scenes
+
+    if d.dataset:
+        scenes = load_scenes(d.dataset, root=d.root, **d.options)
+    else:
+        scenes = load_files(d.image, d.mask, d.image2, class_names=d.class_names, ignore_index=d.ignore_index)
+    if d.bands:
+        scenes = [s.select_bands(d.bands) for s in scenes]
+    return scenes
+
+
+def prepare_data(d: "DataConfig", scenes: list[Scene] | None = None) -> PreparedData:
+    """:func:`prepare` with the settings of the ``data`` section of a config (scenes loaded when not given)."""
+    return prepare(
+        scenes if scenes is not None else load_data(d),
+        d.split.model_dump(),
+        d.patch_size,
+        d.stride,
+        d.min_labelled,
+        d.max_blank,
+        d.percentiles,
+        d.clip,
+    )

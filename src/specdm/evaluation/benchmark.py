@@ -69,7 +69,7 @@ from specdm.evaluation.downstream import (
 )
 from specdm.evaluation.evaluate import _json_safe, _same_normalization
 from specdm.output.dataset import SyntheticDataset
-from specdm.workflow import prepare_data
+from specdm.data.datamodule import prepare_data
 
 TASK_MODELS = {"segmentation": ("unet", "segformer", "pixel"), "change": ("siamdiff",)}
 DEFAULT_MODELS = {"segmentation": ("unet", "segformer"), "change": ("siamdiff",)}
@@ -161,7 +161,7 @@ def _labelled(masks: Iterable[np.ndarray], ignore_index: int | None) -> set[int]
 
 
 def _real_data(cfg: Config, limited: float) -> _Data:
-    data = prepare_data(cfg)
+    data = prepare_data(cfg.data)
     ref = data.reference
     if not data.split["test"]:
         raise ConfigError(f"config '{cfg.name}' has no test split; the benchmark scores on held-out test regions")

@@ -54,7 +54,7 @@ from specdm.metrics import (
     train_encoder,
 )
 from specdm.output.dataset import SyntheticDataset
-from specdm.workflow import prepare_data
+from specdm.data.datamodule import prepare_data
 
 ENCODER_BATCH = 32
 FEATURE_DIM = 64
@@ -123,7 +123,7 @@ def evaluate(
     if result_file.exists() and not overwrite:
         raise OutputError("exists", result_file, hint="pass --overwrite to replace it")
 
-    data = prepare_data(cfg)
+    data = prepare_data(cfg.data)
     ref = data.reference
     real_x, real_y = (t.numpy() for t in data.train.batch(range(len(data.train))))
     if len(real_x) < 2:
