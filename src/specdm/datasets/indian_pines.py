@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from specdm.datasets import data_root, dataset_file
+from specdm.datasets.paths import data_root, dataset_file
 from specdm.errors import DataError
 from specdm.io import read_mat, read_mask
 from specdm.scene import Scene

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from specdm.datasets import data_root, dataset_file
+from specdm.datasets.paths import data_root, dataset_file
+from specdm.datasets.sensors import SENTINEL2_SURFACE, fwhms, rgb_indices, sentinel2_bands, wavelengths
 from specdm.errors import DataError, DatasetNotFoundError
 from specdm.io import read_band_files, read_mask
 from specdm.scene import Scene
@@ -14,10 +15,8 @@ from specdm.scene import Scene
 OSCD_TRAIN_CITIES = ("abudhabi", "aguasclaras", "bercy", "bordeaux", "nantes", "paris")
 OSCD_TEST_CITIES = ("hongkong", "rennes")
 # The SpecDM paper's ten bands (10 m: B02 B03 B04 B08; 20 m: B05 B06 B07 B8A B11 B12),
-# in order of wavelength.
-BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
-# Sentinel-2A central wavelengths (nm); Sentinel-2B's differ by at most 17 nm (B12).
-WAVELENGTHS = (492.4, 559.8, 664.6, 704.1, 740.5, 782.8, 832.8, 864.7, 1613.7, 2202.4)
+# in order of wavelength; centres and widths from the Sentinel-2A table in sensors.py.
+BANDS = SENTINEL2_SURFACE
 REFERENCE_BAND = "B02"
 CLASS_NAMES = ["no change", "change"]
 
@@ -55,7 +54,7 @@ def _load_city(folder: Path, city: str) -> Scene:
     rows = min(s[0] for s in shapes.values())
     cols = min(s[1] for s in shapes.values())
     extra = {"dates": _dates(folder / f"oscd/images/{city}/dates.txt"), "crs": metas[0]["crs"],
-             "transform": metas[0]["transform"]}
+             "transform": metas[0]["transform"], "fwhm": fwhms(sentinel2_bands(BANDS)), "sensor": "Sentinel-2"}
     if any(s != (rows, cols) for s in shapes.values()):
         extra["cropped"] = {**shapes, "to": (rows, cols)}
     return Scene(
@@ -64,8 +63,8 @@ def _load_city(folder: Path, city: str) -> Scene:
         class_names=list(CLASS_NAMES),
         ignore_index=None,
         band_names=list(BANDS),
-        wavelengths=list(WAVELENGTHS),
-        rgb_bands=(BANDS.index("B04"), BANDS.index("B03"), BANDS.index("B02")),
+        wavelengths=wavelengths(sentinel2_bands(BANDS)),
+        rgb_bands=rgb_indices(list(BANDS)),
         name=f"oscd_{city}",
         source=str(cm_path),
         extra=extra,

@@ -12,8 +12,17 @@ bilinearly onto the 10 m grid using each file's GeoTIFF tie point and pixel
 size. The 60 m bands B01 (aerosol), B09 (water vapour) and B10 (cirrus) are
 dropped: they sample the atmosphere rather than the surface and are 36 times
 coarser. Values are top-of-atmosphere reflectance (digital number / 10000).
-Wavelengths are the Sentinel-2A central wavelengths in nm (ESA, Sentinel-2
-Spectral Response Functions, COPE-GSEG-EOPG-TN-15-0007, v3.0).
+Wavelengths and widths are the Sentinel-2A values of
+:data:`specdm.datasets.sensors.SENTINEL2`.
+
+The bands are not read with :func:`specdm.io.read_band_files` (which OSCD
+uses): that function stretches each band over the reference band's pixel
+grid and refuses files whose bounds differ from the reference's by more
+than half a pixel, whereas here the 20 m grid starts 10 m further west
+(B05: x from 435720 m, B02: from 435730 m) and ends 10 m short of the 10 m
+grid's southern edge, so the bands must be placed by their map coordinates.
+Stretching would shift every 20 m band by about half a 20 m pixel (checked:
+mean |difference| 0.0018, max 0.18 in reflectance for B05 over the scene).
 
 Land-cover mask: there is no reference map, so the classes come from spectral
 indices, applied as a decision list (the first rule that holds wins):
@@ -55,11 +64,11 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
+from specdm.datasets.sensors import SENTINEL2_SURFACE, fwhms, rgb_indices, sentinel2_bands, wavelengths
 from specdm.errors import ConfigError, DataError, DatasetNotFoundError
 from specdm.scene import Scene
 
-BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
-WAVELENGTHS = [492.4, 559.8, 664.6, 704.1, 740.5, 782.8, 832.8, 864.7, 1613.7, 2202.4]
+BANDS = list(SENTINEL2_SURFACE)
 CLASS_NAMES = ["water", "wetland", "dense_vegetation", "sparse_vegetation", "bare_or_built"]
 THRESHOLDS = {"water_mndwi": 0.5, "wet_mndwi": 0.0, "dense_ndvi": 0.5, "sparse_ndvi": 0.25, "bare_ndbi": 0.0}
 DEFAULT_OFFSET = (608, 864)
@@ -117,8 +126,8 @@ def _load(folder: Path, size: int | None, offset: tuple[int, int] | None) -> Sce
         class_names=list(CLASS_NAMES),
         ignore_index=None,
         band_names=list(BANDS),
-        wavelengths=list(WAVELENGTHS),
-        rgb_bands=(BANDS.index("B04"), BANDS.index("B03"), BANDS.index("B02")),
+        wavelengths=wavelengths(sentinel2_bands(BANDS)),
+        rgb_bands=rgb_indices(BANDS),
         name="sentinel2_demo",
         source=str(folder),
         extra={
@@ -126,6 +135,8 @@ def _load(folder: Path, size: int | None, offset: tuple[int, int] | None) -> Sce
             "units": "top-of-atmosphere reflectance",
             "thresholds": dict(THRESHOLDS),
             "licence": LICENCE,
+            "fwhm": fwhms(sentinel2_bands(BANDS)),
+            "sensor": "Sentinel-2",
         },
     )
 
@@ -148,7 +159,12 @@ def _read_geo(path: Path) -> tuple[np.ndarray, tuple[int, int], tuple[float, flo
 
 
 def _resample(path: Path, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Sample a band bilinearly at map coordinates ``y`` (rows) x ``x`` (cols)."""
+    """Sample a band bilinearly at map coordinates ``y`` (rows) x ``x`` (cols).
+
+    Kept apart from :func:`specdm.io.read_band_files` on purpose (see the module
+    docstring): the bands' grids are offset, so pixels are placed by their map
+    coordinates, not by stretching one pixel grid over another.
+    """
     band, _, origin, res = _read_geo(path)
     col = (x - origin[0]) / res - 0.5
     row = (origin[1] - y) / res - 0.5

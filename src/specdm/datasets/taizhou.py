@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specdm.datasets import data_root, dataset_file
+from specdm.datasets.paths import data_root, dataset_file
 from specdm.errors import DataError
 from specdm.io import read_envi, read_mask
 from specdm.scene import Scene
