@@ -33,7 +33,7 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from specdm.pipelines.synthesis import SpecDMPipeline
+    from specdm.pipelines import SpecDMPipeline
 
     t0 = time.time()
     threads = [int(x) for x in a.threads.split(",")] if a.threads else sorted({1, os.cpu_count() or 1})

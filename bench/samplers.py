@@ -1,7 +1,7 @@
 """Quality vs steps of the samplers: how few network evaluations match DDPM-1000 (the paper's sampler)?
 
 For each sampler setting, N samples with the same seeds (sample i of run seed s uses SeedSequence([s, i]))
-are written with ``specdm.workflow.synthesize`` (what ``specdm sample`` runs) and scored with
+are written with ``specdm.recipes.sampling.synthesize`` (what ``specdm sample`` runs) and scored with
 ``specdm.evaluation.evaluate`` against the real training split, all with ONE encoder folder (trained on
 the first evaluation, reused after) so the Frechet distances are comparable.
 
@@ -134,10 +134,10 @@ def main() -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from specdm import workflow
+    from specdm.recipes import sampling
     from specdm.config import load_config
     from specdm.evaluation.evaluate import evaluate
-    from specdm.pipelines.synthesis import SpecDMPipeline
+    from specdm.pipelines import SpecDMPipeline
 
     t_start = time.time()
     result = {"command": command_line(), "machine": machine_info(), "background": other_load()}
@@ -258,7 +258,7 @@ def main() -> int:
         synth = work / "sets" / lab
         timer["s"] = 0.0
         t = time.time()
-        workflow.synthesize(args.model_dir, synth, n, name, steps, eta, b, seed, image_format="npy", previews=0,
+        sampling.synthesize(args.model_dir, synth, n, name, steps, eta, b, seed, image_format="npy", previews=0,
                             overwrite=True, command=f"bench/samplers.py ({lab})")
         wall = time.time() - t
         pipe_s = timer["s"]

@@ -57,8 +57,9 @@ def test_whole_flow_writes_a_valid_data_set(tmp_path, tiny, capsys):
     assert len(meta["model"]["autoencoder"]) == 16
     assert (syn / "card" / "class_distribution.png").is_file() and len(list((syn / "previews").glob("*.png"))) == 2
     model = tmp_path / "run" / "model"
-    for sub in ("autoencoder/image_vae", "autoencoder/mask_vae", "unet"):
-        assert list((model / sub).glob("*.safetensors")), sub
+    for sub in ("autoencoder", "unet"):
+        assert list((model / sub).glob("*.safetensors")) and (model / sub / "config.json").is_file(), sub
+    assert json.loads((model / "model_index.json").read_text())["autoencoder"] == "SpectralAutoencoder"
     info = json.loads((model / "specdm.json").read_text())
     assert info["num_dates"] == 1 and len(info["band_names"]) == 6 and len(info["latent_scale"]) == 8
 
@@ -86,8 +87,8 @@ def test_training_resume_is_exact(tmp_path, tiny, capsys):
     shutil.rmtree(tmp_path / "b" / "model")  # as if killed before the final save
     code, out, err = run_cli(["train-autoencoder", full, "--run-dir", tmp_path / "b", "--resume"], capsys)
     assert code == 0, err
-    a = load_file(tmp_path / "a/model/autoencoder/image_vae/diffusion_pytorch_model.safetensors")
-    b = load_file(tmp_path / "b/model/autoencoder/image_vae/diffusion_pytorch_model.safetensors")
+    a = load_file(tmp_path / "a/model/autoencoder/diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "b/model/autoencoder/diffusion_pytorch_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     steps = [json.loads(line)["step"] for line in (tmp_path / "b/checkpoints/autoencoder/train_log.jsonl").read_text().splitlines()]
     assert max(steps) == 6
@@ -176,10 +177,10 @@ def _big_patch(d, cfg):
     "mutate, needle, file",
     [
         (_missing, "not found", "nope.npy"),
-        (_truncate, "", "image.npy"),
+        (_truncate, "truncated or corrupt", "image.npy"),
         (_nan, "NaN", "image.npy"),
-        (_mask_shape, "differs from image shape", "image.npy"),
-        (_labels, "outside the 3 declared classes", "image.npy"),
+        (_mask_shape, "differs from image shape", "mask.npy"),
+        (_labels, "outside the 3 declared classes", "mask.npy"),
         (_no_patch, "no patch is left", "image.npy"),
         (_big_patch, "larger than every split region", "image.npy"),
     ],
@@ -190,6 +191,7 @@ def test_bad_input_gives_one_clear_error(tmp_path, rng, capsys, mutate, needle, 
     assert code == 2
     assert err.startswith("error: ") and needle in err and file in err
     assert "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # nothing left behind that would block the corrected re-run
 
 
 def test_band_count_mismatch_with_checkpoint(tmp_path, tiny, capsys):
@@ -237,9 +239,10 @@ def test_output_formats_round_trip(tmp_path, trained, capsys, image_format, mask
             "--mask-format", mask_format, "--seed", 7]
     assert run_cli(args, capsys)[0] == 0
     ds = SyntheticDataset(out)
-    ref = SyntheticDataset(tmp_path / "ref") if (tmp_path / "ref").exists() else None
     assert len(ds) == 3 and ds.meta["format"] == {**ds.meta["format"], "image": image_format, "mask": mask_format}
-    assert ref is None
+    stored = {"zarr": ["samples.zarr"], "npy": ["images", "masks"], "tif": ["images", "masks"]}[image_format]
+    assert all((out / d).exists() for d in stored)
+    assert len(list((out / "masks").glob(f"*.{mask_format}"))) == (0 if image_format == "zarr" else 3)
     # the same seed gives the same samples whatever the format
     assert run_cli(["sample", trained / "model", "--out", tmp_path / "ref", "-n", 3, "--steps", 2, "--seed", 7], capsys)[0] == 0
     ref = SyntheticDataset(tmp_path / "ref")

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from specdm.data.datamodule import prepare
 from specdm.data.normalize import Normalizer
@@ -97,3 +98,32 @@ def test_prepare_fits_normalization_on_training_rows_only(rng):
     x, y = data.train.batch([0, 1], [0, 5])
     assert x.shape == (2, 1, 3, 8, 8) and y.shape == (2, 8, 8)
     assert 0 <= x.min() and x.max() <= 1
+
+
+def test_window_dataset_returns_dict_samples_and_plots_them(rng):
+    """torchgeo-style samples: the window's normalized values and labels; plot shows them with the shared stretch."""
+    from conftest import fake_scene
+
+    from specdm.data.datamodule import prepare
+    from specdm.data.dataset import WindowDataset
+    from specdm.data.plot import class_colors, false_colour
+    from specdm.scene import Scene
+
+    images, mask = fake_scene(rng, size=32, bands=5, classes=3)
+    scene = Scene(images, mask, ["a", "b", "c"])
+    data = prepare([scene], {"kind": "rows", "train": [0, 24], "test": [24, 32]}, 8, 8)
+    ds = WindowDataset(data.train, rgb_bands=(2, 1, 0), class_names=scene.class_names)
+    w = data.train.windows[1]
+    sample = ds[1]
+    assert sample["image"].dtype == torch.float32 and sample["mask"].dtype == torch.int64
+    np.testing.assert_array_equal(sample["mask"].numpy(), mask[w.r : w.r + 8, w.c : w.c + 8])
+    np.testing.assert_allclose(sample["image"].numpy(),
+                               data.normalizer(images[0][w.r : w.r + 8, w.c : w.c + 8]).transpose(2, 0, 1), rtol=1e-6)
+    fig = ds.plot(sample, stretch=(np.zeros(3), np.ones(3)))
+    img_ax, mask_ax = fig.axes
+    shown = img_ax.images[0].get_array()
+    np.testing.assert_allclose(shown, false_colour(sample["image"].numpy().transpose(1, 2, 0), (2, 1, 0),
+                                                   (np.zeros(3), np.ones(3))))
+    np.testing.assert_allclose(mask_ax.images[0].get_array(), class_colors(3)[sample["mask"].numpy()])
+    # a fixed stretch clips values outside it instead of rescaling each image
+    assert false_colour(np.full((2, 2, 3), 2.0), (0, 1, 2), (np.zeros(3), np.ones(3))).max() == 1.0

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from accelerate.utils import set_seed
 
 from specdm.cli import main
-from specdm.models.autoencoder import SpectralAutoencoder
+from specdm.models.autoencoders import SpectralAutoencoder
 
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 
@@ -56,8 +56,8 @@ def test_two_process_training_equals_one_process(one_process_run):
     launch_two(["train-diffusion", cfg, "--run-dir", tmp / "two"], tmp)
     set_seed(0)  # the initialization both runs started from (train.seed = 0)
     ae = SpectralAutoencoder.from_pretrained(tmp / "one" / "model" / "autoencoder")
-    ae0 = SpectralAutoencoder(**ae.config)
-    init = {f"{name}/{k}": v for name in ("image_vae", "mask_vae") for k, v in getattr(ae0, name).state_dict().items()}
+    ae0 = SpectralAutoencoder.from_config(ae.config)
+    init = {f"autoencoder/{k}": v for k, v in ae0.state_dict().items()}
     a = _weights(tmp / "one" / "model" / "autoencoder")
     b = _weights(tmp / "two" / "model" / "autoencoder")
     assert a.keys() == b.keys() == init.keys()

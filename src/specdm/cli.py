@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from specdm.config import SAMPLERS
 from specdm.errors import ConfigError, OutputError, SpecdmError
+from specdm.schedulers import DEFAULT_SAMPLER, SAMPLERS
 
 
 def _config_args(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model_dir", type=Path, help="model folder (a run's model/)")
     s.add_argument("--out", type=Path, required=True, help="output data set folder")
     s.add_argument("-n", "--num-samples", type=int, default=500)
-    s.add_argument("--sampler", choices=list(SAMPLERS), default="dpm++sde")
-    s.add_argument("--steps", type=int, default=None, help="network evaluations (default: 1000 for ddpm, 20 otherwise)")
+    s.add_argument("--sampler", choices=list(SAMPLERS), default=DEFAULT_SAMPLER)
+    s.add_argument("--steps", type=int, default=None,
+                   help="network evaluations (default: the sampler's, 1000 for ddpm and 20 for the others)")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
     s.add_argument("--batch-size", type=int, default=50)
     s.add_argument("--seed", type=int, default=0)
@@ -147,13 +148,19 @@ def _dispatch(args, command: str) -> int:
             print(yaml.safe_dump(load_config(args.config).model_dump(mode="json"), sort_keys=False), end="")
         return 0
 
-    from specdm import workflow
+    from specdm.config import BenchmarkOptions, EvaluateOptions, SamplingConfig, validate
 
     if args.command == "sample":
-        steps = args.steps or (1000 if args.sampler == "ddpm" else 20)
-        card = workflow.synthesize(
-            args.model_dir, args.out, args.num_samples, args.sampler, steps, args.eta, args.batch_size, args.seed,
-            args.image_format, args.mask_format, args.previews, args.resume, args.overwrite, command, args.device,
+        opts = validate(SamplingConfig, {
+            "num_samples": args.num_samples, "sampler": args.sampler, "num_inference_steps": args.steps,
+            "eta": args.eta, "batch_size": args.batch_size, "seed": args.seed, "image_format": args.image_format,
+            "mask_format": args.mask_format, "previews": args.previews}, "specdm sample")
+        from specdm.recipes.sampling import synthesize
+
+        card = synthesize(
+            args.model_dir, args.out, opts.num_samples, opts.sampler, opts.num_inference_steps, opts.eta,
+            opts.batch_size, opts.seed, opts.image_format, opts.mask_format, opts.previews, args.resume,
+            args.overwrite, command, args.device,
         )
         print(f"synthetic data set: {args.out}\ndataset card: {card}")
         return 0
@@ -169,41 +176,57 @@ def _dispatch(args, command: str) -> int:
 
     cfg = load_config(args.config, args.overrides)
     if args.command == "evaluate":
+        eo = validate(EvaluateOptions, {"encoder_steps": args.encoder_steps, "seed": args.seed,
+                                        "max_spectra": args.max_spectra, "max_samples": args.max_samples},
+                      "specdm evaluate")
         from specdm.evaluation.evaluate import evaluate, format_markdown
 
-        result = evaluate(cfg, args.synth, args.out, args.encoders, args.seed, args.max_spectra, args.encoder_steps,
-                          args.inception, args.overwrite, command, args.max_samples)
+        result = evaluate(cfg, args.synth, args.out, args.encoders, eo.seed, eo.max_spectra, eo.encoder_steps,
+                          args.inception, args.overwrite, command, eo.max_samples)
         print(format_markdown(result))
         print(f"evaluation: {result['output']['json']}\nreport: {result['output']['markdown']}")
         return 0
     if args.command == "benchmark":
-        from specdm.evaluation.benchmark import benchmark, parse_amounts, parse_synthetic
+        from specdm.evaluation.benchmark import parse_amounts, parse_synthetic
+
+        bo = validate(BenchmarkOptions, {
+            "seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+            "lr_schedule": args.lr_schedule, "models": args.models and args.models.split(","),
+            "amounts": parse_amounts(args.amounts), "limited": args.limited,
+            "arms": args.arms and args.arms.split(",")}, "specdm benchmark")
+        synthetic = parse_synthetic(args.synthetic)
+        from specdm.evaluation.benchmark import benchmark
         from specdm.evaluation.report import format_markdown
 
         result = benchmark(
-            cfg, parse_synthetic(args.synthetic), args.out or Path("runs") / cfg.name / "benchmark", seeds=args.seeds,
-            steps=args.steps, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-            models=args.models and args.models.split(","), amounts=parse_amounts(args.amounts), limited=args.limited,
-            arms=args.arms and args.arms.split(","), resume=args.resume, overwrite=args.overwrite, command=command,
+            cfg, synthetic, args.out or Path("runs") / cfg.name / "benchmark", seeds=bo.seeds,
+            steps=bo.steps, batch_size=bo.batch_size, lr=bo.lr, lr_schedule=bo.lr_schedule,
+            models=bo.models, amounts=bo.amounts, limited=bo.limited,
+            arms=bo.arms, resume=args.resume, overwrite=args.overwrite, command=command,
             device=args.device,
         )
         print(format_markdown(result))
         print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}\n"
               f"html: {result['output']['html']}")
         return 0
+    from specdm.recipes import get_recipe
+
+    recipe = get_recipe(cfg.method)
     run_dir = args.run_dir or Path("runs") / cfg.name
     if args.command == "run":
-        card = workflow.run(cfg, run_dir, args.resume, args.overwrite, command)
+        card = recipe.run(cfg, run_dir, args.resume, args.overwrite, command)
         print(f"model: {run_dir / 'model'}\nsynthetic data set: {card.parent}\ndataset card: {card}")
     elif args.command == "train-autoencoder":
-        workflow.prepare_run_dir(run_dir, args.resume, args.overwrite)
-        workflow.train_stage1(cfg, run_dir, args.resume)
+        from specdm.recipes.run_dir import prepare_run_dir
+
+        prepare_run_dir(run_dir, args.resume, args.overwrite)
+        recipe.train_stage1(cfg, run_dir, args.resume)
         print(f"autoencoder: {run_dir / 'model' / 'autoencoder'}")
     elif args.command == "train-diffusion":
         if (run_dir / "model" / "unet").is_dir() and not (args.resume or args.overwrite):
             raise OutputError("already holds a trained denoiser", run_dir / "model" / "unet",
                               hint="pass --resume to keep it or --overwrite to retrain it")
-        workflow.train_stage2(cfg, run_dir, args.resume)
+        recipe.train_stage2(cfg, run_dir, args.resume)
         print(f"model: {run_dir / 'model'}")
     return 0
 

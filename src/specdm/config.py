@@ -14,8 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from specdm.errors import ConfigError
+from specdm.schedulers import DEFAULT_SAMPLER, PAPER_SCHEDULE, SAMPLERS, default_steps
 
-SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")  # implemented in specdm.schedulers
+METHODS = ("specdm",)  # one recipe each in specdm.recipes
 
 
 class Strict(BaseModel):
@@ -27,7 +28,6 @@ class SplitConfig(Strict):
 
     kind: Literal["rows", "cols", "scenes", "none"] = "none"
     train: list = Field(default_factory=list)
-    val: list | None = None
     test: list | None = None
 
 
@@ -53,6 +53,13 @@ class DataConfig(Strict):
     def _source(self):
         if self.dataset is None and (self.image is None or self.mask is None):
             raise ValueError("give either data.dataset (a registered name) or data.image and data.mask")
+        if self.dataset is not None:
+            from specdm.datasets import check_options
+
+            try:
+                check_options(self.dataset, self.options)
+            except ConfigError as e:
+                raise ValueError(e.problem + (f" ({e.hint})" if e.hint else "")) from None
         return self
 
 
@@ -75,10 +82,10 @@ class DiffusionConfig(Strict):
     block_out_channels: list[int] = Field(default_factory=lambda: [64, 128])
     layers_per_block: int = 2
     norm_num_groups: int = 32
-    num_train_timesteps: int = 1000
-    beta_start: float = 0.0015
-    beta_end: float = 0.0155
-    beta_schedule: str = "linear"
+    num_train_timesteps: int = PAPER_SCHEDULE["num_train_timesteps"]
+    beta_start: float = PAPER_SCHEDULE["beta_start"]
+    beta_end: float = PAPER_SCHEDULE["beta_end"]
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = PAPER_SCHEDULE["beta_schedule"]
     latent_augmentations: int = Field(8, ge=1, le=8)  # D4 transforms encoded per window
     steps: int = Field(2500, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -87,16 +94,52 @@ class DiffusionConfig(Strict):
 
 
 class SamplingConfig(Strict):
+    """How ``specdm run`` samples, and every option of ``specdm sample``."""
+
     num_samples: int = Field(500, ge=1)
-    # default from bench/samplers.py: within the noise of DDPM-1000's FD and mSAD at 50x the speed
-    sampler: Literal[SAMPLERS] = "dpm++sde"
-    num_inference_steps: int = Field(20, ge=1)
-    eta: float = 0.0
+    sampler: Literal[SAMPLERS] = DEFAULT_SAMPLER
+    num_inference_steps: int | None = Field(None, ge=1)  # None: the sampler's default (schedulers.default_steps)
+    eta: float = Field(0.0, ge=0.0, le=1.0)
     batch_size: int = Field(50, ge=1)
     seed: int = 0
     image_format: Literal["tif", "npy", "zarr"] = "tif"
     mask_format: Literal["png", "tif"] = "png"
     previews: int = Field(8, ge=0)
+
+    @model_validator(mode="after")
+    def _steps(self):
+        if self.num_inference_steps is None:
+            self.num_inference_steps = default_steps(self.sampler)
+        return self
+
+
+class EvaluateOptions(Strict):
+    """Every option of ``specdm evaluate``."""
+
+    encoder_steps: int = Field(400, ge=1)
+    seed: int = 0
+    max_spectra: int = Field(20000, ge=10)
+    max_samples: int = Field(2000, ge=2)
+
+
+class BenchmarkOptions(Strict):
+    """Every option of ``specdm benchmark``."""
+
+    seeds: int = Field(3, ge=1)
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(16, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    models: list[Literal["unet", "segformer", "pixel", "siamdiff"]] | None = None
+    amounts: list[int | float] = Field(default_factory=lambda: [1, 3, 5])
+    limited: float = Field(0.25, ge=0.0, lt=1.0)
+    arms: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _amounts(self):
+        if not self.amounts or any(not (a > 0) for a in self.amounts):
+            raise ValueError("amounts must be positive multiples of the real window count, e.g. 1,3,5")
+        return self
 
 
 class TrainConfig(Strict):
@@ -107,11 +150,27 @@ class TrainConfig(Strict):
 
 class Config(Strict):
     name: str = "specdm"
+    method: Literal[METHODS] = "specdm"  # the recipe `specdm run` follows (specdm.recipes)
     data: DataConfig
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _geometry(self):
+        """The patch size must survive the autoencoder's downsampling and the U-Net's."""
+        f = 2 ** (len(self.autoencoder.block_out_channels) - 1)
+        g = 2 ** (len(self.diffusion.block_out_channels) - 1)
+        p = self.data.patch_size
+        if p % f:
+            raise ValueError(f"data.patch_size {p} is not a multiple of the autoencoder's downsampling {f} "
+                             f"(2 ** (len(autoencoder.block_out_channels) - 1))")
+        if (p // f) % g:
+            raise ValueError(f"data.patch_size {p} gives {p // f}x{p // f} latents, which the denoiser's "
+                             f"{len(self.diffusion.block_out_channels)} levels cannot halve {len(self.diffusion.block_out_channels) - 1} "
+                             f"times; use a multiple of {f * g}")
+        return self
 
     def schedule(self) -> dict:
         d = self.diffusion
@@ -148,8 +207,17 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = yaml.safe_load(value)
+    return validate(Config, raw, name_or_path)
+
+
+def validate(model: type[BaseModel], raw: dict, source=None):
+    """``model.model_validate(raw)``, or one :class:`ConfigError` listing every bad field."""
     try:
-        return Config.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
-        lines = [f"  {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
-        raise ConfigError("invalid configuration:\n" + "\n".join(lines), name_or_path) from None
+        lines = []
+        for err in e.errors():
+            where = ".".join(map(str, err["loc"]))
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {where}: {msg}" if where else f"  {msg}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines), source) from None

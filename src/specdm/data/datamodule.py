@@ -12,6 +12,7 @@ from specdm.data.normalize import Normalizer
 from specdm.data.windows import Window, d4, make_windows
 from specdm.data.splits import Region, split_regions
 from specdm.errors import DataError
+from specdm.metrics.spectral import ClassSpectra
 from specdm.scene import Scene
 
 if TYPE_CHECKING:
@@ -63,6 +64,16 @@ class PreparedData:
     def reference(self) -> Scene:
         return self.scenes[0]
 
+    def train_statistics(self) -> ClassSpectra:
+        """Class counts and spectra of the training regions (normalized units, every date)."""
+        ref = self.reference
+        stats = ClassSpectra(ref.num_classes, ref.num_bands)
+        for g in self.split["train"]:
+            s = self.scenes[g.scene]
+            for im in s.images:
+                stats.update(self.normalizer(im[g.r0 : g.r1, g.c0 : g.c1]), s.mask[g.r0 : g.r1, g.c0 : g.c1])
+        return stats
+
 
 def prepare(
     scenes: list[Scene],
@@ -87,7 +98,7 @@ def prepare(
     for i, s in enumerate(scenes):
         if i in used:  # keep memory to the scenes that feed training
             images.append(np.stack([norm(im).transpose(2, 0, 1) for im in s.images]))
-            masks.append(s.mask)
+            masks.append(s.mask if s.mask is not None else np.zeros(s.shape, np.int64))
         else:
             images.append(np.zeros((len(s.images), s.num_bands, 0, 0), np.float32))
             masks.append(np.zeros((0, 0), np.int64))

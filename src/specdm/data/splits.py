@@ -41,20 +41,20 @@ class Region:
 
 
 def split_regions(scenes: list[Scene], spec: dict) -> dict[str, list[Region]]:
-    """Build ``{"train": [...], "val": [...], "test": [...]}`` from a split spec.
+    """Build ``{"train": [...], "test": [...]}`` from a split spec.
 
     Spec kinds:
-      - ``{"kind": "rows", "train": [r0, r1], "test": [r0, r1], "val": [r0, r1] | None}``
+      - ``{"kind": "rows", "train": [r0, r1], "test": [r0, r1] | None}``
         (and ``"cols"``): bands of rows (columns) of every scene.
-      - ``{"kind": "scenes", "train": [names], "test": [names], "val": [names]}``: whole scenes.
+      - ``{"kind": "scenes", "train": [names], "test": [names]}``: whole scenes.
       - ``{"kind": "none"}``: every scene is training data (no held-out test).
     """
     kind = spec.get("kind", "none")
-    out: dict[str, list[Region]] = {"train": [], "val": [], "test": []}
+    out: dict[str, list[Region]] = {"train": [], "test": []}
     if kind == "none":
         out["train"] = [Region(i, 0, s.shape[0], 0, s.shape[1]) for i, s in enumerate(scenes)]
     elif kind in ("rows", "cols"):
-        for name in ("train", "val", "test"):
+        for name in ("train", "test"):
             rng = spec.get(name)
             if rng is None:
                 continue
@@ -71,7 +71,7 @@ def split_regions(scenes: list[Scene], spec: dict) -> dict[str, list[Region]]:
                     out[name].append(Region(i, 0, s.shape[0], a, b))
     elif kind == "scenes":
         names = [s.name for s in scenes]
-        for name in ("train", "val", "test"):
+        for name in ("train", "test"):
             for n in spec.get(name) or []:
                 if n not in names:
                     raise ConfigError(f"split '{name}' names scene '{n}', which is not loaded; loaded: {names}")

@@ -60,7 +60,7 @@ def make_windows(
     out: list[Window] = []
     for g in fitting:
         s = scenes[g.scene]
-        labelled = np.ones(s.shape, bool) if s.ignore_index is None else s.mask != s.ignore_index
+        labelled = np.ones(s.shape, bool) if s.mask is None or s.ignore_index is None else s.mask != s.ignore_index
         blank = np.ones(s.shape, bool)
         for im in s.images:
             blank &= ~np.any(im != 0, axis=-1)

@@ -1,6 +1,6 @@
-"""Stage-1 autoencoders and the stage-2 denoiser."""
+"""Networks: stage-1 autoencoders and stage-2 denoisers (one file per family), losses, model-folder metadata."""
 
-from specdm.models.autoencoder import SpectralAutoencoder
-from specdm.models.denoiser import build_denoiser
+from specdm.models.autoencoders import SpectralAutoencoder
+from specdm.models.denoisers import build_denoiser
 
 __all__ = ["SpectralAutoencoder", "build_denoiser"]

@@ -32,6 +32,7 @@ class ModelInfo:
     latent_scale: list[float] | None = None
     real_stats: dict | None = None
     source: dict = field(default_factory=dict)
+    method: str = "specdm"  # the pipeline that samples from the folder (specdm.pipelines.PIPELINES)
 
     @property
     def num_bands(self) -> int:

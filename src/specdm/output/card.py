@@ -26,10 +26,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
 
+from specdm.data.plot import class_colors, false_colour
 from specdm.errors import DataError, OutputError
 from specdm.metrics.spectral import ClassSpectra, per_class_sad
 
@@ -37,20 +37,13 @@ REAL_COLOR, SYNTH_COLOR = "#1f77b4", "#ff7f0e"
 MIN_PREVIEW_HEIGHT = 256
 
 
-def class_colors(num_classes: int) -> np.ndarray:
-    """One RGB colour in [0, 1] per class, (K, 3): tab10 / tab20, else evenly spaced on turbo."""
-    if num_classes <= 10:
-        return np.asarray(colormaps["tab10"].colors[:num_classes])
-    if num_classes <= 20:
-        return np.asarray(colormaps["tab20"].colors[:num_classes])
-    return colormaps["turbo"](np.linspace(0, 1, num_classes))[:, :3]
-
-
-def save_preview(image, mask, rgb_bands, path, num_classes: int) -> Path:
+def save_preview(image, mask, rgb_bands, path, num_classes: int, stretch: tuple | None = None) -> Path:
     """Write a PNG: false-colour composite of ``image`` (H, W, C) in [0, 1] beside the colour-coded ``mask`` (H, W).
 
-    ``rgb_bands`` are the band indices shown as red, green, blue, each stretched
-    between its 2nd and 98th percentile. Mask colours follow :func:`class_colors`.
+    ``rgb_bands`` are the band indices shown as red, green, blue, stretched by
+    ``stretch`` (low, high per channel; the real training split's, so that every
+    preview shares it) or else each between its own 2nd and 98th percentile.
+    Mask colours follow :func:`class_colors`.
     Small images are enlarged by pixel replication to at least 256 px high.
     """
     path = Path(path)
@@ -59,9 +52,7 @@ def save_preview(image, mask, rgb_bands, path, num_classes: int) -> Path:
         raise DataError(f"preview needs image (H, W, C) and mask (H, W), got {image.shape} and {mask.shape}", path)
     if mask.size and (mask.min() < 0 or mask.max() >= num_classes):
         raise DataError(f"mask values {mask.min()}..{mask.max()} outside the classes 0..{num_classes - 1}", path)
-    rgb = image[..., list(rgb_bands)]
-    lo, hi = np.percentile(rgb, [2, 98], axis=(0, 1))
-    rgb = np.clip((rgb - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
+    rgb = false_colour(image, rgb_bands, stretch)
     labels = class_colors(num_classes)[mask.astype(np.int64)]
     gap = np.ones((mask.shape[0], max(1, mask.shape[1] // 32), 3))
     panel = np.concatenate([rgb, gap, labels], axis=1)

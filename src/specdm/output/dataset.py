@@ -8,12 +8,15 @@ Layout of a data set folder::
     previews/              false-colour + mask previews of the first samples
     images/000000.tif      (C, H, W) float32 in the data's own units     [segmentation]
     images_t1/, images_t2/ the same for dates 1 and 2                    [change detection]
-    masks/000000.png       (H, W) class values, 8-bit (16-bit if > 256 classes)
+    masks/000000.png       (H, W) class values, 8-bit (16-bit if > 256 classes)   [sets with masks]
 
 ``image_format`` may be ``tif`` (GeoTIFF-compatible, bands first), ``npy`` or
 ``zarr`` (one ``samples.zarr`` store with ``images`` (N, T, C, H, W), ``masks``
-(N, H, W) and ``done`` (N,)). A sample is complete once its mask is written (the
-mask goes last, by atomic rename), so an interrupted run resumes where it stopped.
+(N, H, W) and ``done`` (N,)). A set may hold images without masks (unconditional or
+RGB-conditioned synthesis: ``num_classes=None``), and with ``tif``/``npy`` samples
+may differ in size (``size=None``). A sample is complete once its last file is
+written (the mask, or the last date's image without masks; by atomic rename), so an
+interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -39,21 +42,26 @@ def image_dirs(num_dates: int) -> list[str]:
     return ["images"] if num_dates == 1 else [f"images_t{t + 1}" for t in range(num_dates)]
 
 
-def claim_folder(folder: Path, ours: bool, resume: bool, overwrite: bool, what: str) -> None:
+def claim_folder(folder: Path, ours: bool, resume: bool, overwrite: bool, what: str, create: bool = True) -> None:
     """Make ``folder`` ready for writing. A non-empty folder is only continued (``resume``) or
-    replaced (``overwrite``) when ``ours`` (specdm wrote it); anything else is refused."""
+    replaced (``overwrite``) when ``ours`` (specdm wrote it); anything else is refused.
+    ``create=False`` only checks (nothing is created or deleted), so a command can refuse
+    early and create the folder once its inputs have passed their checks."""
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         if resume and ours:
             return
         if overwrite and ours:
-            shutil.rmtree(folder)
+            if create:
+                shutil.rmtree(folder)
         elif overwrite:
             raise OutputError("exists and was not written by specdm; refusing to delete it", folder)
         elif resume:
             raise OutputError(f"exists but holds no specdm {what} to resume", folder)
         else:
             raise OutputError("exists and is not empty", folder, hint="pass --resume to continue it or --overwrite to replace it")
+    if not create:
+        return
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".write_test"
@@ -89,8 +97,8 @@ class DatasetWriter:
         num_samples: int,
         num_dates: int,
         num_bands: int,
-        size: int,
-        num_classes: int,
+        size: int | None,
+        num_classes: int | None,
         image_format: str = "tif",
         mask_format: str = "png",
     ):
@@ -101,18 +109,22 @@ class DatasetWriter:
         self.dir = Path(out_dir)
         self.n, self.t, self.c, self.size = num_samples, num_dates, num_bands, size
         self.image_format, self.mask_format = image_format, mask_format
-        self.mask_dtype = np.uint8 if num_classes <= 256 else np.uint16
+        self.has_masks = num_classes is not None
+        self.mask_dtype = np.uint8 if not self.has_masks or num_classes <= 256 else np.uint16
         if image_format == "zarr":
             import zarr
 
+            if size is None:
+                raise OutputError("zarr stores samples of one size; use --image-format tif or npy", self.dir)
             store = self.dir / "samples.zarr"
             self.store = _io(store, lambda: zarr.open_group(str(store), mode="a"))
             if "images" not in self.store:
                 self.store.create_array("images", shape=(self.n, self.t, self.c, size, size), chunks=(1, self.t, self.c, size, size), dtype="float32")
-                self.store.create_array("masks", shape=(self.n, size, size), chunks=(1, size, size), dtype=self.mask_dtype)
+                if self.has_masks:
+                    self.store.create_array("masks", shape=(self.n, size, size), chunks=(1, size, size), dtype=self.mask_dtype)
                 self.store.create_array("done", shape=(self.n,), chunks=(1,), dtype="bool", fill_value=False)
         else:
-            for d in image_dirs(self.t) + ["masks"]:
+            for d in image_dirs(self.t) + (["masks"] if self.has_masks else []):
                 _io(self.dir / d, lambda d=d: (self.dir / d).mkdir(parents=True, exist_ok=True))
 
     def mask_path(self, i: int) -> Path:
@@ -124,27 +136,35 @@ class DatasetWriter:
     def is_done(self, i: int) -> bool:
         if self.image_format == "zarr":
             return bool(self.store["done"][i])
-        return self.mask_path(i).is_file()
+        return (self.mask_path(i) if self.has_masks else self.image_paths(i)[-1]).is_file()
 
     def pending(self) -> list[int]:
         if self.image_format == "zarr":
             return np.flatnonzero(~self.store["done"][:]).tolist()
         return [i for i in range(self.n) if not self.is_done(i)]
 
-    def write(self, i: int, images: np.ndarray, mask: np.ndarray) -> None:
-        """Store sample ``i``: ``images`` ``(T, C, H, W)`` float32, ``mask`` ``(H, W)``."""
+    def write(self, i: int, images: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """Store sample ``i``: ``images`` ``(T, C, H, W)`` float32, ``mask`` ``(H, W)`` (sets with masks)."""
         images = np.asarray(images, np.float32)
-        mask = np.asarray(mask).astype(self.mask_dtype)
+        if images.shape[:2] != (self.t, self.c) or (self.size is not None and images.shape[2:] != (self.size, self.size)):
+            want = f"({self.t}, {self.c}, {self.size or 'H'}, {self.size or 'W'})"
+            raise OutputError(f"sample {i} has shape {images.shape}, the data set holds {want}", self.dir)
+        if (mask is None) == self.has_masks:
+            raise OutputError(f"sample {i}: this data set {'needs' if self.has_masks else 'holds no'} masks", self.dir)
+        if mask is not None:
+            mask = np.asarray(mask).astype(self.mask_dtype)
         if self.image_format == "zarr":
             _io(self.dir, lambda: self._write_zarr(i, images, mask))
             return
         for path, im in zip(self.image_paths(i), images):
             _atomic(path, lambda tmp, im=im: _save_image(tmp, im, self.image_format))
-        _atomic(self.mask_path(i), lambda tmp: _save_mask(tmp, mask, self.mask_format))
+        if mask is not None:
+            _atomic(self.mask_path(i), lambda tmp: _save_mask(tmp, mask, self.mask_format))
 
     def _write_zarr(self, i, images, mask):
         self.store["images"][i] = images
-        self.store["masks"][i] = mask
+        if mask is not None:
+            self.store["masks"][i] = mask
         self.store["done"][i] = True
 
 
@@ -166,8 +186,9 @@ def _save_image(path: Path, im: np.ndarray, fmt: str) -> None:
     if fmt == "npy":
         with open(path, "wb") as f:
             np.save(f, im)
-    else:
-        tifffile.imwrite(path, im, photometric="minisblack", planarconfig="separate")
+    else:  # one band is written as a plain 2-D page (tifffile refuses planar config on one sample)
+        tifffile.imwrite(path, im if len(im) > 1 else im[0], photometric="minisblack",
+                         planarconfig="separate" if len(im) > 1 else None)
 
 
 def _save_mask(path: Path, mask: np.ndarray, fmt: str) -> None:
@@ -189,35 +210,48 @@ class SyntheticDataset:
         f = self.meta["format"]
         self.image_format, self.mask_format = f["image"], f["mask"]
         self.t = len(self.meta["images"])
+        self.has_masks = self.meta.get("masks", True)
         if self.image_format == "zarr":
             import zarr
 
             self.store = zarr.open_group(str(self.dir / "samples.zarr"), mode="r")
             self.indices = np.flatnonzero(self.store["done"][:]).tolist()
         else:
-            self.indices = sorted(int(p.stem) for p in (self.dir / "masks").glob(f"*.{self.mask_format}"))
+            last = self.dir / "masks" if self.has_masks else self.dir / self.meta["images"][-1]
+            fmt = self.mask_format if self.has_masks else self.image_format
+            self.indices = sorted(int(p.stem) for p in last.glob(f"*.{fmt}"))
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, k: int) -> dict[str, np.ndarray]:
-        """``{"images": (T, C, H, W) float32, "mask": (H, W) int64}`` of the k-th complete sample."""
+        """``{"images": (T, C, H, W) float32, "mask": (H, W) int64}`` of the k-th complete sample
+        (no ``"mask"`` in a set without masks)."""
         i = self.indices[k]
         if self.image_format == "zarr":
-            return {"images": self.store["images"][i], "mask": self.store["masks"][i].astype(np.int64)}
+            item = {"images": self.store["images"][i]}
+            if self.has_masks:
+                item["mask"] = self.store["masks"][i].astype(np.int64)
+            return item
         ims = []
         for d in image_dirs(self.t):
             p = self.dir / d / f"{i:06d}.{self.image_format}"
-            ims.append(np.load(p) if self.image_format == "npy" else tifffile.imread(p))
-        m = self.dir / "masks" / f"{i:06d}.{self.mask_format}"
-        mask = np.array(Image.open(m)) if self.mask_format == "png" else tifffile.imread(m)
-        return {"images": np.stack(ims).astype(np.float32), "mask": mask.astype(np.int64)}
+            im = np.load(p) if self.image_format == "npy" else tifffile.imread(p)
+            ims.append(im[None] if im.ndim == 2 else im)  # a one-band tif reads back as (H, W)
+        item = {"images": np.stack(ims).astype(np.float32)}
+        if self.has_masks:
+            m = self.dir / "masks" / f"{i:06d}.{self.mask_format}"
+            mask = np.array(Image.open(m)) if self.mask_format == "png" else tifffile.imread(m)
+            item["mask"] = mask.astype(np.int64)
+        return item
 
     def arrays(self, n: int | None = None, normalizer=None) -> tuple[np.ndarray, np.ndarray]:
         """The first ``n`` (default all) complete samples as ``(n, T, C, H, W)`` float32 and ``(n, H, W)`` int64,
         filled in place (no second copy); images mapped through ``normalizer`` (band axis last) when given."""
         if not len(self):
             raise DataError("holds no complete sample", self.dir)
+        if not self.has_masks:
+            raise DataError("holds images without masks; it cannot serve as labelled training data", self.dir)
         n = len(self) if n is None else min(n, len(self))
         first = self[0]
         x = np.empty((n, *first["images"].shape), dtype=np.float32)
@@ -225,6 +259,9 @@ class SyntheticDataset:
         for k in range(n):
             item = first if k == 0 else self[k]
             ims = item["images"]
+            if ims.shape != x.shape[1:]:
+                raise DataError(f"sample {self.indices[k]} is {ims.shape}, sample {self.indices[0]} {x.shape[1:]}: "
+                                "samples of different sizes do not stack", self.dir)
             x[k] = ims if normalizer is None else np.moveaxis(normalizer(np.moveaxis(ims, 1, -1)), -1, 1)
             y[k] = item["mask"]
         return x, y

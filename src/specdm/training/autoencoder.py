@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from specdm.data.datamodule import PatchSet
-from specdm.models.autoencoder import SpectralAutoencoder
+from specdm.models.autoencoders import SpectralAutoencoder
 from specdm.models.losses import image_loss, kl_divergence, mask_loss
 from specdm.training.engine import LoopConfig, StepRandom, train_loop
 

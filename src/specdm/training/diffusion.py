@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from specdm.data.datamodule import PatchSet
-from specdm.models.autoencoder import SpectralAutoencoder
+from specdm.models.autoencoders import SpectralAutoencoder
 from specdm.schedulers import training_scheduler
 from specdm.training.engine import LoopConfig, StepRandom, train_loop
 

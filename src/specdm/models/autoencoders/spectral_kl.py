@@ -9,6 +9,11 @@ Both are built from diffusers' :class:`~diffusers.AutoencoderKL`:
 
 Latents are always laid out as ``[z_x1, (z_x2,) z_y]`` along channels, each
 part ``latent_channels`` wide, so the denoiser is identical for both kinds.
+
+The model is a diffusers ``ModelMixin``/``ConfigMixin``: ``save_pretrained(dir)``
+writes ``config.json`` and one safetensors file, ``from_pretrained(dir)`` rebuilds
+it offline. Folders written before (``autoencoder.json`` + one diffusers folder per
+stream) still load.
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL
-from torch import nn
+from diffusers import AutoencoderKL, ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
 
 from specdm.errors import CheckpointError
 
 KINDS = ("two_stream", "single_stream")
-CONFIG_NAME = "autoencoder.json"
+LEGACY_CONFIG_NAME = "autoencoder.json"
 
 
 def _vae(channels: int, latent: int, blocks: tuple[int, ...], layers: int, groups: int) -> AutoencoderKL:
@@ -41,9 +46,10 @@ def _vae(channels: int, latent: int, blocks: tuple[int, ...], layers: int, group
     )
 
 
-class SpectralAutoencoder(nn.Module):
+class SpectralAutoencoder(ModelMixin, ConfigMixin):
     """Encodes ``(images (N, T, C, H, W), mask (N, H, W))`` to one latent ``(N, (T+1)c, H/f, W/f)``."""
 
+    @register_to_config
     def __init__(
         self,
         kind: str,
@@ -58,16 +64,6 @@ class SpectralAutoencoder(nn.Module):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        self.config = dict(
-            kind=kind,
-            num_bands=num_bands,
-            num_classes=num_classes,
-            num_dates=num_dates,
-            latent_channels=latent_channels,
-            block_out_channels=list(block_out_channels),
-            layers_per_block=layers_per_block,
-            norm_num_groups=norm_num_groups,
-        )
         args = (tuple(block_out_channels), layers_per_block, norm_num_groups)
         if kind == "two_stream":
             self.image_vae = _vae(num_bands, latent_channels, *args)
@@ -133,26 +129,23 @@ class SpectralAutoencoder(nn.Module):
         rec, logits = self.decode(z)
         return rec, logits, mean, logvar
 
-    def save_pretrained(self, path: str | Path) -> None:
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **kwargs) -> "SpectralAutoencoder":
+        """Load a saved autoencoder (this format or the earlier per-stream one) in eval mode."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        for name in ("image_vae", "mask_vae", "joint_vae"):
-            if hasattr(self, name):
-                getattr(self, name).save_pretrained(path / name)
-        (path / CONFIG_NAME).write_text(json.dumps(self.config, indent=2))
+        try:
+            if (path / cls.config_name).is_file():
+                return super().from_pretrained(path, **kwargs).eval()
+            if (path / LEGACY_CONFIG_NAME).is_file():
+                return cls._from_legacy(path)
+        except (OSError, ValueError, TypeError, RuntimeError, KeyError) as e:
+            raise CheckpointError(f"cannot load the autoencoder: {str(e).splitlines()[0]}", path) from None
+        raise CheckpointError(f"no trained autoencoder here ({cls.config_name} missing)", path)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> "SpectralAutoencoder":
-        path = Path(path)
-        cfg_file = path / CONFIG_NAME
-        if not cfg_file.is_file():
-            raise CheckpointError("no trained autoencoder here (autoencoder.json missing)", path)
-        try:
-            cfg = json.loads(cfg_file.read_text())
-            model = cls(**cfg)
-            for name in ("image_vae", "mask_vae", "joint_vae"):
-                if hasattr(model, name):
-                    setattr(model, name, AutoencoderKL.from_pretrained(path / name))
-        except (OSError, ValueError, TypeError, RuntimeError) as e:
-            raise CheckpointError(f"cannot load the autoencoder: {str(e).splitlines()[0]}", path) from None
+    def _from_legacy(cls, path: Path) -> "SpectralAutoencoder":
+        model = cls(**json.loads((path / LEGACY_CONFIG_NAME).read_text()))
+        for name in ("image_vae", "mask_vae", "joint_vae"):
+            if hasattr(model, name):
+                setattr(model, name, AutoencoderKL.from_pretrained(path / name))
         return model.eval()

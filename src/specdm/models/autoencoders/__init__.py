@@ -1,0 +1,5 @@
+"""Stage-1 autoencoders, one file per family."""
+
+from specdm.models.autoencoders.spectral_kl import SpectralAutoencoder
+
+__all__ = ["SpectralAutoencoder"]

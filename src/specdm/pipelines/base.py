@@ -1,0 +1,102 @@
+"""What every specdm pipeline shares: per-sample seeds and a self-describing model folder.
+
+A model folder holds one sub-folder per component (``autoencoder/``, ``unet/``,
+``scheduler/``), ``model_index.json`` naming each component's class, and
+``specdm.json`` (:class:`~specdm.models.info.ModelInfo`: bands, wavelengths,
+classes, normalization, latent scale). Component classes are looked up in
+:data:`COMPONENT_CLASSES` (no code is imported by a name found in a file), so a new
+method registers its classes there and its pipeline loads like SpecDM's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from specdm.errors import CheckpointError
+from specdm.models.info import ModelInfo, folder_hash
+
+MODEL_INDEX = "model_index.json"
+
+# class name in model_index.json -> "module:attribute"
+COMPONENT_CLASSES = {
+    "SpectralAutoencoder": "specdm.models.autoencoders:SpectralAutoencoder",
+    "UNet2DConditionModel": "diffusers:UNet2DConditionModel",
+    "DDPMScheduler": "diffusers:DDPMScheduler",
+}
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of sample ``index`` of a run seeded ``seed`` (independent of batching and sharding)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def sample_generators(indices, seed: int, device) -> list[torch.Generator]:
+    """One generator per sample, seeded by :func:`sample_seed`."""
+    return [torch.Generator(device=device).manual_seed(sample_seed(seed, i)) for i in indices]
+
+
+def component_class(name: str, folder: Path):
+    if name not in COMPONENT_CLASSES:
+        raise CheckpointError(f"{MODEL_INDEX} names an unknown component class '{name}'", folder)
+    module, attr = COMPONENT_CLASSES[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class SpecdmPipeline:
+    """Base of the pipelines: components by name, ``save_pretrained`` / ``from_pretrained``, ``to``.
+
+    Subclasses set :attr:`components` (name -> class name used when a folder has
+    no ``model_index.json``) and implement one ``__call__``.
+    """
+
+    components: dict[str, str] = {}
+    modules: tuple[str, ...] = ()  # components that are torch modules
+
+    def __init__(self, info: ModelInfo, **components):
+        self.info = info
+        for name, obj in components.items():
+            setattr(self, name, obj.eval() if name in self.modules else obj)
+
+    @property
+    def device(self) -> torch.device:
+        return next(getattr(self, self.modules[0]).parameters()).device
+
+    def to(self, device):
+        for name in self.modules:
+            getattr(self, name).to(device)
+        return self
+
+    def save_pretrained(self, path: str | Path) -> None:
+        path = Path(path)
+        index = {}
+        for name in self.components:
+            obj = getattr(self, name)
+            obj.save_pretrained(path / name)
+            index[name] = type(obj).__name__
+        (path / MODEL_INDEX).write_text(json.dumps(index, indent=1))
+        self.info.save(path)
+
+    @classmethod
+    def load_components(cls, path: Path) -> dict:
+        """Every component of the folder, by the class ``model_index.json`` names (or the default)."""
+        index_file = path / MODEL_INDEX
+        index = json.loads(index_file.read_text()) if index_file.is_file() else dict(cls.components)
+        out = {}
+        for name in cls.components:
+            klass = component_class(index.get(name, cls.components[name]), path)
+            try:
+                out[name] = klass.from_pretrained(path / name)
+            except CheckpointError:
+                raise
+            except (OSError, ValueError, RuntimeError, TypeError) as e:
+                raise CheckpointError(f"cannot load the {name}: {str(e).splitlines()[0]}", path / name) from None
+        return out
+
+    def hashes(self, path: Path) -> dict:
+        """Hashes of the weights of every torch component (recorded in a data set's metadata)."""
+        return {name: folder_hash(Path(path) / name) for name in self.modules}
