@@ -38,6 +38,7 @@ def load_files(
             images=images,
             mask=labels,
             class_names=list(class_names),
+            task="segmentation" if image2 is None else "change",
             ignore_index=ignore_index,
             band_names=meta.get("band_names"),
             wavelengths=meta.get("wavelengths"),

@@ -61,6 +61,7 @@ def _load_city(folder: Path, city: str) -> Scene:
         images=[im[:rows, :cols] for im in images],
         mask=mask[:rows, :cols],
         class_names=list(CLASS_NAMES),
+        task="change",
         ignore_index=None,
         band_names=list(BANDS),
         wavelengths=wavelengths(sentinel2_bands(BANDS)),

@@ -39,6 +39,7 @@ def load_taizhou(root: str | Path | None = None) -> list[Scene]:
             images=images,
             mask=mask,
             class_names=list(CLASS_NAMES),
+            task="change",
             ignore_index=0,
             band_names=_band_names(metas[0].get("band_names")),
             wavelengths=metas[0]["wavelengths"],
