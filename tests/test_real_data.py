@@ -8,11 +8,11 @@ from conftest import write_config
 
 from specdm.cli import main
 from specdm.config import load_config
-from specdm.models.autoencoder import SpectralAutoencoder
+from specdm.models.autoencoders import SpectralAutoencoder
 from specdm.output.dataset import SyntheticDataset
 from specdm.training.autoencoder import train_autoencoder
 from specdm.training.engine import LoopConfig
-from specdm.workflow import prepare_data
+from specdm.data.datamodule import prepare_data
 
 pytestmark = pytest.mark.shared_data
 
@@ -24,7 +24,7 @@ CROP = [
 
 def test_stage1_training_lowers_reconstruction_error(data_dir, tmp_path):
     cfg = load_config("indian_pines", [f"data.root={data_dir}", *CROP])
-    data = prepare_data(cfg)
+    data = prepare_data(cfg.data)
     set_seed(0)
     ae = SpectralAutoencoder("two_stream", 20, 17, 1, 4, (8, 16, 32), 1, 8)
     x, y = data.train.batch(list(range(len(data.train))))
