@@ -1,4 +1,4 @@
-"""Downstream tasks: scores, tiled inference, models, paired batches, a short training."""
+"""Downstream tasks: scores, tiled inference, models, paired batches, a short training, classical augmentation."""
 
 from __future__ import annotations
 
@@ -8,20 +8,17 @@ import torch
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 from torch import nn
 
+from specdm.augment.classical import classical_augment
 from specdm.errors import ConfigError, DataError
-from specdm.evaluation import downstream
-from specdm.evaluation.downstream import (
-    batch_indices,
-    build_model,
-    change_scores,
-    classical_augment,
-    classification_scores,
-    confusion_matrix,
-    paired_summary,
-    predict_tiled,
-    segmentation_scores,
-    train_downstream,
-)
+from specdm.evaluation import classification, downstream
+from specdm.evaluation.benchmark.run import paired_summary
+from specdm.evaluation.change import change_scores
+from specdm.evaluation.classification import classification_scores
+from specdm.evaluation.downstream import train_downstream
+from specdm.evaluation.fit import batch_indices, predict_tiled
+from specdm.evaluation.segmentation import pad_to_multiple, segmentation_scores
+from specdm.evaluation.tasks import build_model
+from specdm.metrics import confusion_matrix
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -142,15 +139,41 @@ def test_predict_tiled_of_a_pair(rng):
     np.testing.assert_array_equal(predict_tiled(PairSecondDate(), np.stack(pair), tile=16, overlap=4), second)
 
 
+def _needs(name):
+    if name == "segformer":
+        pytest.importorskip("transformers")
+
+
 @pytest.mark.parametrize("name", ["unet", "segformer", "siamdiff", "pixel"])
 @pytest.mark.parametrize("channels", [6, 13])
+@torch.no_grad()
 def test_model_logits_have_input_size(name, channels):
+    _needs(name)
     torch.manual_seed(0)
     model = build_model(name, channels, 5).eval()
     for size in (32, 48, 21):
-        shape = (2, 2, channels, size, size) if name == "siamdiff" else (2, channels, size, size)
-        with torch.no_grad():
-            assert model(torch.rand(shape)).shape == (2, 5, size, size)
+        shape = (3, 2, channels, size, size) if name == "siamdiff" else (3, channels, size, size)
+        x = torch.rand(shape)
+        logits = model(x)
+        assert logits.shape == (3, 5, size, size)
+        assert torch.isfinite(logits).all() and logits.std() > 0
+        # Eval mode: a sample's logits do not depend on the rest of its batch, nor on the call.
+        torch.testing.assert_close(model(x[1:2]), logits[1:2], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(model(x), logits)
+        if name in ("unet", "siamdiff"):
+            # Sizes that do not halve twice are replicate-padded to a multiple of 4 and cropped back.
+            torch.testing.assert_close(model(pad_to_multiple(x, 4))[..., :size, :size], logits, rtol=1e-4, atol=1e-5)
+        if name == "pixel":
+            # Each pixel is classified from its own spectrum alone.
+            spectra = x[:, :, 3, 5].reshape(3, channels, 1, 1)
+            torch.testing.assert_close(model(spectra)[:, :, 0, 0], logits[:, :, 3, 5], rtol=1e-4, atol=1e-5)
+            shuffled = x.flatten(2)[:, :, torch.randperm(size * size)].reshape(x.shape)
+            assert not torch.allclose(model(shuffled), logits)
+        if name == "siamdiff":
+            # The skips carry |f1 - f2|: changing the first date alone changes the map.
+            other = x.clone()
+            other[:, 0] = torch.rand_like(other[:, 0])
+            assert not torch.allclose(model(other), logits)
 
 
 def test_unknown_model_is_a_config_error():
@@ -233,12 +256,12 @@ def test_pixel_classifier_learns_from_sampled_labelled_spectra(rng, monkeypatch)
     x, y = _brightest_band_data(rng, 48, 16)
     y_train = np.where(rng.random(y.shape) < 0.2, 0, y)
     seen = []
-    sample = downstream.labelled_spectra
+    sample = classification.labelled_spectra
     monkeypatch.setattr(downstream, "labelled_spectra", lambda *a: seen.append(sample(*a)) or seen[-1])
     model = train_downstream(
         "pixel", [(x, y_train)], steps=150, batch_size=8, lr=3e-3, seed=0, ignore_index=0, num_classes=5, progress=False
     )
-    assert len(seen) == 150 and all(xs.shape == (8 * downstream.PIXELS_PER_WINDOW, 4, 1, 1) for xs, _ in seen)
+    assert len(seen) == 150 and all(xs.shape == (8 * classification.PIXELS_PER_WINDOW, 4, 1, 1) for xs, _ in seen)
     assert all((ys > 0).all() for _, ys in seen)  # only labelled pixels
     scene, labels = _brightest_band_data(rng, 1, 40)
     pred = predict_tiled(model, scene[0], tile=16, overlap=4)
@@ -248,18 +271,19 @@ def test_pixel_classifier_learns_from_sampled_labelled_spectra(rng, monkeypatch)
 def test_labelled_spectra_keep_each_pixel_with_its_label(rng):
     y = rng.integers(0, 3, size=(2, 4, 4))
     x = np.stack([y * 10 + c for c in range(3)], axis=1).astype(np.float32)  # spectrum encodes label and band
-    xs, ys = downstream.labelled_spectra(x, y, 0, 3, rng)
+    xs, ys = classification.labelled_spectra(x, y, 0, 3, rng)
     assert xs.shape == (6, 3, 1, 1) and ys.shape == (6, 1, 1) and (ys > 0).all()
     np.testing.assert_array_equal(xs[:, :, 0, 0], ys[:, 0] * 10 + np.arange(3))
     index = np.arange(y.size, dtype=np.float32).reshape(2, 1, 4, 4)  # spectrum = the pixel's flat index
-    xs, _ = downstream.labelled_spectra(index, y, 0, 100, rng)  # fewer labelled pixels than asked: all, once each
+    xs, _ = classification.labelled_spectra(index, y, 0, 100, rng)  # fewer labelled pixels than asked: all, once each
     assert sorted(xs[:, 0, 0, 0].astype(int)) == np.flatnonzero(y.ravel() > 0).tolist()
-    _, ys = downstream.labelled_spectra(x, np.zeros_like(y), 0, 2, rng)  # none labelled: any pixels
+    _, ys = classification.labelled_spectra(x, np.zeros_like(y), 0, 2, rng)  # none labelled: any pixels
     assert len(ys) == 4
 
 
 @pytest.mark.parametrize("name", ["segformer", "siamdiff", "pixel"])
 def test_every_model_trains_with_every_option(rng, name):
+    _needs(name)
     if name == "siamdiff":
         x = (rng.random((6, 3, 8, 8), dtype=np.float32), rng.random((6, 3, 8, 8), dtype=np.float32))
         y = rng.integers(0, 2, size=(6, 8, 8))
@@ -270,11 +294,23 @@ def test_every_model_trains_with_every_option(rng, name):
     else:
         x, y = rng.random((6, 3, 16, 16), dtype=np.float32), rng.integers(0, 3, size=(6, 16, 16))
         syn = (x, y)
-    model = train_downstream(
-        name, [(x, y), syn], steps=2, batch_size=4, lr=1e-3, seed=0, mix=0.5, augment="classical",
-        class_weights="balanced", progress=False,
-    )
-    assert not model.training
+    kw = dict(batch_size=4, lr=1e-3, seed=0, mix=0.5, augment="classical", class_weights="balanced", progress=False)
+    state = torch.random.get_rng_state()
+    model = train_downstream(name, [(x, y), syn], steps=2, **kw)
+    assert torch.equal(state, torch.random.get_rng_state())  # the caller's random state is untouched
+    init = train_downstream(name, [(x, y), syn], steps=0, **kw).state_dict()
+    trained = model.state_dict()
+    changed = [k for k, v in trained.items() if v.is_floating_point() and not torch.equal(v, init[k])]
+    assert len(changed) > len(trained) // 2  # the steps moved the weights from the same initialization
+    # Returned ready for inference: BatchNorm uses the running statistics gathered in training and
+    # dropout is off, so logits are repeatable and a sample's logits do not depend on its batch.
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(m.num_batches_tracked.item() >= 2 and m.running_var.ne(1).any() for m in norms)
+    batch = torch.from_numpy(syn[0][:3] if name != "pixel" else syn[0][:3, :, None, None])
+    with torch.no_grad():
+        logits = model(batch)
+        torch.testing.assert_close(model(batch), logits)
+        torch.testing.assert_close(model(batch[:1]), logits[:1], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "constant"])

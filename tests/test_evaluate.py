@@ -18,7 +18,7 @@ from specdm.config import load_config
 from specdm.errors import ConfigError, DataError, OutputError
 from specdm.evaluation.evaluate import evaluate
 from specdm.output.dataset import MARKER, DatasetWriter, image_dirs
-from specdm.workflow import prepare_data
+from specdm.data.datamodule import prepare_data
 
 STEPS = 20  # encoder training steps: tiny, the features only need to be fixed
 
@@ -35,7 +35,7 @@ def _real(folder, change=False) -> SimpleNamespace:
     data = write_fake_files(folder / "scene", np.random.default_rng(0), change=change)
     cfg_path = write_config(folder / "real.yaml", tiny_config({**data, "stride": 4, "ignore_index": 0}))
     cfg = load_config(str(cfg_path))
-    prepared = prepare_data(cfg)
+    prepared = prepare_data(cfg.data)
     x, y = (t.numpy() for t in prepared.train.batch(range(len(prepared.train))))
     norm = prepared.normalizer
     phys = np.moveaxis(norm.inverse(np.moveaxis(x, 2, -1)), -1, 2)

@@ -1,4 +1,5 @@
-"""specdm.metrics against hand-computed values and independent implementations."""
+"""specdm.metrics against hand-computed values and independent implementations; the feature encoders
+and the pixel classifier that give the learned metrics their features."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ import pytest
 import torch
 
 from specdm.errors import CheckpointError, DataError
+from specdm.evaluation.downstream import train_downstream
+from specdm.evaluation.features import extract_features, load_encoder, mask_one_hot, save_encoder, train_encoder
 from specdm.metrics import (
     ClassSpectra,
-    extract_features,
     frechet_distance,
     frechet_from_moments,
     kid,
-    load_encoder,
-    mask_one_hot,
     msad,
     per_class_sad,
     psnr,
@@ -25,12 +25,9 @@ from specdm.metrics import (
     sad,
     sad_stats,
     sam,
-    save_encoder,
     spectral_diversity,
     spectral_precision_recall,
     ssim,
-    train_encoder,
-    train_spectral_cnn,
 )
 from specdm.metrics.reference import ergas, mrae, rmse
 
@@ -169,20 +166,36 @@ def _two_class_spectra(rng, n=400, c=12):
     return (shapes[labels] + 0.05 * rng.normal(size=(n, c))).astype(np.float32), labels
 
 
-def test_spectral_cnn_trains_and_gives_sdm(rng):
+def test_pixel_classifier_features_give_sdm(rng, one_thread):
     spectra, labels = _two_class_spectra(rng)
-    state = torch.random.get_rng_state()
-    model = train_spectral_cnn(spectra, labels, steps=40, seed=1, batch_size=64)
-    assert torch.equal(state, torch.random.get_rng_state())
-    accuracy = (model(torch.from_numpy(spectra)).argmax(1).numpy() == labels).mean()
-    assert accuracy > 0.95
-    once, again = (train_spectral_cnn(spectra, labels, steps=3, seed=1) for _ in range(2))
-    assert all(torch.equal(p, q) for p, q in zip(once.state_dict().values(), again.state_dict().values()))
+    kw = dict(batch_size=64, lr=3e-3, seed=1, lr_schedule="constant", progress=False)
+    model = train_downstream("pixel", [(spectra, labels)], steps=40, **kw)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(spectra)[:, :, None, None])[:, :, 0, 0]
+        feats = model.features(torch.from_numpy(spectra))
+        # features() is the penultimate layer: the last linear layer maps it to the logits.
+        torch.testing.assert_close(model.head[-1](feats), logits)
+    assert feats.shape == (len(spectra), 64) and (feats >= 0).all()  # after ReLU
+    assert (logits.argmax(1).numpy() == labels).mean() > 0.95
+    # The two classes lie apart in feature space: class centroids differ by more than the spread within.
+    f = extract_features(model, spectra)
+    centroids = np.stack([f[labels == c].mean(0) for c in (0, 1)])
+    spread = max(np.linalg.norm(f[labels == c] - centroids[c], axis=1).mean() for c in (0, 1))
+    assert np.linalg.norm(centroids[0] - centroids[1]) > spread
+
+    def features(s):
+        return extract_features(model, s)
+
     scene = spectra[:20].reshape(4, 5, 12)
-    same = spectral_diversity(np.stack([scene, scene]), model=model)
+    same = spectral_diversity(np.stack([scene, scene]), features=features)
     assert same["sdm"] == pytest.approx(0, abs=1e-9)
-    other = spectral_diversity(np.stack([scene, spectra[20:40].reshape(4, 5, 12)]), model=model)
+    other = spectral_diversity(np.stack([scene, spectra[20:40].reshape(4, 5, 12)]), features=features)
     assert other["sdm"] > 0 and other["sd"] > 0
+    # SDM by hand: mean over pixels of the feature distance between the two versions.
+    expected = np.linalg.norm(f[:20] - f[20:40], axis=1).mean()
+    assert other["sdm"] == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(DataError, match="features"):
+        spectral_diversity(np.stack([scene, scene]), features=lambda s: s[:3])
 
 
 # --- reference scores ----------------------------------------------------------

@@ -166,7 +166,7 @@ def _dispatch(args, command: str) -> int:
         return 0
 
     if args.command == "benchmark" and args.report_only is not None:
-        from specdm.evaluation.report import rewrite_report
+        from specdm.evaluation.benchmark.report import rewrite_report
 
         paths = rewrite_report(args.report_only)
         print(f"report: {paths['markdown']}\nhtml: {paths['html']}")
@@ -187,7 +187,7 @@ def _dispatch(args, command: str) -> int:
         print(f"evaluation: {result['output']['json']}\nreport: {result['output']['markdown']}")
         return 0
     if args.command == "benchmark":
-        from specdm.evaluation.benchmark import parse_amounts, parse_synthetic
+        from specdm.evaluation.benchmark.plan import parse_amounts, parse_synthetic
 
         bo = validate(BenchmarkOptions, {
             "seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
@@ -195,8 +195,8 @@ def _dispatch(args, command: str) -> int:
             "amounts": parse_amounts(args.amounts), "limited": args.limited,
             "arms": args.arms and args.arms.split(",")}, "specdm benchmark")
         synthetic = parse_synthetic(args.synthetic)
-        from specdm.evaluation.benchmark import benchmark
-        from specdm.evaluation.report import format_markdown
+        from specdm.evaluation.benchmark.run import benchmark
+        from specdm.evaluation.benchmark.report import format_markdown
 
         result = benchmark(
             cfg, synthetic, args.out or Path("runs") / cfg.name / "benchmark", seeds=bo.seeds,

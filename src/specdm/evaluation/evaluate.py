@@ -8,7 +8,7 @@ differs from the one the real config gives). Conventions of
 ``/work/shared/PROTOCOL.md``:
 
 - distribution: Frechet distance and KID on features of encoders trained once
-  on the real training windows (:func:`specdm.metrics.train_encoder`) and kept
+  on the real training windows (:func:`specdm.evaluation.features.train_encoder`) and kept
   in an encoder folder for reuse: ``image`` (each date's image is one sample),
   ``mask`` (one-hot masks) and, for change detection, ``pair`` (both dates
   stacked along channels). ``joint`` concatenates a sample's image features
@@ -28,7 +28,6 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -37,24 +36,13 @@ import torch
 from torch.nn import functional as F
 
 from specdm import __version__
+from specdm.augment.synthetic import load_synthetic, open_synthetic
 from specdm.config import Config
-from specdm.data.normalize import Normalizer
-from specdm.errors import CheckpointError, ConfigError, DataError, OutputError
-from specdm.metrics import (
-    ClassSpectra,
-    extract_features,
-    frechet_distance,
-    kid,
-    load_encoder,
-    mask_one_hot,
-    msad,
-    per_class_sad,
-    save_encoder,
-    spectral_precision_recall,
-    train_encoder,
-)
-from specdm.output.dataset import SyntheticDataset
 from specdm.data.datamodule import prepare_data
+from specdm.errors import CheckpointError, ConfigError, DataError, OutputError
+from specdm.evaluation.features import extract_features, load_encoder, mask_one_hot, save_encoder, train_encoder
+from specdm.evaluation.records import json_safe, log, write_json
+from specdm.metrics import ClassSpectra, frechet_distance, kid, msad, per_class_sad, spectral_precision_recall
 
 ENCODER_BATCH = 32
 FEATURE_DIM = 64
@@ -78,10 +66,6 @@ INCEPTION_SKIPPED = (
     "skipped: no Inception model given (specdm never downloads weights). Pass --inception PATH, a local "
     "TorchScript file mapping (N, 3, 299, 299) images in [0, 1] to (N, 2048) features."
 )
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def evaluate(
@@ -118,7 +102,7 @@ def evaluate(
     encoder_dir = Path(encoder_dir) if encoder_dir is not None else out_dir / "encoders"
     if max_samples < 2:
         raise ConfigError(f"max_samples={max_samples}: at least 2 synthetic samples are needed")
-    ds = _open_synthetic(synth_dir)
+    ds = open_synthetic(synth_dir, min_samples=2)
     result_file = out_dir / "evaluation.json"
     if result_file.exists() and not overwrite:
         raise OutputError("exists", result_file, hint="pass --overwrite to replace it")
@@ -128,9 +112,10 @@ def evaluate(
     real_x, real_y = (t.numpy() for t in data.train.batch(range(len(data.train))))
     if len(real_x) < 2:
         raise DataError(f"config '{cfg.name}' gives {len(real_x)} training window; at least 2 are needed", ref.source)
-    synth_x, synth_y, warnings = _load_synthetic(ds, data.normalizer, ref, cfg, max_samples)
+    synthetic = load_synthetic(ds, data, max_samples, cfg.name)
+    synth_x, synth_y, warnings = synthetic.x, synthetic.y, synthetic.warnings
     k, dates = ref.num_classes, real_x.shape[1]
-    _log(f"evaluating {len(synth_x)} synthetic samples against {len(real_x)} real training windows")
+    log(f"evaluating {len(synth_x)} synthetic samples against {len(real_x)} real training windows")
 
     encoders, encoder_info = _encoders(real_x, real_y, k, encoder_dir, seed, encoder_steps, overwrite)
     real_f = _features(encoders, real_x, real_y, k)
@@ -189,67 +174,14 @@ def evaluate(
     }
     result["wall_time_s"] = round(time.time() - t0, 1)
     result["output"] = {"json": str(result_file), "markdown": str(out_dir / "evaluation.md")}
-    result = _json_safe(result)
+    result = json_safe(result)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        result_file.write_text(json.dumps(result, indent=2, allow_nan=False))
+        write_json(result_file, result, indent=2)
         (out_dir / "evaluation.md").write_text(format_markdown(result))
     except OSError as e:
         raise OutputError(f"cannot write ({e.strerror or e})", out_dir) from None
     return result
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def _open_synthetic(synth_dir: Path) -> SyntheticDataset:
-    try:
-        ds = SyntheticDataset(synth_dir)
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"metadata.json is incomplete or invalid ({e})", synth_dir) from None
-    if len(ds) < 2:
-        raise DataError(f"holds {len(ds)} complete sample(s); at least 2 are needed", synth_dir)
-    return ds
-
-
-def _load_synthetic(ds: SyntheticDataset, real_norm: Normalizer, ref, cfg: Config, max_samples: int):
-    """The first ``max_samples`` complete samples, normalized by their own recorded normalization:
-    ``(M, T, C, H, W)`` float32, ``(M, H, W)`` and a list of warnings."""
-    path, meta = ds.dir, ds.meta
-    real_src = f"the real data of config '{cfg.name}' ({ref.source or ref.name})"
-    first = ds[0]["images"]
-    if first.shape[1] != ref.num_bands:
-        raise DataError(f"has {first.shape[1]} bands but {real_src} has {ref.num_bands}", path)
-    if first.shape[0] != len(ref.images):
-        raise DataError(f"has {first.shape[0]} date(s) per sample but {real_src} has {len(ref.images)}", path)
-    names = meta.get("class_names")
-    if names is not None and len(names) != ref.num_classes:
-        raise DataError(f"has {len(names)} classes but {real_src} has {ref.num_classes}", path)
-    if "normalization" not in meta:
-        raise DataError("metadata.json records no normalization", path)
-    norm = Normalizer.from_dict(meta["normalization"])
-    warnings = []
-    if not _same_normalization(norm, real_norm):
-        warnings.append("the data set's recorded normalization differs from the one fitted on the real training "
-                        "split of this config: the synthetic data may come from other data or another split")
-    if names is not None and list(names) != list(ref.class_names):
-        warnings.append(f"class names differ: synthetic {names}, real {ref.class_names}")
-    if meta.get("num_samples") not in (None, len(ds)):
-        warnings.append(f"only {len(ds)} of {meta['num_samples']} samples are complete")
-    x, y = ds.arrays(max_samples, norm)
-    if x.shape[-1] != cfg.data.patch_size:
-        warnings.append(f"synthetic samples are {x.shape[-1]} pixels wide, real windows {cfg.data.patch_size}: "
-                        "feature distances compare different fields of view")
-    return x, y, warnings
-
-
-def _same_normalization(a: Normalizer, b: Normalizer) -> bool:
-    return (
-        a.low.shape == b.low.shape
-        and np.allclose(a.low, b.low, rtol=1e-5, atol=1e-6)
-        and np.allclose(a.high, b.high, rtol=1e-5, atol=1e-6)
-        and a.clip == b.clip
-    )
 
 
 # --------------------------------------------------------------------------- encoders and features
@@ -298,10 +230,10 @@ def _encoders(real_x, real_y, num_classes, encoder_dir: Path, seed, steps, overw
                 hint="pass another --encoders folder, or --overwrite to retrain them here",
             )
     if reused:
-        _log(f"reusing feature encoders from {encoder_dir}")
+        log(f"reusing feature encoders from {encoder_dir}")
         models = {kind: load_encoder(encoder_dir / kind) for kind in inputs}
     else:
-        _log(f"training feature encoders ({steps} steps, batch {ENCODER_BATCH}) on the real training windows")
+        log(f"training feature encoders ({steps} steps, batch {ENCODER_BATCH}) on the real training windows")
         targets = {"image": np.repeat(real_y, real_x.shape[1], axis=0), "mask": real_y, "pair": real_y}
         models = {
             kind: train_encoder(inp, targets[kind], steps, seed, num_classes, FEATURE_DIM, ENCODER_BATCH)
@@ -432,7 +364,7 @@ def _inception_fid(inception, real_x, synth_x, rgb_bands) -> dict:
         model = torch.jit.load(str(path), map_location="cpu").eval()
     except (OSError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"cannot load the TorchScript Inception model ({e})", path) from None
-    _log(f"Inception features from {path}")
+    log(f"Inception features from {path}")
     real = _inception_features(model, _false_colour(real_x, rgb_bands), path)
     synth = _inception_features(model, _false_colour(synth_x, rgb_bands), path)
     return {
@@ -448,21 +380,6 @@ def _inception_fid(inception, real_x, synth_x, rgb_bands) -> dict:
 
 
 # --------------------------------------------------------------------------- output
-
-
-def _json_safe(obj):
-    """Plain JSON types; NaN and infinities become null."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 def _f(v, spec: str = ".4g") -> str:

@@ -1,7 +1,7 @@
 """Distances between feature distributions: Frechet distance and KID.
 
 Features come from encoders trained on the real training split only
-(:mod:`specdm.metrics.features`); report the encoder and its training seed.
+(:mod:`specdm.evaluation.features`); report the encoder and its training seed.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ spectra have no angle, so they are excluded and counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse
 import torch
@@ -14,7 +16,6 @@ import torch
 from specdm.errors import DataError
 
 from ._arrays import as_float64
-from .features import extract_features
 
 
 def sad(a, b, axis: int = -1) -> np.ndarray:
@@ -226,7 +227,9 @@ def _pairs_mean(values: np.ndarray) -> tuple[float, int]:
     return (float(per_pixel.mean()) if per_pixel.size else float("nan")), int(per_pixel.size)
 
 
-def spectral_diversity(samples, model=None, max_pixels: int | None = None, seed: int = 0, batch_size: int = 4096) -> dict:
+def spectral_diversity(
+    samples, features: Callable[[np.ndarray], np.ndarray] | None = None, max_pixels: int | None = None, seed: int = 0
+) -> dict:
     """HyperLDM-style diversity of N generated versions of the same scene: SD and SDM.
 
     Follows the description in HyperLDM (hyperspectral image generation from RGB
@@ -236,8 +239,11 @@ def spectral_diversity(samples, model=None, max_pixels: int | None = None, seed:
       i < j of the N versions' spectra at that pixel; averaged over pixels.
       Pairs with a zero-norm spectrum are excluded (pixels with none left too).
     - SDM: the same with the Euclidean distance between the versions' features
-      from ``model.features`` (penultimate layer of a :class:`SpectralCNN`
-      trained on real labelled pixels); NaN when ``model`` is None.
+      ``features(spectra)``, which maps spectra (P, C) to features (P, D) (HyperLDM:
+      the penultimate layer of a pixel classifier trained on real labelled
+      pixels, e.g. ``lambda s: extract_features(model, s)`` with a
+      :class:`specdm.evaluation.classification.SpectralPixelClassifier`); NaN when
+      ``features`` is None.
 
     ``samples``: (N, H, W, C) or (N, P, C), N >= 2, pixel-aligned versions.
     ``max_pixels`` evaluates a seeded random subset of pixels.
@@ -253,8 +259,10 @@ def spectral_diversity(samples, model=None, max_pixels: int | None = None, seed:
     i, j = np.triu_indices(n_versions, k=1)
     sd, n_pixels = _pairs_mean(sad(x[i], x[j]))
     sdm = float("nan")
-    if model is not None:
-        feats = extract_features(model, x.reshape(-1, n_bands), batch_size=batch_size)
+    if features is not None:
+        feats = as_float64(features(x.reshape(-1, n_bands)), "features")
+        if feats.ndim != 2 or len(feats) != n_versions * x.shape[1]:
+            raise DataError(f"features must map {n_versions * x.shape[1]} spectra to (P, D), got {feats.shape}")
         feats = feats.reshape(n_versions, x.shape[1], -1)
         sdm, _ = _pairs_mean(np.linalg.norm(feats[i] - feats[j], axis=-1))
     return {"sd": sd, "sdm": sdm, "n_versions": n_versions, "n_pixels": n_pixels}

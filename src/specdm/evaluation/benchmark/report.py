@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from specdm.errors import OutputError
+from specdm.metrics.confusion import per_class_iou
 
 METRIC_LABELS = {"miou": "mIoU", "f1": "F1", "oa": "OA", "aa": "AA", "kappa": "kappa",
                  "f1_change": "F1 (change)", "iou_change": "IoU (change)"}  # fmt: skip
@@ -108,13 +109,6 @@ def _score_table(result: dict, model: str, setting: str):
     return header, rows
 
 
-def _per_class_iou(conf: list) -> np.ndarray:
-    cm = np.asarray(conf, dtype=np.float64)
-    tp = np.diag(cm)
-    den = cm.sum(0) + cm.sum(1) - tp
-    return np.divide(tp, den, out=np.full(len(tp), np.nan), where=den > 0)
-
-
 def _class_table(result: dict, model: str):
     """Per-class IoU (from each run's pooled confusion), mean over seeds, one column per arm (full setting)."""
     d = result["data"]
@@ -122,7 +116,7 @@ def _class_table(result: dict, model: str):
     header = ["class", "name", "averaged", *(_label(a) for a in arms)]
     means = {}
     for arm in arms:
-        ious = [_per_class_iou(r["scores"]["confusion"]) for r in result["runs"]
+        ious = [per_class_iou(r["scores"]["confusion"]) for r in result["runs"]
                 if r["model"] == model and r["setting"] == "full" and r["arm"] == arm["id"]]
         stack = np.array(ious)
         means[arm["id"]] = [float(np.nanmean(c)) if np.isfinite(c).any() else None for c in stack.T]

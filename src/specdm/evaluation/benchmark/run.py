@@ -1,4 +1,4 @@
-"""``specdm benchmark``: does synthetic data help a downstream model? Held-out numbers, paired seeds.
+"""Running ``specdm benchmark``: train and score every (model, arm, seed), summarize, write ``benchmark.json``.
 
 Protocol (``/work/shared/PROTOCOL.md``):
 
@@ -10,20 +10,16 @@ Protocol (``/work/shared/PROTOCOL.md``):
   training split's normalization and predicted with :func:`predict_tiled`
   (tile = patch size, overlap = patch size // 4). The pixels of all test
   regions are pooled into ONE confusion matrix per run.
-- Arms, every one trained with Adam from ``lr`` (annealed to 0 by a cosine,
-  or constant) for ``steps`` batches of ``batch_size`` (:func:`train_downstream`):
-  ``real``; ``classical`` (real + flips/rotations/mixup/noise);
-  ``<name> x<a>`` per synthetic set and amount ``a``: real + the first
-  ``round(a * N_real)`` synthetic samples in file order, each batch drawing a
-  share ``a / (1 + a)`` from them (``a = 1``: half the batch is synthetic);
-  ``synthetic_only``: the first synthetic set at the largest amount, no real
-  sample (share 1).
+- Arms (real, classical, ``<name> x<a>``, synthetic_only: see
+  :mod:`specdm.evaluation.benchmark.plan`), every one trained with Adam from
+  ``lr`` (annealed to 0 by a cosine, or constant) for ``steps`` batches of
+  ``batch_size`` (:func:`train_downstream`).
 - Limited real data: a fixed quarter (``limited``) of the real windows, drawn
   with ``numpy.random.default_rng(0)``, the same for every arm; arms ``real``
   and every synthetic set at the largest amount (pool = amount x the limited
   window count) are re-run on it.
 - Pairing: seed ``k`` of every arm shares the network initialization and the
-  stream of real batches (see :mod:`specdm.evaluation.downstream`).
+  stream of real batches (see :func:`specdm.evaluation.fit.batch_indices`).
 - Scores: segmentation (``unet``, ``segformer``): mIoU and macro F1 over the
   classes labelled in both the training and the test regions (``ignore_index``
   left out), per-class scores of every class; change detection
@@ -43,98 +39,31 @@ import json
 import math
 import os
 import platform
-import re
-import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 
 from specdm import __version__
+from specdm.augment.synthetic import load_synthetic
 from specdm.config import Config
-from specdm.data.normalize import Normalizer
+from specdm.data.datamodule import PreparedData, prepare_data
 from specdm.errors import ConfigError, DataError, OutputError
-from specdm.evaluation.downstream import (
-    LR_SCHEDULES,
-    PIXELS_PER_WINDOW,
-    change_scores,
-    classification_scores,
-    paired_summary,
-    predict_tiled,
-    segmentation_scores,
-    train_downstream,
-)
-from specdm.evaluation.evaluate import _json_safe, _same_normalization
-from specdm.output.dataset import SyntheticDataset
-from specdm.data.datamodule import prepare_data
+from specdm.evaluation.benchmark.plan import DEFAULT_MODELS, Arm, plan_arms
+from specdm.evaluation.classification import PIXELS_PER_WINDOW
+from specdm.evaluation.downstream import train_downstream
+from specdm.evaluation.fit import check_lr_schedule, predict_tiled
+from specdm.evaluation.records import json_safe, log, write_json
+from specdm.evaluation.tasks import METRICS, TASK_MODELS, score
 
-TASK_MODELS = {"segmentation": ("unet", "segformer", "pixel"), "change": ("siamdiff",)}
-DEFAULT_MODELS = {"segmentation": ("unet", "segformer"), "change": ("siamdiff",)}
-METRICS = {  # the first one decides the verdict column of the report
-    "unet": ("miou", "f1"),
-    "segformer": ("miou", "f1"),
-    "pixel": ("oa", "aa", "kappa"),
-    "siamdiff": ("f1_change", "iou_change", "miou"),
-}
-FIXED_ARMS = ("real", "classical", "synthetic_only")
+__all__ = ["LIMITED_SEED", "RESULT_FILE", "benchmark", "paired_summary", "summarize"]
+
 LIMITED_SEED = 0
 RESULT_FILE = "benchmark.json"
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One training recipe. ``kind``: real, classical, synthetic or synthetic_only; ``setting``: full or limited."""
-
-    setting: str
-    kind: str
-    synthetic: str | None = None
-    amount: float | None = None
-
-    @property
-    def id(self) -> str:
-        return f"{self.synthetic} x{self.amount:g}" if self.kind == "synthetic" else self.kind
-
-    @property
-    def mix(self) -> float | None:
-        """Synthetic share of each batch."""
-        if self.kind == "synthetic_only":
-            return 1.0
-        return self.amount / (1 + self.amount) if self.kind == "synthetic" else None
-
-
-# --------------------------------------------------------------------------- CLI helpers
-
-
-def parse_synthetic(items: Iterable[str]) -> dict[str, Path]:
-    """``["NAME=DIR", ...]`` -> ``{NAME: Path(DIR)}``; names are word characters, dots or dashes."""
-    out = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not path or not re.fullmatch(r"[\w.-]+", name) or name in FIXED_ARMS:
-            raise ConfigError(f"--synthetic '{item}' must look like NAME=DIR, NAME of letters, digits, _ . - "
-                              f"and not one of {', '.join(FIXED_ARMS)}")
-        if name in out:
-            raise ConfigError(f"--synthetic name '{name}' is given twice")
-        out[name] = Path(path)
-    return out
-
-
-def parse_amounts(text: str) -> list[float]:
-    """``"1,3,5"`` -> ``[1, 3, 5]`` (positive numbers)."""
-    try:
-        amounts = [float(a) for a in text.split(",")]
-    except ValueError:
-        amounts = []
-    if not amounts or any(not math.isfinite(a) or a <= 0 for a in amounts):
-        raise ConfigError(f"--amounts '{text}' must be comma-separated positive numbers, e.g. 1,3,5")
-    return [int(a) if a.is_integer() else a for a in amounts]
 
 
 # --------------------------------------------------------------------------- data
@@ -152,7 +81,7 @@ class _Data:
     num_classes: int
     ignore_index: int | None
     classes: list[int]
-    normalizer: Normalizer
+    prepared: PreparedData
     info: dict
 
 
@@ -212,96 +141,39 @@ def _real_data(cfg: Config, limited: float) -> _Data:
         "classes_test": sorted(test_classes),
         "classes_averaged": classes,
     }
-    return _Data(task, x, y, subset, test, ref.num_classes, ref.ignore_index, classes, data.normalizer, info)
+    return _Data(task, x, y, subset, test, ref.num_classes, ref.ignore_index, classes, data, info)
 
 
-def _load_synthetic(name: str, path: Path, real: _Data, limit: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The first ``limit`` complete samples of a synthetic set, normalized by its own recorded normalization."""
-    try:
-        ds = SyntheticDataset(path)
-        norm = Normalizer.from_dict(ds.meta["normalization"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"metadata.json is incomplete or invalid ({e})", path) from None
-    if len(ds) == 0:
-        raise DataError("holds no complete sample", path)
-    if not _same_normalization(norm, real.normalizer):
-        raise DataError(f"its recorded normalization differs from the one fitted on the real training split of "
-                        f"config '{real.info['config']}': it was made from other data or another split", path)
-    names = ds.meta.get("class_names")
-    if names is not None and len(names) != real.num_classes:
-        raise DataError(f"has {len(names)} classes, the real data {real.num_classes}", path)
-    x, y = ds.arrays(limit, norm)
-    if real.task == "segmentation":
-        x = x[:, 0]
-    if x.shape[1:] != real.x.shape[1:]:
-        raise DataError(f"samples are {tuple(x.shape[1:])} (dates, bands, rows, cols), the real training windows "
-                        f"{tuple(real.x.shape[1:])}", path)
-    if y.max() >= real.num_classes:
-        raise DataError(f"masks hold class {int(y.max())}, the real data has classes 0..{real.num_classes - 1}", path)
-    info = {"path": str(path), "samples": len(ds), "loaded": len(x), "sampler": ds.meta.get("sampler"),
-            "seed": ds.meta.get("seed"), "model": ds.meta.get("model"),
-            "normalization": "recorded normalization equals the real training split's"}  # fmt: skip
-    return x, y, info
-
-
-# --------------------------------------------------------------------------- plan
-
-
-def plan_arms(arms: Sequence[str] | None, synthetic: Sequence[str], amounts: Sequence[float], limited: float) -> list[Arm]:
-    """Arms in report order; ``arms`` selects by name (real, classical, a synthetic name, synthetic_only)."""
-    known = ["real", "classical", *synthetic, "synthetic_only"]
-    chosen = known if arms is None else list(arms)
-    unknown = [a for a in chosen if a not in known]
-    if unknown:
-        raise ConfigError(f"unknown arm(s) {', '.join(unknown)}", hint=f"choose from {', '.join(known)}")
-    if "real" not in chosen:
-        raise ConfigError("arm 'real' is the reference of every comparison and cannot be left out")
-    if "synthetic_only" in chosen and not synthetic:
-        raise ConfigError("arm 'synthetic_only' needs a --synthetic set")
-    top = max(amounts)
-    plan = [Arm("full", "real")]
-    if "classical" in chosen:
-        plan.append(Arm("full", "classical"))
-    plan += [Arm("full", "synthetic", s, a) for s in synthetic if s in chosen for a in amounts]
-    if "synthetic_only" in chosen:
-        plan.append(Arm("full", "synthetic_only", synthetic[0], top))
-    if limited:
-        plan += [Arm("limited", "real")] + [Arm("limited", "synthetic", s, top) for s in synthetic if s in chosen]
-    return plan
-
-
-def _pool_size(arm: Arm, n_real: int) -> int:
-    return round(arm.amount * n_real) if arm.synthetic else 0
+def _synthetic_pool(path: Path, real: _Data, limit: int) -> tuple[np.ndarray, np.ndarray, dict, list[str]]:
+    """The first ``limit`` samples of a synthetic set as training arrays shaped like the real windows,
+    its record and its warnings; its normalization and patch size must be the real data's."""
+    synthetic = load_synthetic(path, real.prepared, limit, real.info["config"], strict=True)
+    x = synthetic.x[:, 0] if real.task == "segmentation" else synthetic.x
+    info = {**synthetic.info(), "normalization": "recorded normalization equals the real training split's"}
+    return x, synthetic.y, info, synthetic.warnings
 
 
 # --------------------------------------------------------------------------- training and scoring
 
 
-def _scores(model_name: str, real: _Data, pred: np.ndarray, target: np.ndarray) -> dict:
-    if model_name == "siamdiff":
-        s = change_scores(pred, target)
-    elif model_name == "pixel":
-        s = classification_scores(pred, target, real.num_classes, real.ignore_index)
-    else:
-        s = segmentation_scores(pred, target, real.num_classes, real.ignore_index, real.classes)
-    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in s.items()}
+def _training_sets(arm: Arm, real: _Data, pools: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The real windows of the arm's setting, then its synthetic pool if it has one (the classical
+    source instead acts on the batches, :attr:`Arm.augment`)."""
+    real_set = (real.x[real.limited], real.y[real.limited]) if arm.setting == "limited" else (real.x, real.y)
+    if not arm.synthetic:
+        return [real_set]
+    px, py = pools[arm.synthetic]
+    n = arm.pool_size(len(real_set[0]))
+    return [real_set, (px[:n], py[:n])]
 
 
 def _run_one(model_name: str, arm: Arm, seed: int, real: _Data, pools: dict, settings: dict, device, progress) -> dict:
     """Train one (model, arm, seed) and score it on the pooled test regions."""
     t0 = time.time()
-    if arm.setting == "limited":
-        real_set = (real.x[real.limited], real.y[real.limited])
-    else:
-        real_set = (real.x, real.y)
-    sets = [real_set]
-    if arm.synthetic:
-        px, py = pools[arm.synthetic]
-        n = _pool_size(arm, len(real_set[0]))
-        sets.append((px[:n], py[:n]))
+    sets = _training_sets(arm, real, pools)
     net = train_downstream(
         model_name, sets, settings["steps"], settings["batch_size"], settings["lr"], seed, real.ignore_index,
-        arm.mix, "classical" if arm.kind == "classical" else None, num_classes=real.num_classes,
+        arm.mix, arm.augment, num_classes=real.num_classes,
         class_weights="balanced" if real.task == "change" else None, device=device, progress=progress,
         lr_schedule=settings["lr_schedule"],
     )
@@ -315,12 +187,17 @@ def _run_one(model_name: str, arm: Arm, seed: int, real: _Data, pools: dict, set
         "arm": arm.id,
         "seed": seed,
         "mix": arm.mix,
-        "real_windows": 0 if arm.kind == "synthetic_only" else len(real_set[0]),
+        "real_windows": 0 if arm.kind == "synthetic_only" else len(sets[0][0]),
         "synthetic_samples": len(sets[1][0]) if arm.synthetic else 0,
         "scores": _scores(model_name, real, pred, target),
         "train_s": round(t1 - t0, 2),
         "eval_s": round(time.time() - t1, 2),
     }
+
+
+def _scores(model_name: str, real: _Data, pred: np.ndarray, target: np.ndarray) -> dict:
+    s = score(model_name, pred, target, real.num_classes, real.ignore_index, real.classes)
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in s.items()}
 
 
 def _key(run: dict) -> tuple:
@@ -330,6 +207,38 @@ def _key(run: dict) -> tuple:
 def _verdict(ci) -> str:
     lo, hi = (math.nan if v is None else v for v in ci)
     return "helps" if lo > 0 else "hurts" if hi < 0 else "no clear effect"
+
+
+def paired_summary(results: Mapping[str, Mapping[int, float]], reference_arm: str = "real") -> dict[str, dict]:
+    """Mean and std over seeds of each arm, and of its per-seed difference to ``reference_arm``.
+
+    ``results[arm][seed]`` is one score. Every arm must have exactly the
+    reference's seeds. Standard deviations use ``ddof=1`` (NaN for one seed);
+    ``diff_ci95`` is the Student-t 95 % interval of the mean difference.
+    """
+    if reference_arm not in results:
+        raise ValueError(f"reference arm {reference_arm!r} not in results ({', '.join(results)})")
+    seeds = sorted(results[reference_arm])
+    ref = np.array([results[reference_arm][s] for s in seeds], dtype=np.float64)
+    n = len(seeds)
+    summary = {}
+    for arm, by_seed in results.items():
+        if sorted(by_seed) != seeds:
+            raise ValueError(f"arm {arm!r} has seeds {sorted(by_seed)}, reference {reference_arm!r} has {seeds}")
+        values = np.array([by_seed[s] for s in seeds], dtype=np.float64)
+        diff = values - ref
+        std = float(values.std(ddof=1)) if n > 1 else float("nan")
+        diff_std = float(diff.std(ddof=1)) if n > 1 else float("nan")
+        half = float(stats.t.ppf(0.975, n - 1) * diff_std / np.sqrt(n)) if n > 1 else float("nan")
+        summary[arm] = {
+            "mean": float(values.mean()),
+            "std": std,
+            "diff_mean": float(diff.mean()),
+            "diff_std": diff_std,
+            "diff_ci95": (float(diff.mean()) - half, float(diff.mean()) + half),
+            "n": n,
+        }
+    return summary
 
 
 def summarize(runs: Sequence[dict]) -> dict:
@@ -371,15 +280,6 @@ def _machine(device) -> dict:
             "torch_threads": torch.get_num_threads(), "device": str(device), "device_name": name}  # fmt: skip
 
 
-def _write_json(path: Path, result: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(_json_safe(result), indent=1, allow_nan=False))
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OutputError(f"cannot write ({e.strerror or e})", path) from None
-
-
 def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: bool) -> dict | None:
     """The stored result to continue (``resume``), or None to start afresh."""
     if not result_file.exists() or overwrite:
@@ -390,7 +290,7 @@ def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: boo
         old = json.loads(result_file.read_text())
     except (OSError, ValueError) as e:
         raise OutputError(f"cannot be read to resume ({e})", result_file) from None
-    if {"lr_schedule": "constant", **old.get("fingerprint", {})} != _json_safe(fingerprint):  # older files: constant
+    if {"lr_schedule": "constant", **old.get("fingerprint", {})} != json_safe(fingerprint):  # older files: constant
         raise OutputError("was made with another config, synthetic sets, steps, batch size, lr, lr schedule, limited "
                           "share or tiling; its runs cannot be paired with new ones", result_file,
                           hint="pass --overwrite to start afresh, or another --out")  # fmt: skip
@@ -425,20 +325,19 @@ def benchmark(
     windows of the limited-real setting (0 = skip it). ``arms``: names to run
     (default all; ``real`` is required). Writes ``<out_dir>/benchmark.json``
     after every training, then ``report.md`` / ``report.html``
-    (:mod:`specdm.evaluation.report`); an existing benchmark.json is continued
+    (:mod:`specdm.evaluation.benchmark.report`); an existing benchmark.json is continued
     with ``resume`` (finished runs skipped; seeds, models, arms and amounts may
     be added) or replaced with ``overwrite``. ``device`` defaults to CUDA when
     available. Returns the JSON dict.
     """
-    from specdm.evaluation.report import write_report
+    from specdm.evaluation.benchmark.report import write_report
 
     t_start = time.time()
     out_dir = Path(out_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if seeds < 1 or steps < 1 or batch_size < 1 or lr <= 0 or not amounts or min(amounts) <= 0:
         raise ConfigError("seeds, steps and batch size must be >= 1, lr > 0 and amounts positive")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ConfigError(f"unknown lr schedule {lr_schedule!r}", hint=f"use one of {', '.join(LR_SCHEDULES)}")
+    check_lr_schedule(lr_schedule)
     if not 0 <= limited <= 1:
         raise ConfigError(f"limited={limited} must be a share of the real windows in [0, 1]")
     real = _real_data(cfg, limited)
@@ -471,18 +370,19 @@ def benchmark(
     top = max(amounts)
     pools, synth_info, warnings = {}, {}, []
     for name, path in synthetic.items():
-        x, y, info = _load_synthetic(name, path, real, round(top * len(real.x)))
+        x, y, info, found = _synthetic_pool(path, real, round(top * len(real.x)))
         pools[name], synth_info[name] = (x, y), info
+        warnings += [f"{name}: {w}" for w in found]
         for arm in plan:
             n_real = len(real.limited) if arm.setting == "limited" else len(real.x)
-            if arm.synthetic == name and _pool_size(arm, n_real) > len(x):
-                warnings.append(f"{name}: {arm.setting} arm {arm.id} asks for {_pool_size(arm, n_real)} synthetic "
+            if arm.synthetic == name and arm.pool_size(n_real) > len(x):
+                warnings.append(f"{name}: {arm.setting} arm {arm.id} asks for {arm.pool_size(n_real)} synthetic "
                                 f"samples, the data set holds {len(x)}; all of them are used")
 
     todo = [(m, arm, s) for m in models for s in settings["seeds"] for arm in plan if (m, arm.setting, arm.id, s) not in done]
     if done:
-        _log(f"resuming {result_file}: {len(done)} run(s) kept, {len(todo)} to train")
-    _log(f"benchmark on config '{cfg.name}' ({real.task}): {len(real.x)} real training windows, "
+        log(f"resuming {result_file}: {len(done)} run(s) kept, {len(todo)} to train")
+    log(f"benchmark on config '{cfg.name}' ({real.task}): {len(real.x)} real training windows, "
          f"{len(real.test)} test region(s), {len(todo)} training(s) of {steps} steps, batch {batch_size}, on {device}")
     arms_record = [{**asdict(a), "id": a.id, "mix": a.mix} for a in plan]
     planned = {(a["setting"], a["id"]) for a in arms_record}
@@ -527,7 +427,7 @@ def benchmark(
                   "wall_time_s": round(previous_wall + wall, 1), "runs": runs, "summary": summarize(runs),
                   "complete": all((m, a.setting, a.id, s) in finished
                                   for m in models for a in plan for s in settings["seeds"])}  # fmt: skip
-        _write_json(result_file, result)
+        write_json(result_file, result)
         return result
 
     result = save(0)
@@ -536,8 +436,8 @@ def benchmark(
         runs.append(run)
         result = save(i)
         metric = METRICS[model_name][0]
-        _log(f"[{i}/{len(todo)}] {model_name} {arm.setting} {arm.id} seed {seed}: {run['train_s'] + run['eval_s']:.0f} s "
+        log(f"[{i}/{len(todo)}] {model_name} {arm.setting} {arm.id} seed {seed}: {run['train_s'] + run['eval_s']:.0f} s "
              f"(total {time.time() - t_start:.0f} s), {metric} {run['scores'][metric]:.4f}")
-    result = _json_safe(result)
+    result = json_safe(result)
     result["output"] = write_report(result, out_dir)
     return result

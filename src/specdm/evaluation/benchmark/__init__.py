@@ -1,0 +1,8 @@
+"""``specdm benchmark``: does synthetic data help a downstream model? Held-out numbers, paired seeds.
+
+- :mod:`.plan`: what to train: the arms (:class:`~.plan.Arm`, :func:`~.plan.plan_arms`) and the
+  command-line lists they come from (:func:`~.plan.parse_synthetic`, :func:`~.plan.parse_amounts`);
+- :mod:`.run`: training and scoring every (model, arm, seed), the paired summary, ``benchmark.json``
+  (:func:`~.run.benchmark`);
+- :mod:`.report`: ``report.md``, ``report.html`` and plots from ``benchmark.json`` alone.
+"""
