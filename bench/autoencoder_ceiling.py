@@ -17,8 +17,8 @@ import torch
 
 from specdm.config import load_config
 from specdm.metrics.spectral import ClassSpectra, msad
-from specdm.models.autoencoder import SpectralAutoencoder
-from specdm.workflow import prepare_data
+from specdm.models.autoencoders import SpectralAutoencoder
+from specdm.data.datamodule import prepare_data
 
 
 @torch.no_grad()
@@ -52,7 +52,7 @@ def main() -> None:
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path)
     a = p.parse_args()
-    data = prepare_data(load_config(a.config))
+    data = prepare_data(load_config(a.config).data)
     lines = ["| run | recon L1 | mask agreement | recon mSAD (rad) | recon TV |", "|---|---:|---:|---:|---:|"]
     for run in a.runs:
         r = ceiling(data, run)

@@ -21,7 +21,7 @@ from specdm.config import load_config
 from specdm.data.normalize import Normalizer
 from specdm.metrics.spectral import ClassSpectra, sad
 from specdm.output.dataset import SyntheticDataset
-from specdm.workflow import prepare_data
+from specdm.data.datamodule import prepare_data
 
 
 def table(real: ClassSpectra, synth: ClassSpectra, names: list[str]) -> list[str]:
@@ -46,7 +46,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000, help="synthetic samples read from each set")
     p.add_argument("--out", type=Path)
     a = p.parse_args()
-    data = prepare_data(load_config(a.config))
+    data = prepare_data(load_config(a.config).data)
     x, y = (t.numpy() for t in data.train.batch(range(len(data.train))))
     names = data.reference.class_names
     real = ClassSpectra.of_windows(x[:, :1], y, len(names))

@@ -69,6 +69,7 @@ class AutoencoderConfig(Strict):
     block_out_channels: list[int] = Field(default_factory=lambda: [16, 32, 64])  # f = 2**(len-1)
     layers_per_block: int = 1
     norm_num_groups: int = 16
+    padding_mode: Literal["zeros", "reflect"] = "zeros"  # "reflect": no border frame (docs/results.md)
     sad_weight: float = 0.1  # lambda of L1 + lambda * SAD
     kl_weight: float = 1e-6
     mask_ignore_unlabelled: bool = False  # leave ignore_index pixels out of the mask loss

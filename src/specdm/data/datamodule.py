@@ -64,6 +64,20 @@ class PreparedData:
     def reference(self) -> Scene:
         return self.scenes[0]
 
+    def held_out(self, stride: int | None = None) -> PatchSet | None:
+        """Normalized windows of the test regions (no cleaning; ``stride`` defaults to the patch size),
+        or None when the split has no test region or no window fits in it."""
+        size = self.train.size
+        regions = [g for g in self.split.get("test", []) if g.height >= size and g.width >= size]
+        if not regions:
+            return None
+        windows = make_windows(self.scenes, regions, size, stride or size, 0.0, 1.0)
+        used = {w.scene for w in windows}
+        images = [np.stack([self.normalizer(im).transpose(2, 0, 1) for im in s.images]) if i in used
+                  else np.zeros((len(s.images), s.num_bands, 0, 0), np.float32) for i, s in enumerate(self.scenes)]
+        masks = [s.mask if s.mask is not None else np.zeros(s.shape, np.int64) for s in self.scenes]
+        return PatchSet(images, masks, windows, size)
+
     def train_statistics(self) -> ClassSpectra:
         """Class counts and spectra of the training regions (normalized units, every date)."""
         ref = self.reference

@@ -10,6 +10,7 @@ A run folder holds::
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from specdm.models.info import ModelInfo
 from specdm.pipelines import SpecDMPipeline
 from specdm.recipes.run_dir import prepare_run_dir
 from specdm.recipes.sampling import synthesize
-from specdm.training.autoencoder import train_autoencoder
+from specdm.training.autoencoder import reconstruction_report, train_autoencoder
 from specdm.training.diffusion import encode_patches, latent_scale, train_denoiser
 from specdm.training.engine import LoopConfig
 
@@ -43,7 +44,7 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     set_seed(cfg.train.seed)
     model = SpectralAutoencoder(
         a.kind, ref.num_bands, ref.num_classes, len(ref.images), a.latent_channels, tuple(a.block_out_channels),
-        a.layers_per_block, a.norm_num_groups,
+        a.layers_per_block, a.norm_num_groups, a.padding_mode,
     )
     loop = LoopConfig(a.steps, a.batch_size, a.lr, cfg.train.seed, cfg.train.checkpoint_every, mixed_precision=cfg.train.mixed_precision)
     model = train_autoencoder(
@@ -52,12 +53,26 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     )
     if PartialState().is_main_process:
         model.save_pretrained(model_dir / "autoencoder")
+        write_stage1_quality(model, data, model_dir)
         source = {"scenes": [s.name for s in data.scenes], "split": cfg.data.split.model_dump(), "windows": len(data.train)}
         info = ModelInfo.from_scene(ref, data.normalizer.to_dict(), cfg.data.patch_size, source)
         info.real_stats = data.train_statistics().to_dict()
         info.save(model_dir)
     PartialState().wait_for_everyone()
     return model
+
+
+def write_stage1_quality(model: SpectralAutoencoder, data: PreparedData, model_dir: Path) -> dict:
+    """Reconstruction quality of stage 1 on training and held-out windows -> ``model/stage1_quality.json``."""
+    held = data.held_out()
+    report = {"train": reconstruction_report(model, data.train),
+              "held_out": None if held is None else reconstruction_report(model, held)}
+    (model_dir / "stage1_quality.json").write_text(json.dumps(report, indent=1))
+    r = report["held_out"] or report["train"]
+    PartialState().print(f"stage 1 reconstructs {'held-out' if held else 'training'} windows with PSNR {r['psnr']:.1f} dB, "
+                         f"SAM {r['sam_rad']:.3f} rad, border ring {r['edges']['ring']:.2f}x the interior error, "
+                         f"mask agreement {r['mask_agreement']:.3f}")
+    return report
 
 
 def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: PreparedData | None = None) -> SpecDMPipeline:

@@ -61,3 +61,43 @@ def train_autoencoder(
         return li + lm + kl_weight * kl, {**logs, **logs_m, "kl": kl.item()}
 
     return train_loop(model, step, len(patches), loop, ckpt_dir, resume, desc="stage 1 (autoencoder)")
+
+
+@torch.no_grad()
+def reconstruction_report(model: SpectralAutoencoder, patches: PatchSet, max_windows: int = 64,
+                          batch_size: int = 16) -> dict:
+    """How well stage 1 reconstructs the first ``max_windows`` windows of ``patches`` (posterior mean ->
+    decoders, images clipped to [0, 1]), in normalized units:
+
+    ``l1``; ``psnr``/``ssim`` per band on [0, 1] averaged (PROTOCOL.md); ``sam_rad``; ``mask_agreement``
+    (argmax of the mask decoder vs the real mask); ``edges``: :func:`~specdm.metrics.artifacts.edge_error_ratios`
+    of the absolute error (ring / corners over interior; 1.0 = no border artefact).
+    """
+    from specdm.metrics.artifacts import edge_error_ratios
+    from specdm.metrics.reference import psnr, rmse, ssim
+    from specdm.metrics.spectral import sad_stats
+
+    model.eval()
+    n = min(max_windows, len(patches))
+    xs, recs, agree = [], [], []
+    for s in range(0, n, batch_size):
+        x, y = patches.batch(list(range(s, min(s + batch_size, n))))
+        mean, _ = model.encode(x, y)
+        rec, logits = model.decode(mean)
+        xs.append(x.numpy())
+        recs.append(rec.clamp(0, 1).numpy())
+        agree.append((logits.argmax(1) == y).float().numpy())
+    x, rec = np.concatenate(xs), np.concatenate(recs)  # (n, T, C, P, P)
+    flat = lambda a: np.moveaxis(a.reshape(-1, *a.shape[2:]), 1, -1)  # noqa: E731  (n*T, P, P, C)
+    p, r = flat(rec), flat(x)
+    err = np.abs(rec - x).mean(axis=(1, 2))  # (n, P, P)
+    return {
+        "windows": int(n),
+        "l1": float(np.abs(rec - x).mean()),
+        "psnr": psnr(p, r),
+        "ssim": ssim(p, r) if min(p.shape[1:3]) >= 11 else None,  # SSIM's 11x11 window must fit
+        "sam_rad": sad_stats(p, r)["mean_rad"],
+        "rmse": rmse(p, r),
+        "mask_agreement": float(np.concatenate(agree).mean()),
+        "edges": edge_error_ratios(err),
+    }

@@ -32,8 +32,11 @@ KINDS = ("two_stream", "single_stream")
 LEGACY_CONFIG_NAME = "autoencoder.json"
 
 
-def _vae(channels: int, latent: int, blocks: tuple[int, ...], layers: int, groups: int) -> AutoencoderKL:
-    return AutoencoderKL(
+PADDING_MODES = ("zeros", "reflect")
+
+
+def _vae(channels: int, latent: int, blocks: tuple[int, ...], layers: int, groups: int, padding_mode: str) -> AutoencoderKL:
+    vae = AutoencoderKL(
         in_channels=channels,
         out_channels=channels,
         down_block_types=("DownEncoderBlock2D",) * len(blocks),
@@ -44,6 +47,29 @@ def _vae(channels: int, latent: int, blocks: tuple[int, ...], layers: int, group
         norm_num_groups=groups,
         mid_block_add_attention=False,
     )
+    if padding_mode != "zeros":
+        set_padding(vae, padding_mode)
+    return vae
+
+
+def set_padding(vae: AutoencoderKL, mode: str) -> None:
+    """Pad every convolution with ``mode`` and make the encoder's downsampling symmetric.
+
+    diffusers' encoder halves the resolution with a stride-2 convolution after padding one
+    row and column of zeros on the bottom and right only (``Downsample2D`` with ``padding=0``);
+    with zero padding everywhere, the decoder reconstructs a frame along the window border
+    (docs/results.md, stage-1 artefacts). Only attributes change, so weights stay compatible.
+    """
+    from diffusers.models.downsampling import Downsample2D
+    from torch.nn.modules.utils import _reverse_repeat_tuple
+
+    for m in vae.modules():
+        if isinstance(m, Downsample2D) and m.use_conv and m.padding == 0:
+            m.padding = 1
+            m.conv.padding = (1, 1)
+        if isinstance(m, torch.nn.Conv2d) and m.padding != (0, 0):
+            m.padding_mode = mode
+            m._reversed_padding_repeated_twice = _reverse_repeat_tuple(m.padding, 2)
 
 
 class SpectralAutoencoder(ModelMixin, ConfigMixin):
@@ -60,11 +86,14 @@ class SpectralAutoencoder(ModelMixin, ConfigMixin):
         block_out_channels: tuple[int, ...] = (32, 64, 64),
         layers_per_block: int = 1,
         norm_num_groups: int = 16,
+        padding_mode: str = "zeros",
     ):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        args = (tuple(block_out_channels), layers_per_block, norm_num_groups)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        args = (tuple(block_out_channels), layers_per_block, norm_num_groups, padding_mode)
         if kind == "two_stream":
             self.image_vae = _vae(num_bands, latent_channels, *args)
             self.mask_vae = _vae(num_classes, latent_channels, *args)
@@ -147,5 +176,5 @@ class SpectralAutoencoder(ModelMixin, ConfigMixin):
         model = cls(**json.loads((path / LEGACY_CONFIG_NAME).read_text()))
         for name in ("image_vae", "mask_vae", "joint_vae"):
             if hasattr(model, name):
-                setattr(model, name, AutoencoderKL.from_pretrained(path / name))
+                getattr(model, name).load_state_dict(AutoencoderKL.from_pretrained(path / name).state_dict())
         return model.eval()
