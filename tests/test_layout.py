@@ -23,6 +23,7 @@ RANKS = {
     "config": 4.5,  # the typed schema of the edge: inner stages may take its objects
     "configs": 4.5,  # the packaged YAML files
     "data": 5,
+    "conditions": 5.5,  # what a model is conditioned on (RGB, edges, text ...), from data, for models
     "models": 6,
     "training": 7,
     "pipelines": 8,
