@@ -6,20 +6,40 @@ from a generator seeded by ``(seed, step)`` for the *whole* batch on every
 process, and each process keeps its own slice. So a run on W processes with
 ``batch_size / W`` items each makes the same update as one process with the
 whole batch, and a resumed run continues exactly where it stopped.
+
+Checkpoints (``step_XXXXXXX`` folders under the checkpoint folder) hold tensors in
+safetensors files and everything else in JSON, so resuming never unpickles
+anything (a checkpoint folder from elsewhere cannot run code)::
+
+    model.safetensors       the model's state dict (unwrapped)
+    optimizer.safetensors   the optimizer's per-parameter tensors, ``state.<param>.<name>``
+    ema.safetensors         the EMA's shadow parameters, ``shadow.<i>``        [with EMA]
+    training_state.json     the optimizer's param groups and scalar state (step counters) as
+                            numbers, the EMA's counters, the loss scaler's state, the step
+    progress.json           written last: format, step and the SHA-256 of every file above
+
+No RNG state is stored: each step's randomness is drawn from ``(seed, step)``.
+Folders written by older versions through accelerate's ``save_state`` (pickles) are
+refused with a :class:`CheckpointError`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 from tqdm.auto import tqdm
 
 from specdm.errors import CheckpointError, ConfigError
@@ -89,15 +109,13 @@ def train_loop(
     if cfg.ema_decay:
         ema = EMAModel(acc.unwrap_model(model).parameters(), decay=cfg.ema_decay)
         ema.to(acc.device)
-        acc.register_for_checkpointing(ema)
 
     ckpt_dir = Path(ckpt_dir)
     start = 0
     if resume:
         last = latest_checkpoint(ckpt_dir)
         if last is not None:
-            acc.load_state(str(last))
-            start = json.loads((last / "progress.json").read_text())["step"]
+            start = load_checkpoint(acc, last, model, optimizer, ema)
             acc.print(f"resuming {desc} from step {start} ({last})")
 
     log_file = ckpt_dir / "train_log.jsonl"
@@ -124,7 +142,7 @@ def train_loop(
             with log_file.open("a") as f:
                 f.write(json.dumps({"step": done, "loss": loss.item(), **logs}) + "\n")
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_checkpoint(acc, ckpt_dir, done, cfg.keep_checkpoints)
+            save_checkpoint(acc, ckpt_dir, done, cfg.keep_checkpoints, model, optimizer, ema)
     bar.close()
     acc.wait_for_everyone()
     net = acc.unwrap_model(model)
@@ -134,18 +152,221 @@ def train_loop(
     return net
 
 
-def save_checkpoint(acc: Accelerator, ckpt_dir: Path, step: int, keep: int) -> None:
-    """Write ``step_XXXXXXX`` (model, optimizer, EMA, RNG states) and prune old ones."""
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: safetensors + JSON, never pickle
+
+FORMAT = "specdm-checkpoint"
+FORMAT_VERSION = 1
+MODEL_FILE, OPTIMIZER_FILE, EMA_FILE = "model.safetensors", "optimizer.safetensors", "ema.safetensors"
+STATE_FILE, PROGRESS_FILE = "training_state.json", "progress.json"
+# dtypes a 0-d tensor of the optimizer state (e.g. AdamW's step counter) may be stored as, by name
+_SCALAR_DTYPES = {str(d).removeprefix("torch."): d for d in (
+    torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int8, torch.int16,
+    torch.int32, torch.int64, torch.bool)}
+OLD_FORMAT_HINT = "restart the training with --overwrite (or delete the checkpoint folder)"
+BROKEN_HINT = "delete this step folder to resume from the checkpoint before it, or restart the training with --overwrite"
+
+
+def save_checkpoint(acc: Accelerator, ckpt_dir: Path, step: int, keep: int, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, ema: EMAModel | None = None) -> Path:
+    """Write ``step_XXXXXXX`` (model, optimizer, EMA: safetensors + JSON) and prune all but the newest ``keep``.
+
+    Only the main process writes (into a hidden folder, renamed once complete); all processes wait.
+    """
+    ckpt_dir = Path(ckpt_dir)
     path = ckpt_dir / f"step_{step:07d}"
-    acc.save_state(str(path))
     if acc.is_main_process:
-        (path / "progress.json").write_text(json.dumps({"step": step}))
+        tmp = ckpt_dir / f".{path.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        files = {MODEL_FILE: save_safetensors(_cpu_copies(acc.unwrap_model(model).state_dict()))}
+        opt_json, opt_tensors = _encode_optimizer(optimizer.state_dict())
+        files[OPTIMIZER_FILE] = save_safetensors(opt_tensors)
+        ema_json = None
+        if ema is not None:
+            ema_state = ema.state_dict()
+            files[EMA_FILE] = save_safetensors(_cpu_copies({f"shadow.{i}": t for i, t in enumerate(ema_state.pop("shadow_params"))}))
+            ema_json = ema_state
+        scaler = getattr(acc, "scaler", None)
+        state = {"step": step, "optimizer": opt_json, "ema": ema_json,
+                 "scaler": None if scaler is None else scaler.state_dict()}
+        files[STATE_FILE] = json.dumps(state, indent=1).encode()
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        progress = {"format": FORMAT, "version": FORMAT_VERSION, "step": step,
+                    "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
+        (tmp / PROGRESS_FILE).write_text(json.dumps(progress, indent=1))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
         for old in sorted(ckpt_dir.glob("step_*"))[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     acc.wait_for_everyone()
+    return path
+
+
+def load_checkpoint(acc: Accelerator, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    ema: EMAModel | None = None) -> int:
+    """Restore model, optimizer (and EMA, loss scaler) from a folder written by :func:`save_checkpoint`;
+    returns its step. Reads only JSON and safetensors; every file is checked against its recorded SHA-256.
+    Raises :class:`CheckpointError` naming the file that is missing, corrupt or does not fit."""
+    path = Path(path)
+    progress = _read_json(path / PROGRESS_FILE)
+    if not isinstance(progress, dict) or progress.get("format") != FORMAT:
+        if isinstance(progress, dict) and "format" not in progress and "step" in progress:
+            raise CheckpointError(
+                "was written in accelerate's pickle-based checkpoint format by an older specdm; loading it would "
+                "unpickle files, which can run arbitrary code, so it cannot be resumed safely", path, hint=OLD_FORMAT_HINT)
+        raise CheckpointError(f"is not a {FORMAT} progress file", path / PROGRESS_FILE, hint=OLD_FORMAT_HINT)
+    if progress.get("version") != FORMAT_VERSION:
+        raise CheckpointError(f"has checkpoint format version {progress.get('version')}; this specdm reads "
+                              f"version {FORMAT_VERSION}", path / PROGRESS_FILE, hint=OLD_FORMAT_HINT)
+    step, sums = progress.get("step"), progress.get("sha256")
+    if not isinstance(step, int) or not isinstance(sums, dict) or path.name != f"step_{step:07d}":
+        raise CheckpointError(f"is corrupt (step {step!r} does not match the folder name, or checksums missing)",
+                              path / PROGRESS_FILE, hint=BROKEN_HINT)
+    need = [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE] + ([EMA_FILE] if ema is not None else [])
+    data = {}
+    for name in need:
+        f = path / name
+        if name not in sums:
+            raise CheckpointError(f"is not listed in {PROGRESS_FILE}; the checkpoint was written without "
+                                  f"{'EMA' if name == EMA_FILE else 'it'}", f)
+        if not f.is_file():
+            raise CheckpointError("is missing; the checkpoint is incomplete", f, hint=BROKEN_HINT)
+        data[name] = f.read_bytes()
+        if hashlib.sha256(data[name]).hexdigest() != sums[name]:
+            raise CheckpointError(f"is corrupt (its SHA-256 differs from the one in {PROGRESS_FILE})", f, hint=BROKEN_HINT)
+    try:
+        state = json.loads(data[STATE_FILE])
+        if not isinstance(state, dict) or state.get("step") != step:
+            raise ValueError(f"step {state.get('step') if isinstance(state, dict) else None!r}, expected {step}")
+    except ValueError as e:
+        raise CheckpointError(f"is corrupt ({e})", path / STATE_FILE, hint=BROKEN_HINT) from None
+
+    tensors = {name: _read_safetensors(data[name], path / name) for name in need if name.endswith(".safetensors")}
+    _fit(path / MODEL_FILE, lambda: acc.unwrap_model(model).load_state_dict(tensors[MODEL_FILE], strict=True))
+    _fit(path / OPTIMIZER_FILE, lambda: optimizer.load_state_dict(_decode_optimizer(state["optimizer"], tensors[OPTIMIZER_FILE])))
+    if ema is not None:
+        _fit(path / EMA_FILE, lambda: _load_ema(ema, state.get("ema"), tensors[EMA_FILE]))
+    scaler = getattr(acc, "scaler", None)
+    if scaler is not None and state.get("scaler"):
+        _fit(path / STATE_FILE, lambda: scaler.load_state_dict(state["scaler"]))
+    return step
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     """The newest complete checkpoint (one with ``progress.json``), or None."""
-    done = [p for p in sorted(Path(ckpt_dir).glob("step_*")) if (p / "progress.json").is_file()]
+    done = [p for p in sorted(Path(ckpt_dir).glob("step_*")) if (p / PROGRESS_FILE).is_file()]
     return done[-1] if done else None
+
+
+def _cpu_copies(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU copies (no two share memory, as safetensors requires)."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
+
+
+def _encode_optimizer(sd: dict) -> tuple[dict, dict[str, torch.Tensor]]:
+    """An optimizer state dict as (JSON-able dict, tensors): tensors with a shape go to the safetensors
+    file (``state.<param>.<name>``), 0-d tensors (step counters) become numbers with their dtype."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def enc(value, key: str):
+        if isinstance(value, torch.Tensor):
+            if value.ndim == 0:
+                dtype = str(value.dtype).removeprefix("torch.")
+                if dtype not in _SCALAR_DTYPES:
+                    raise TypeError(f"optimizer state {key} has dtype {value.dtype}, which is not stored")
+                return {"__scalar__": value.item(), "dtype": dtype}
+            tensors[key] = value.detach().to("cpu", copy=True).contiguous()
+            return {"__tensor__": key}
+        if isinstance(value, tuple):
+            return {"__tuple__": [enc(v, f"{key}.{i}") for i, v in enumerate(value)]}
+        if isinstance(value, list):
+            return [enc(v, f"{key}.{i}") for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            if any(k.startswith("__") for k in map(str, value)):
+                raise TypeError(f"optimizer state {key} has a key starting with '__'")
+            return {str(k): enc(v, f"{key}.{k}") for k, v in value.items()}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise TypeError(f"optimizer state {key} is a {type(value).__name__}, which is not stored")
+
+    state = {str(i): enc(s, f"state.{i}") for i, s in sd["state"].items()}
+    groups = [enc(g, f"param_groups.{i}") for i, g in enumerate(sd["param_groups"])]
+    return {"state": state, "param_groups": groups}, tensors
+
+
+def _decode_optimizer(js: dict, tensors: dict[str, torch.Tensor]) -> dict:
+    """Inverse of :func:`_encode_optimizer` (unknown tensor keys or dtypes raise ValueError)."""
+    used = set()
+
+    def dec(value):
+        if isinstance(value, list):
+            return [dec(v) for v in value]
+        if isinstance(value, dict):
+            if "__tensor__" in value:
+                key = value["__tensor__"]
+                if key not in tensors:
+                    raise ValueError(f"tensor '{key}' is missing")
+                used.add(key)
+                return tensors[key]
+            if "__scalar__" in value:
+                dtype = _SCALAR_DTYPES.get(value.get("dtype"))
+                if dtype is None:
+                    raise ValueError(f"unknown dtype {value.get('dtype')!r}")
+                return torch.tensor(value["__scalar__"], dtype=dtype)
+            if "__tuple__" in value:
+                return tuple(dec(v) for v in value["__tuple__"])
+            return {k: dec(v) for k, v in value.items()}
+        return value
+
+    if not isinstance(js, dict) or not isinstance(js.get("state"), dict) or not isinstance(js.get("param_groups"), list):
+        raise ValueError(f"{STATE_FILE} holds no optimizer state")
+    sd = {"state": {int(i): dec(s) for i, s in js["state"].items()}, "param_groups": dec(js["param_groups"])}
+    extra = set(tensors) - used
+    if extra:
+        raise ValueError(f"unexpected tensors {sorted(extra)[:3]}")
+    return sd
+
+
+def _load_ema(ema: EMAModel, js: Any, tensors: dict[str, torch.Tensor]) -> None:
+    if not isinstance(js, dict):
+        raise ValueError(f"{STATE_FILE} holds no EMA state")
+    n = len(ema.shadow_params)
+    if set(tensors) != {f"shadow.{i}" for i in range(n)}:
+        raise ValueError(f"holds {len(tensors)} shadow tensors, the model has {n} parameters")
+    for i, p in enumerate(ema.shadow_params):
+        t = tensors[f"shadow.{i}"]
+        if t.shape != p.shape:
+            raise ValueError(f"shadow.{i} has shape {tuple(t.shape)}, the parameter {tuple(p.shape)}")
+    ema.load_state_dict({k: v for k, v in js.items() if k != "shadow_params"})
+    with torch.no_grad():
+        for i, p in enumerate(ema.shadow_params):
+            p.copy_(tensors[f"shadow.{i}"])
+
+
+def _read_json(f: Path):
+    if not f.is_file():
+        raise CheckpointError("is missing; the checkpoint is incomplete", f, hint=BROKEN_HINT)
+    try:
+        return json.loads(f.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"is corrupt ({e})", f, hint=BROKEN_HINT) from None
+
+
+def _read_safetensors(data: bytes, f: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_safetensors(data)
+    except (SafetensorError, ValueError) as e:
+        raise CheckpointError(f"is corrupt ({e})", f, hint=BROKEN_HINT) from None
+
+
+def _fit(f: Path, load: Callable[[], Any]) -> None:
+    """Run ``load``; a state that does not fit the model or optimizer becomes a CheckpointError naming ``f``."""
+    try:
+        load()
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+        raise CheckpointError(f"does not fit this training run ({str(e).splitlines()[0] if str(e) else type(e).__name__})", f,
+                              hint="resume with the same model and training settings, or restart with --overwrite") from None
