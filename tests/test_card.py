@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
+from specdm.datasets import sentinel2_demo
 from specdm.metrics.spectral import ClassSpectra
-from specdm.output.card import class_colors, save_preview, write_card
+from specdm.output.card import class_colors, hf_license, save_preview, size_category, source_licence, write_card
 
 NAMES = ["unlabelled", "vegetation", "water"]
 COMMAND = "specdm sample --model runs/demo/model --num-samples 2 --seed 7"
@@ -89,6 +92,7 @@ def test_write_card_without_wavelengths(tmp_path, meta, rng):
     stats = _stats([np.arange(12).reshape(3, 4) % 3], rng)
     text = write_card(tmp_path, stats, stats, meta, []).read_text()
     assert "Licence: not stated" in text and "(ignored)" not in text
+    assert _header(text)["license"] == "other" and "`license: other`" in text
     assert _table_rows(text, "## Spectral fidelity")[1] == "| 1 | vegetation | 0.0000 | 0.00 |"
     assert (tmp_path / "card" / "mean_spectra.png").stat().st_size > 5000
 
@@ -101,3 +105,100 @@ def test_save_preview(tmp_path, rng):
     assert arr.shape[0] >= 256 and arr.shape[1] > 2 * arr.shape[0] - 64
     expected = (class_colors(4)[3] * 255).round()
     np.testing.assert_allclose(arr[-1, -1], expected, atol=1)
+
+
+def _header(text: str) -> dict:
+    """The YAML front matter of a card: between the first two ``---`` lines, at the very top."""
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("\n---\n", 1)[0].removeprefix("---\n"))
+
+
+@pytest.mark.parametrize("num_samples, category", [(2, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"), (25_000, "10K<n<100K")])
+def test_card_header(tmp_path, meta, rng, num_samples, category):
+    stats = _stats([np.arange(16).reshape(4, 4) % 3], rng)
+    text = write_card(tmp_path, stats, stats, {**meta, "num_samples": num_samples, "name": "demo-synth"}, []).read_text()
+    header = _header(text)
+    assert header["license"] == "cc0-1.0"  # the source data's licence, as an identifier
+    assert header["size_categories"] == [category]
+    assert header["task_categories"] == ["image-segmentation"] and header["task_ids"] == ["semantic-segmentation"]
+    assert header["annotations_creators"] == ["machine-generated"]
+    assert header["source_datasets"] == ["demo"]
+    assert header["pretty_name"] == "demo-synth: synthetic segmentation data set"
+    assert header["tags"] == ["multispectral", "synthetic", "remote-sensing"]
+    body = text.split("\n---\n", 1)[1]
+    assert body.lstrip().startswith("# demo-synth: synthetic segmentation data set")
+    assert "Licence: CC0-1.0 (the licence of the source data" in body
+
+
+def test_card_header_of_a_named_source(tmp_path, meta, rng):
+    """A scene of a named data set: its loader's LICENCE, turned into the identifier; many bands: hyperspectral."""
+    licence = source_licence({"scenes": ["sentinel2_demo"], "split": {}})
+    assert licence == sentinel2_demo.LICENCE
+    assert source_licence({"scenes": ["my_own_file"]}) is None and source_licence({"scenes": []}) is None
+    stats = _stats([np.arange(16).reshape(4, 4) % 3], rng, num_bands=40)
+    meta = {**meta, "band_names": None, "wavelengths": None, "source": {"scenes": ["sentinel2_demo"]}, "licence": licence}
+    header = _header(write_card(tmp_path, stats, stats, meta, []).read_text())
+    assert header["license"] == "cc0-1.0" and header["source_datasets"] == ["sentinel2_demo"]
+    assert header["tags"][0] == "hyperspectral"
+
+
+def test_licence_identifiers():
+    assert hf_license("CC-BY-4.0") == hf_license("CC BY 4.0") == "cc-by-4.0"
+    assert hf_license("ODbL-1.0; (c) OpenStreetMap contributors") == "odbl"
+    assert hf_license("free for research") == hf_license(None) == "other"
+    assert [size_category(n) for n in (0, 10**6, 10**13)] == ["n<1K", "1M<n<10M", "n>1T"]
+
+
+def test_unknown_licence_text_stays_in_the_card(tmp_path, meta, rng):
+    stats = _stats([np.arange(16).reshape(4, 4) % 3], rng)
+    text = write_card(tmp_path, stats, stats, {**meta, "licence": "Copernicus open data terms"}, []).read_text()
+    header = _header(text)
+    assert header["license"] == "other" and header["license_name"] == "copernicus-open-data-terms"
+    assert "Licence: Copernicus open data terms" in text
+
+
+@pytest.mark.parametrize("task", ["segmentation", "change"])
+def test_stac_item(tmp_path, meta, rng, task):
+    masks = [np.repeat([1, 2], [12, 4]).reshape(4, 4), np.full((4, 4), 2), np.arange(16).reshape(4, 4) % 3]
+    dates = 2 if task == "change" else 1
+    real = _stats(masks[:1], rng)
+    synth = ClassSpectra(len(NAMES), 5)
+    for m in masks:
+        for _ in range(dates):  # as finish_dataset gathers them: every date's image with the one mask
+            synth.update(rng.random((4, 4, 5)), m)
+    images = ["images_t1", "images_t2"] if task == "change" else ["images"]
+    meta = {**meta, "task": task, "images": images, "image_format": "tif", "mask_format": "png", "num_samples": 3}
+    text = write_card(tmp_path, real, synth, meta, []).read_text()
+
+    item = json.loads((tmp_path / "stac_item.json").read_text())
+    assert item["type"] == "Feature" and item["stac_version"].startswith("1.")
+    assert "https://stac-extensions.github.io/label/v1.0.1/schema.json" in item["stac_extensions"]
+    assert item["id"] == tmp_path.name and item["geometry"] is None and "bbox" not in item
+    props = item["properties"]
+    assert props["datetime"].endswith("Z") and props["license"] == "CC0-1.0"
+    assert props["label:type"] == "raster" and props["label:properties"] is None
+    assert props["label:classes"] == [{"name": "class", "classes": NAMES}]
+    assert props["label:tasks"] == ["change_detection" if task == "change" else "segmentation"]
+    assert props["label:methods"] == ["automated"]
+    assert props["label:description"] and "Value 0 ('unlabelled')" in props["label:description"]
+    (overview,) = props["label:overviews"]
+    assert overview["property_key"] == "class"
+    assert [c["name"] for c in overview["counts"]] == NAMES
+    counts = [c["count"] for c in overview["counts"]]
+    assert all(isinstance(c, int) for c in counts)
+    assert sum(counts) == sum(m.size for m in masks) == 48  # pixels of the synthetic masks, once each
+    assert counts == np.bincount(np.concatenate([m.ravel() for m in masks]), minlength=3).tolist()
+    assert "labels" in item["assets"] and "labels" in item["assets"]["labels"]["roles"]
+    assert item["assets"]["labels"]["href"] == "masks/" and item["assets"]["labels"]["type"] == "image/png"
+    assert all(d in item["assets"] for d in images)
+    assert all({"rel", "href"} <= set(link) for link in item["links"])
+    header = _header(text)
+    assert header["task_categories"] == ["image-segmentation"]
+    assert ("change-detection" in header["tags"]) == (task == "change")
+    assert "- `stac_item.json`" in text  # listed among the files
+
+
+def test_stac_item_can_be_left_out(tmp_path, meta, rng):
+    stats = _stats([np.arange(16).reshape(4, 4) % 3], rng)
+    write_card(tmp_path, stats, stats, meta, [], stac=False)
+    assert not (tmp_path / "stac_item.json").exists() and (tmp_path / "README.md").is_file()

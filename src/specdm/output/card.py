@@ -4,12 +4,17 @@
 statistics of the real scene(s) and of the synthetic samples
 (:class:`~specdm.metrics.spectral.ClassSpectra`) and writes
 
-- ``README.md``: what the data set is, the exact command, the file layout, class
+- ``README.md``: a Hugging Face dataset-card YAML header (``license`` of the source
+  data, ``task_categories``, ``annotations_creators``, ``source_datasets``,
+  ``size_categories``, ``pretty_name``, ``tags``), then what the data set is, the exact command, the file layout, class
   proportions real vs synthetic, per-class spectral angle (SAD) between the real
   and synthetic class-mean spectra, figures, previews, licence and citation;
 - ``card/class_distribution.png``: grouped bars of class proportions (as SpecDM's Fig. 2);
 - ``card/mean_spectra.png``: per-class mean spectra +- 1 std, real vs synthetic
-  (as SpecDM's Figs. 3-4).
+  (as SpecDM's Figs. 3-4);
+- ``stac_item.json``: a STAC Item with the label extension (``label:classes``,
+  ``label:type`` raster, ``label:tasks``, ``label:methods`` automated, ``label:overviews``
+  with the synthetic class pixel counts).
 
 Figures are drawn on matplotlib ``Figure`` objects rendered by Agg, without
 pyplot, so the caller's backend is left alone.
@@ -23,9 +28,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import yaml
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
 
@@ -35,6 +43,21 @@ from specdm.metrics.spectral import ClassSpectra, per_class_sad
 
 REAL_COLOR, SYNTH_COLOR = "#1f77b4", "#ff7f0e"
 MIN_PREVIEW_HEIGHT = 256
+STAC_FILE = "stac_item.json"
+STAC_VERSION = "1.1.0"
+LABEL_EXTENSION = "https://stac-extensions.github.io/label/v1.0.1/schema.json"
+HYPERSPECTRAL_MIN_BANDS = 20  # more bands than this: tagged hyperspectral, else multispectral
+# Hugging Face licence identifiers (dataset-card ``license``) -> SPDX identifiers (STAC ``license``)
+LICENSES = {
+    "cc0-1.0": "CC0-1.0", "cc-by-4.0": "CC-BY-4.0", "cc-by-sa-4.0": "CC-BY-SA-4.0", "cc-by-nc-4.0": "CC-BY-NC-4.0",
+    "cc-by-nc-sa-4.0": "CC-BY-NC-SA-4.0", "cc-by-nd-4.0": "CC-BY-ND-4.0", "cc-by-nc-nd-4.0": "CC-BY-NC-ND-4.0",
+    "cc-by-3.0": "CC-BY-3.0", "cc-by-sa-3.0": "CC-BY-SA-3.0", "cc-by-nc-3.0": "CC-BY-NC-3.0",
+    "cc-by-nc-sa-3.0": "CC-BY-NC-SA-3.0", "cc-by-2.0": "CC-BY-2.0", "odbl": "ODbL-1.0", "odc-by": "ODC-By-1.0",
+    "pddl": "PDDL-1.0", "cdla-permissive-2.0": "CDLA-Permissive-2.0", "etalab-2.0": "etalab-2.0",
+    "apache-2.0": "Apache-2.0", "mit": "MIT", "bsd-3-clause": "BSD-3-Clause", "unlicense": "Unlicense",
+}
+TASK_CATEGORIES = {"segmentation": ["image-segmentation"], "change": ["image-segmentation"]}  # else ["other"]
+STAC_TASKS = {"segmentation": "segmentation", "change": "change_detection"}
 
 
 def save_preview(image, mask, rgb_bands, path, num_classes: int, stretch: tuple | None = None) -> Path:
@@ -66,14 +89,18 @@ def save_preview(image, mask, rgb_bands, path, num_classes: int, stretch: tuple 
     return path
 
 
-def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, preview_paths) -> Path:
-    """Write ``README.md`` and ``card/*.png`` into ``out_dir``; return the README's path.
+def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, preview_paths, stac: bool = True) -> Path:
+    """Write ``README.md`` and ``card/*.png`` (and ``stac_item.json`` when ``stac``) into ``out_dir``;
+    return the README's path.
 
     ``meta`` is the data set's metadata: ``task``, ``class_names``, ``band_names``,
     ``wavelengths`` (nm or None), ``num_samples``, ``command``, ``seed``, ``sampler``,
     ``model``, ``normalization``, ``image_format``, ``mask_format``, ``ignore_index``,
-    ``source``; optional ``name``, ``licence``, ``citation``. ``preview_paths`` are
-    PNGs (see :func:`save_preview`) linked from the card.
+    ``source`` (``{"scenes": [names], ...}``); optional ``name``, ``licence`` (the source
+    data's, free text starting with its SPDX identifier, e.g. ``"CC0-1.0 (...)"``),
+    ``citation``, ``images`` (one folder per date). ``preview_paths`` are PNGs (see
+    :func:`save_preview`) linked from the card. ``synth`` holds every date's pixels
+    (T per mask pixel), as :func:`~specdm.recipes.sampling.finish_dataset` gathers them.
     """
     out_dir = Path(out_dir)
     names = list(meta["class_names"])
@@ -89,6 +116,8 @@ def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, pre
         card_dir.mkdir(parents=True, exist_ok=True)
         dist_png = plot_class_distribution(real, synth, names, ignore, card_dir / "class_distribution.png")
         spectra_png = plot_mean_spectra(real, synth, names, meta.get("wavelengths"), ignore, card_dir / "mean_spectra.png")
+        if stac:
+            write_stac_item(out_dir, synth, meta)
         readme = out_dir / "README.md"
         text = _readme(out_dir, real, synth, meta, [dist_png, spectra_png], [Path(p) for p in preview_paths])
         readme.write_text(text, encoding="utf-8")
@@ -182,6 +211,8 @@ def _layout(out_dir: Path) -> list[str]:
             inside = sorted(p for p in entry.rglob("*") if p.is_file())
             example = f", e.g. `{inside[0].relative_to(out_dir).as_posix()}`" if inside else ""
             lines.append(f"- `{entry.name}/`: {len(inside)} files{example}")
+        elif entry.name == STAC_FILE:
+            lines.append(f"- `{entry.name}`: STAC Item (label extension) describing the class maps")
         else:
             lines.append(f"- `{entry.name}`")
     return lines
@@ -199,7 +230,12 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
     def rel(p: Path) -> str:
         return Path(os.path.relpath(p, out_dir)).as_posix()
 
+    header = yaml.safe_dump(card_header(meta, len(bands), out_dir), sort_keys=False, allow_unicode=True)
     lines = [
+        "---",
+        header.rstrip("\n"),
+        "---",
+        "",
         f"# {name}: synthetic {meta.get('task', 'segmentation')} data set",
         "",
         f"{meta.get('num_samples', '?')} synthetic image/mask samples generated by specdm (latent diffusion, "
@@ -277,13 +313,172 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
         for i, p in enumerate(previews):
             lines += [f"![preview {i + 1}]({rel(p)})", ""]
     licence = meta.get("licence")
+    hf = hf_license(licence)
+    if licence:
+        stated = f"Licence: {licence} (the licence of the source data, which the samples derive from"
+        stated += f"; `license: {hf}` in the header)." if hf != "other" else \
+            "; `license: other` in the header: this text is not a licence identifier it knows)."
+    else:
+        stated = ("Licence: not stated. The licence of the source data was not recorded, so the header says "
+                  "`license: other`; the samples derive from the real data above: follow that data's licence and "
+                  "attribution terms.")
     lines += [
         "## Licence and citation",
         "",
-        f"Licence: {licence}" if licence else "Licence: not stated. The samples derive from the real data above; "
-        "follow that data's licence and attribution terms.",
+        stated,
         "",
         f"Cite: {meta.get('citation') or 'the source data set above and the SpecDM method'}.",
         "",
     ]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing conventions: the Hugging Face card header, the STAC label item, the source's licence
+
+
+def hf_license(licence: str | None) -> str:
+    """The Hugging Face ``license`` identifier of a free-text licence (``"CC0-1.0 (...); ..."`` -> ``"cc0-1.0"``),
+    ``"other"`` when it is missing or does not start with a known identifier."""
+    if not licence:
+        return "other"
+    head = re.split(r"[;(,]", str(licence), maxsplit=1)[0].strip().lower()
+    spdx = {v.lower(): k for k, v in LICENSES.items()}
+    for candidate in (head.split(" ")[0] if head else "", re.sub(r"\s+", "-", head)):
+        if candidate in LICENSES:
+            return candidate
+        if candidate in spdx:
+            return spdx[candidate]
+    return "other"
+
+
+def source_scenes(source) -> list[str]:
+    """The scene names of a metadata ``source`` (``{"scenes": [...]}``, a list of names, or one name)."""
+    if isinstance(source, dict):
+        source = source.get("scenes", [])
+    if isinstance(source, str):
+        return [source]
+    return [str(s) for s in source or []]
+
+
+def source_licence(source) -> str | None:
+    """The licence text of the source data: ``source["licence"]`` when recorded, else the ``LICENCE``
+    constant of the named data set each scene came from (a scene ``<name>`` or ``<name>_<part>`` of
+    :data:`specdm.datasets.DATASETS`); None unless every scene's licence is known."""
+    if isinstance(source, dict) and isinstance(source.get("licence"), str):
+        return source["licence"]
+    import importlib
+
+    from specdm.datasets import DATASETS
+
+    found = []
+    for scene in source_scenes(source):
+        key = next((k for k in sorted(DATASETS, key=len, reverse=True) if scene == k or scene.startswith(k + "_")), None)
+        text = key and getattr(importlib.import_module(DATASETS[key].__module__), "LICENCE", None)
+        if not text:
+            return None
+        if text not in found:
+            found.append(text)
+    return "; ".join(found) or None
+
+
+def size_category(n: int) -> str:
+    """The Hugging Face ``size_categories`` bin of ``n`` samples: ``n<1K``, ``1K<n<10K``, ... ``n>1T``."""
+    bins = ["1K", "10K", "100K", "1M", "10M", "100M", "1B", "10B", "100B", "1T"]
+    if n < 1000:
+        return "n<1K"
+    for k, (lo, hi) in enumerate(zip(bins, bins[1:])):
+        if n < 10 ** (k + 4):
+            return f"{lo}<n<{hi}"
+    return "n>1T"
+
+
+def card_header(meta: dict, num_bands: int, out_dir: Path | None = None) -> dict:
+    """The dataset card's YAML header (Hugging Face conventions)."""
+    task = meta.get("task", "segmentation")
+    name = meta.get("name") or (Path(out_dir).name if out_dir is not None else "specdm")
+    header = {"license": hf_license(meta.get("licence"))}
+    if header["license"] == "other" and meta.get("licence"):
+        header["license_name"] = re.sub(r"[^a-z0-9.]+", "-", str(meta["licence"]).lower()).strip("-")[:64]
+    header["pretty_name"] = f"{name}: synthetic {task} data set"
+    header["task_categories"] = TASK_CATEGORIES.get(task, ["other"])
+    if task in TASK_CATEGORIES:
+        header["task_ids"] = ["semantic-segmentation"]
+    header["annotations_creators"] = ["machine-generated"]
+    scenes = source_scenes(meta.get("source"))
+    if scenes:
+        header["source_datasets"] = scenes
+    if isinstance(meta.get("num_samples"), int):
+        header["size_categories"] = [size_category(meta["num_samples"])]
+    header["tags"] = ["hyperspectral" if num_bands > HYPERSPECTRAL_MIN_BANDS else "multispectral", "synthetic",
+                      "remote-sensing"] + (["change-detection"] if task == "change" else [])
+    return header
+
+
+def label_counts(synth: ClassSpectra, meta: dict) -> list[int]:
+    """Pixels per class over the synthetic masks (``synth`` counts each mask pixel once per date)."""
+    dates = max(len(meta.get("images") or ["images"]), 1)
+    return [int(c) // dates for c in synth.counts]
+
+
+def stac_item(synth: ClassSpectra, meta: dict, name: str) -> dict:
+    """A STAC Item (label extension) describing the data set's class maps."""
+    names = [str(n) for n in meta["class_names"]]
+    task = meta.get("task", "segmentation")
+    licence = meta.get("licence")
+    hf = hf_license(licence)
+    ignore = meta.get("ignore_index")
+    how = (f"Class maps generated together with the images by a latent diffusion model (specdm) trained on "
+           f"{', '.join(source_scenes(meta.get('source'))) or 'real labelled data'}; not drawn or checked by people.")
+    if ignore is not None:
+        how += f" Value {ignore} ('{names[ignore]}') marks pixels to ignore."
+    mask_format = meta.get("mask_format") or meta.get("format", {}).get("mask")
+    image_format = meta.get("image_format") or meta.get("format", {}).get("image")
+    media = {"png": "image/png", "tif": "image/tiff", "npy": "application/octet-stream", "zarr": "application/vnd+zarr"}
+    assets = {}
+    if image_format == "zarr":
+        assets["labels"] = {"href": "samples.zarr", "type": media["zarr"], "roles": ["labels", "labels-raster"],
+                            "title": "masks (N, H, W) in the zarr store"}
+        assets["data"] = {"href": "samples.zarr", "type": media["zarr"], "roles": ["data"],
+                          "title": "images (N, T, C, H, W) in the zarr store"}
+    else:
+        assets["labels"] = {"href": "masks/", "type": media.get(mask_format, "application/octet-stream"),
+                            "roles": ["labels", "labels-raster"], "title": "class maps, one file per sample"}
+        for folder in meta.get("images") or ["images"]:
+            assets[folder] = {"href": f"{folder}/", "type": media.get(image_format, "application/octet-stream"),
+                              "roles": ["data"], "title": "images (bands, rows, cols), one file per sample"}
+    assets["metadata"] = {"href": "metadata.json", "type": "application/json", "roles": ["metadata"]}
+    counts = label_counts(synth, meta)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "type": "Feature",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": [LABEL_EXTENSION],
+        "id": name,
+        "geometry": None,  # synthetic samples lie nowhere on Earth
+        "properties": {
+            "datetime": now,
+            "created": now,
+            "title": f"{name}: synthetic {task} data set",
+            "description": f"{meta.get('num_samples')} synthetic samples generated by specdm",
+            "license": LICENSES.get(hf, "other"),
+            "label:description": how,
+            "label:type": "raster",
+            "label:properties": None,
+            "label:classes": [{"name": "class", "classes": names}],
+            "label:tasks": [STAC_TASKS.get(task, task)],
+            "label:methods": ["automated"],
+            "label:overviews": [{"property_key": "class",
+                                 "counts": [{"name": n, "count": c} for n, c in zip(names, counts)]}],
+        },
+        "links": [{"rel": "describedby", "href": "README.md", "type": "text/markdown", "title": "dataset card"}],
+        "assets": assets,
+    }
+
+
+def write_stac_item(out_dir, synth: ClassSpectra, meta: dict) -> Path:
+    """Write ``stac_item.json`` (see :func:`stac_item`) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    path = out_dir / STAC_FILE
+    path.write_text(json.dumps(stac_item(synth, meta, meta.get("name") or out_dir.name), indent=1))
+    return path

@@ -19,7 +19,7 @@ from specdm.data.normalize import Normalizer
 from specdm.errors import OutputError
 from specdm.metrics.spectral import ClassSpectra
 from specdm.models.info import ModelInfo
-from specdm.output.card import save_preview, write_card
+from specdm.output.card import save_preview, source_licence, write_card
 from specdm.output.dataset import MARKER, DatasetWriter, SyntheticDataset, image_dirs, prepare_output
 from specdm.pipelines import load_pipeline
 from specdm.schedulers import DEFAULT_SAMPLER, default_steps
@@ -107,6 +107,7 @@ def dataset_metadata(pipe, model_dir, n, sampler, steps, eta, seed, image_format
         "seed_rule": "sample i uses numpy SeedSequence([seed, i])",
         "model": {"path": str(model_dir), **pipe.hashes(model_dir)},
         "source": info.source,
+        "licence": source_licence(info.source),
         "command": command,
     }
 
