@@ -38,7 +38,8 @@ def step_fn(calls: list | None = None):
         if calls is not None:
             calls.append(items.tolist())
         noise = 0.01 * rnd.normal(2)
-        loss = torch.nn.functional.mse_loss(model(X[items]) + noise, Y[items])
+        x, y = X.to(rnd.device)[items], Y.to(rnd.device)[items]
+        loss = torch.nn.functional.mse_loss(model(x) + noise, y)
         return loss, {"mse": loss.item()}
 
     return step

@@ -17,6 +17,11 @@ RGB-conditioned synthesis: ``num_classes=None``), and with ``tif``/``npy`` sampl
 may differ in size (``size=None``). A sample is complete once its last file is
 written (the mask, or the last date's image without masks; by atomic rename), so an
 interrupted run resumes where it stopped.
+
+:class:`SyntheticDataset` reads a set back as numpy arrays; :class:`SyntheticTorchDataset`
+(also ``SyntheticDataset(path).torch()``) is a ``torch.utils.data.Dataset`` of
+torchgeo-style samples ``{"image": (C, H, W) float32, "mask": (H, W) int64}`` with a
+``plot`` method.
 """
 
 from __future__ import annotations
@@ -29,8 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+import torch
+from matplotlib.figure import Figure
 from PIL import Image
 
+from specdm.data.plot import plot_sample
 from specdm.errors import DataError, OutputError
 
 MARKER = "specdm_dataset"
@@ -245,6 +253,10 @@ class SyntheticDataset:
             item["mask"] = mask.astype(np.int64)
         return item
 
+    def torch(self, normalize: bool = False, transforms=None) -> "SyntheticTorchDataset":
+        """This data set as a ``torch.utils.data.Dataset`` (see :class:`SyntheticTorchDataset`)."""
+        return SyntheticTorchDataset(self.dir, normalize, transforms)
+
     def arrays(self, n: int | None = None, normalizer=None) -> tuple[np.ndarray, np.ndarray]:
         """The first ``n`` (default all) complete samples as ``(n, T, C, H, W)`` float32 and ``(n, H, W)`` int64,
         filled in place (no second copy); images mapped through ``normalizer`` (band axis last) when given."""
@@ -265,3 +277,57 @@ class SyntheticDataset:
             x[k] = ims if normalizer is None else np.moveaxis(normalizer(np.moveaxis(ims, 1, -1)), -1, 1)
             y[k] = item["mask"]
         return x, y
+
+
+class SyntheticTorchDataset(torch.utils.data.Dataset):
+    """A written data set as torchgeo-style samples, for ``torch.utils.data.DataLoader``.
+
+    Sample ``k`` (the k-th complete one) is ``{"image": float32 tensor, "mask": int64 tensor (H, W)}``:
+    the image is ``(C, H, W)``, or ``(T, C, H, W)`` for change detection (one per date); sets without
+    masks give no ``"mask"``. Images are in the data's own units as stored, or with ``normalize``
+    mapped through the data set's normalization (metadata ``normalization``: the model's units,
+    [0, 1] on the real training split). ``transforms`` (optional) is applied to each sample dict.
+    """
+
+    def __init__(self, path: str | Path, normalize: bool = False, transforms=None):
+        self.data = SyntheticDataset(path)
+        self.meta = self.data.meta
+        self.normalizer = None
+        if normalize:
+            from specdm.data.normalize import Normalizer
+
+            norm = self.meta.get("normalization")
+            if not norm:
+                raise DataError("holds no normalization to apply; read it with normalize=False", self.data.dir / "metadata.json")
+            self.normalizer = Normalizer.from_dict(norm)
+        self.transforms = transforms
+        self.class_names = list(self.meta.get("class_names") or []) or None
+        rgb = self.meta.get("rgb_bands")
+        if not rgb:  # bands 3, 2, 1 (or the first band repeated), as in a true-colour guess
+            c = len(self.meta.get("band_names") or []) or 3
+            rgb = [min(2, c - 1), min(1, c - 1), 0]
+        self.rgb_bands = [int(b) for b in rgb]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= k < len(self):
+            raise IndexError(f"sample {k} of a data set of {len(self)}")
+        item = self.data[k]
+        images = item["images"]
+        if self.normalizer is not None:
+            images = np.moveaxis(self.normalizer(np.moveaxis(images, 1, -1)), -1, 1)
+        image = images[0] if self.data.t == 1 else images
+        sample = {"image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))}
+        if "mask" in item:
+            sample["mask"] = torch.from_numpy(np.ascontiguousarray(item["mask"], dtype=np.int64))
+        return self.transforms(sample) if self.transforms is not None else sample
+
+    def plot(self, sample: dict, stretch: tuple | None = None, suptitle: str | None = None) -> Figure:
+        """A figure of ``sample`` (as returned here; a ``"prediction"`` (H, W) is drawn too):
+        false colour of the metadata's ``rgb_bands`` (one panel per date), stretched by ``stretch``
+        (low, high per channel) or else each image's 2nd..98th percentiles, and the mask in the
+        class colours of :func:`specdm.data.plot.class_colors`. See :func:`specdm.data.plot.plot_sample`."""
+        arrays = {k: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for k, v in sample.items()}
+        return plot_sample(arrays, self.rgb_bands, self.class_names, stretch, suptitle)

@@ -42,7 +42,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from tqdm.auto import tqdm
 
-from specdm.errors import CheckpointError, ConfigError
+from specdm.errors import CheckpointError, ConfigError, OutputError
 
 
 @dataclass
@@ -178,32 +178,42 @@ def save_checkpoint(acc: Accelerator, ckpt_dir: Path, step: int, keep: int, mode
     path = ckpt_dir / f"step_{step:07d}"
     if acc.is_main_process:
         tmp = ckpt_dir / f".{path.name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        files = {MODEL_FILE: save_safetensors(_cpu_copies(acc.unwrap_model(model).state_dict()))}
-        opt_json, opt_tensors = _encode_optimizer(optimizer.state_dict())
-        files[OPTIMIZER_FILE] = save_safetensors(opt_tensors)
-        ema_json = None
-        if ema is not None:
-            ema_state = ema.state_dict()
-            files[EMA_FILE] = save_safetensors(_cpu_copies({f"shadow.{i}": t for i, t in enumerate(ema_state.pop("shadow_params"))}))
-            ema_json = ema_state
-        scaler = getattr(acc, "scaler", None)
-        state = {"step": step, "optimizer": opt_json, "ema": ema_json,
-                 "scaler": None if scaler is None else scaler.state_dict()}
-        files[STATE_FILE] = json.dumps(state, indent=1).encode()
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        progress = {"format": FORMAT, "version": FORMAT_VERSION, "step": step,
-                    "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
-        (tmp / PROGRESS_FILE).write_text(json.dumps(progress, indent=1))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        try:
+            _write_checkpoint(acc, tmp, path, step, model, optimizer, ema)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise OutputError(f"cannot write the checkpoint ({e.strerror or e})", path,
+                              hint="check the disk's free space and the folder's permissions, then rerun with --resume") from None
         for old in sorted(ckpt_dir.glob("step_*"))[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     acc.wait_for_everyone()
     return path
+
+
+def _write_checkpoint(acc: Accelerator, tmp: Path, path: Path, step: int, model, optimizer, ema) -> None:
+    """Write the checkpoint's files into ``tmp``, ``progress.json`` last, then rename ``tmp`` to ``path``."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    files = {MODEL_FILE: save_safetensors(_cpu_copies(acc.unwrap_model(model).state_dict()))}
+    opt_json, opt_tensors = _encode_optimizer(optimizer.state_dict())
+    files[OPTIMIZER_FILE] = save_safetensors(opt_tensors)
+    ema_json = None
+    if ema is not None:
+        ema_json = ema.state_dict()
+        shadow = {f"shadow.{i}": t for i, t in enumerate(ema_json.pop("shadow_params"))}
+        files[EMA_FILE] = save_safetensors(_cpu_copies(shadow))
+    scaler = getattr(acc, "scaler", None)
+    state = {"step": step, "optimizer": opt_json, "ema": ema_json,
+             "scaler": None if scaler is None else scaler.state_dict()}
+    files[STATE_FILE] = json.dumps(state, indent=1).encode()
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+    progress = {"format": FORMAT, "version": FORMAT_VERSION, "step": step,
+                "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
+    (tmp / PROGRESS_FILE).write_text(json.dumps(progress, indent=1))
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
 
 
 def load_checkpoint(acc: Accelerator, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -247,7 +257,8 @@ def load_checkpoint(acc: Accelerator, path: Path, model: torch.nn.Module, optimi
 
     tensors = {name: _read_safetensors(data[name], path / name) for name in need if name.endswith(".safetensors")}
     _fit(path / MODEL_FILE, lambda: acc.unwrap_model(model).load_state_dict(tensors[MODEL_FILE], strict=True))
-    _fit(path / OPTIMIZER_FILE, lambda: optimizer.load_state_dict(_decode_optimizer(state["optimizer"], tensors[OPTIMIZER_FILE])))
+    _fit(path / OPTIMIZER_FILE,
+         lambda: optimizer.load_state_dict(_decode_optimizer(state["optimizer"], tensors[OPTIMIZER_FILE])))
     if ema is not None:
         _fit(path / EMA_FILE, lambda: _load_ema(ema, state.get("ema"), tensors[EMA_FILE]))
     scaler = getattr(acc, "scaler", None)
@@ -368,5 +379,6 @@ def _fit(f: Path, load: Callable[[], Any]) -> None:
     try:
         load()
     except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
-        raise CheckpointError(f"does not fit this training run ({str(e).splitlines()[0] if str(e) else type(e).__name__})", f,
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"does not fit this training run ({why})", f,
                               hint="resume with the same model and training settings, or restart with --overwrite") from None
