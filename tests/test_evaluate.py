@@ -114,6 +114,13 @@ def test_copied_windows_score_near_perfectly_and_corrupted_ones_badly(seg):
     assert _strict_json(seg.root / "out_copy" / "evaluation.json") == good
     report = (seg.root / "out_copy" / "evaluation.md").read_text()
     assert "mSAD" in report and "sPr / sRec" in report and "not applicable" in report
+    # label fidelity: copies of real windows carry the real labels, corrupted ones do not
+    gf, bf = good["label_fidelity"], bad["label_fidelity"]
+    assert [c["class"] for c in gf["classes"]] == [1, 2, 3]  # the ignore class is not scored
+    for c in gf["classes"]:
+        assert 0 <= c["ceiling"] <= 1 and c["nearest_real_class"]["class"] == c["class"]
+    assert gf["min_ratio"] > 0.9 and bf["min_ratio"] < gf["min_ratio"]
+    assert "## Label fidelity" in report
 
 
 def test_encoders_are_saved_then_reused_with_identical_numbers(seg, tmp_path):

@@ -60,6 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image-format", choices=["tif", "npy", "zarr"], default="tif")
     s.add_argument("--mask-format", choices=["png", "tif"], default="png")
     s.add_argument("--previews", type=int, default=8)
+    s.add_argument("--masks", type=Path, default=None,
+                   help="layout models: a folder of masks (PNG/TIFF/npy, the model's patch size) to paint images for")
+    s.add_argument("--classes", action="append", default=[], metavar="CLASS=SHARE",
+                   help="layout models: raise a class to this share of the pixels, e.g. --classes water=0.2 (repeatable)")
+    s.add_argument("--balance", action="store_true", help="layout models: equal shares for every labelled class")
+    s.add_argument("--copy-paste", type=float, default=0.5,
+                   help="layout models: chance of pasting a rarer class's region into a real layout")
+    s.add_argument("--guidance", type=float, default=1.0,
+                   help="layout models: classifier-free guidance scale (1: conditional, >1 follow the mask harder)")
+    s.add_argument("--filter", type=float, default=None, metavar="THRESHOLD",
+                   help="drop pairs whose labelled pixels agree with a real-trained pixel classifier less often "
+                        "than THRESHOLD (redrawn up to --max-attempts times first)")
+    s.add_argument("--max-attempts", type=int, default=4)
     s.add_argument("--device", default=None, help="torch device (default: accelerate's choice)")
     s.add_argument("--resume", action="store_true", help="complete an interrupted data set")
     s.add_argument("--overwrite", action="store_true", help="replace an existing data set made by specdm")
@@ -112,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _steers_layouts(args) -> bool:
+    """Whether any layout flag was given (a SpecDM model refuses them; a layout model uses defaults without)."""
+    return bool(args.masks or args.classes or args.balance or args.guidance != 1.0 or args.copy_paste != 0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -148,19 +166,34 @@ def _dispatch(args, command: str) -> int:
             print(yaml.safe_dump(load_config(args.config).model_dump(mode="json"), sort_keys=False), end="")
         return 0
 
-    from specdm.config import BenchmarkOptions, EvaluateOptions, SamplingConfig, validate
+    from specdm.config import BenchmarkOptions, EvaluateOptions, LayoutConfig, SamplingConfig, validate
 
     if args.command == "sample":
         opts = validate(SamplingConfig, {
             "num_samples": args.num_samples, "sampler": args.sampler, "num_inference_steps": args.steps,
             "eta": args.eta, "batch_size": args.batch_size, "seed": args.seed, "image_format": args.image_format,
-            "mask_format": args.mask_format, "previews": args.previews}, "specdm sample")
-        from specdm.recipes.sampling import synthesize
+            "mask_format": args.mask_format, "previews": args.previews, "filter_threshold": args.filter,
+            "max_attempts": args.max_attempts}, "specdm sample")
+        targets = {}
+        for item in args.classes:
+            name, sep, share = item.rpartition("=")
+            try:
+                targets[name] = float(share)
+            except ValueError:
+                sep = ""
+            if not sep or not name:
+                raise ConfigError(f"--classes '{item}' must look like CLASS=SHARE, e.g. water=0.2")
+        layout = validate(LayoutConfig, {
+            "source": "dir" if args.masks else "real", "masks_dir": str(args.masks) if args.masks else None,
+            "class_targets": targets, "balance": args.balance, "copy_paste": args.copy_paste,
+            "guidance_scale": args.guidance}, "specdm sample")
+        from specdm.recipes.sampling import layout_options, synthesize
 
         card = synthesize(
             args.model_dir, args.out, opts.num_samples, opts.sampler, opts.num_inference_steps, opts.eta,
             opts.batch_size, opts.seed, opts.image_format, opts.mask_format, opts.previews, args.resume,
-            args.overwrite, command, args.device,
+            args.overwrite, command, args.device, layout=layout_options(layout) if _steers_layouts(args) else None,
+            filter_threshold=opts.filter_threshold, max_attempts=opts.max_attempts,
         )
         print(f"synthetic data set: {args.out}\ndataset card: {card}")
         return 0

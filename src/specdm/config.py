@@ -6,17 +6,19 @@ packaged ``configs/indian_pines.yaml``, a path loads the user's own file.
 
 from __future__ import annotations
 
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from specdm.errors import ConfigError
 from specdm.schedulers import DEFAULT_SAMPLER, PAPER_SCHEDULE, SAMPLERS, default_steps
 
-METHODS = ("specdm",)  # one recipe each in specdm.recipes
+METHODS = ("specdm", "layout")  # one recipe each in specdm.recipes
 
 
 class Strict(BaseModel):
@@ -31,13 +33,40 @@ class SplitConfig(Strict):
     test: list | None = None
 
 
+LAYOUT = Literal["rows_cols_bands", "bands_rows_cols", "bands_pixels", "pixels_bands"]  # specdm.io.layout.LAYOUTS
+PIXEL_LAYOUTS = ("bands_pixels", "pixels_bands")
+ARRAY_FILES = (".mat", ".npy", ".npz")
+NAMED_ARRAY_FILES = (".mat", ".npz")
+# own-file settings: data.<name> -> the keyword of specdm.datasets.load_files
+OWN_FILE_OPTIONS = (
+    "image_variable", "image2_variable", "mask_variable", "layout", "rows", "cols", "order", "labels",
+    "mask_layout", "min_fraction", "label_remap", "band_names", "wavelengths", "rgb_bands",
+)
+
+
 class DataConfig(Strict):
     dataset: str | None = None  # a registered name (indian_pines, oscd, ...) or None for own files
     options: dict = Field(default_factory=dict)  # passed to the dataset loader (e.g. cities, size)
     root: str | None = None  # data folder; default $SPECDM_DATA_DIR or ../shared/data
     image: str | None = None  # own files: image cube (date 1)
     image2: str | None = None  # own files: date 2 (change detection)
-    mask: str | None = None  # own files: class map
+    mask: str | None = None  # own files: class map, or a label cube (see labels)
+    # --- own files: how to read them (README "Your own data") ---
+    image_variable: str | None = None  # .mat/.npz: the variable holding the image (needed when it holds several arrays)
+    image2_variable: str | None = None  # .mat/.npz: date 2's variable (default: image_variable)
+    mask_variable: str | None = None  # .mat/.npz: the variable holding the labels
+    layout: LAYOUT = "rows_cols_bands"  # axes of the image array in a .mat/.npy/.npz file
+    rows: int | str | None = None  # pixel layouts: image rows, a number or the name of a scalar variable (nRow)
+    cols: int | str | None = None  # pixel layouts: image columns, likewise
+    order: Literal["F", "C"] = "F"  # pixel layouts: F = column after column (MATLAB), C = row after row
+    labels: Literal["class_map", "abundances", "one_hot"] = "class_map"  # what the mask holds
+    mask_layout: LAYOUT | None = None  # axes of the mask array (default: layout)
+    min_fraction: float | None = Field(None, gt=0, le=1)  # abundances: pixels whose top fraction is lower -> ignore_index
+    label_remap: dict[int, int] = Field(default_factory=dict)  # label value -> class value, before validation
+    band_names: list[str] | None = None  # override/fill the file's band names
+    wavelengths: list[float] | None = None  # band centres in nm; override/fill the file's
+    rgb_bands: list[int | str] | None = None  # preview bands: 3 indices (from 0) or 3 wavelengths ("650nm")
+    # --- every source ---
     class_names: list[str] | None = None
     ignore_index: int | None = None
     bands: list[int] | None = None  # band indices to keep (default all)
@@ -48,6 +77,106 @@ class DataConfig(Strict):
     stride: int = Field(8, ge=1)
     min_labelled: float = Field(0.0, ge=0, le=1)  # drop windows with fewer labelled pixels
     max_blank: float = Field(0.5, ge=0, le=1)  # drop windows with more all-zero pixels
+
+    @field_validator("rows", "cols", mode="before")
+    @classmethod
+    def _size(cls, v):
+        if v is None:
+            return v
+        if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+            raise ValueError(f"{v!r} is not a number of pixels; give a whole number or the name of a scalar variable")
+        if isinstance(v, float):
+            v = int(v)
+        if isinstance(v, str):
+            text = v.strip()
+            if text.lstrip("+").isdigit():
+                v = int(text)
+            elif not text.isidentifier():
+                raise ValueError(f"'{v}' is neither a number nor a variable name (such as nRow)")
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"{v} is not a positive number of pixels")
+        return v
+
+    @field_validator("rgb_bands", mode="before")
+    @classmethod
+    def _rgb(cls, v):
+        if v is None:
+            return v
+        usage = "give three bands (red, green, blue): indices from 0 such as [29, 19, 9], or wavelengths such as [650nm, 550nm, 470nm]"
+        if not isinstance(v, (list, tuple)) or len(v) != 3:
+            raise ValueError(f"got {v!r}; {usage}")
+        out = []
+        for x in v:
+            if isinstance(x, bool):
+                raise ValueError(f"{x!r} is not a band; {usage}")
+            if isinstance(x, int):
+                if x < 0:
+                    raise ValueError(f"band index {x} is negative; indices start at 0")
+                out.append(x)
+                continue
+            if isinstance(x, float):
+                raise ValueError(f"{x!r} is ambiguous: write a band index as a whole number (29) "
+                                 f"or a wavelength with its unit ({x:g}nm)")
+            m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*nm\s*", str(x))
+            if not m:
+                raise ValueError(f"'{x}' is neither a band index nor a wavelength in nm; {usage}")
+            out.append(f"{float(m.group(1)):g}nm")
+        return out
+
+    @field_validator("wavelengths")
+    @classmethod
+    def _wavelengths(cls, v):
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("is empty; give one wavelength (nm) per band, or leave it out")
+        if not all(math.isfinite(w) and w > 0 for w in v):
+            raise ValueError("wavelengths must be positive numbers (nm)")
+        if max(v) < 30:
+            raise ValueError(f"{min(v):g}..{max(v):g} look like micrometres; give nanometres (multiply by 1000)")
+        return v
+
+    @field_validator("band_names")
+    @classmethod
+    def _band_names(cls, v):
+        if v is None:
+            return v
+        if not v or any(not str(n).strip() for n in v):
+            raise ValueError("band names must be non-empty")
+        dup = sorted({n for n in v if v.count(n) > 1})
+        if dup:
+            raise ValueError(f"band names must differ; repeated: {', '.join(dup)}")
+        return v
+
+    @field_validator("label_remap", mode="before")
+    @classmethod
+    def _remap_pairs(cls, v):
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise ValueError(f"got {v!r}; give label value -> class value pairs, such as {{-1: 0, 255: 0}}")
+        out = {}
+        for k, c in v.items():
+            pair = []
+            for x in (k, c):
+                if isinstance(x, str) and x.strip().lstrip("+-").isdigit():
+                    x = int(x)
+                if isinstance(x, float) and x.is_integer():
+                    x = int(x)
+                if isinstance(x, bool) or not isinstance(x, int):
+                    raise ValueError(f"{k!r}: {c!r} is not a pair of whole numbers (label value: class value)")
+                pair.append(x)
+            out[pair[0]] = pair[1]
+        return out
+
+    @field_validator("label_remap")
+    @classmethod
+    def _remap(cls, v):
+        bad = {k: c for k, c in v.items() if c < 0}
+        if bad:
+            raise ValueError(f"maps to negative values {bad}; class values start at 0 "
+                             f"(map unlabelled pixels to a class and name it in ignore_index)")
+        return v
 
     @model_validator(mode="after")
     def _source(self):
@@ -61,6 +190,68 @@ class DataConfig(Strict):
             except ConfigError as e:
                 raise ValueError(e.problem + (f" ({e.hint})" if e.hint else "")) from None
         return self
+
+    @model_validator(mode="after")
+    def _own_files(self):
+        """Own-file settings: only with own files, and consistent with the files' kinds."""
+        if self.ignore_index is not None and self.ignore_index < 0:
+            raise ValueError(f"data.ignore_index {self.ignore_index} is not a class value (0 or more); to leave out "
+                             f"pixels labelled {self.ignore_index}, map them with data.label_remap "
+                             f"(e.g. {{{self.ignore_index}: 0}}) and set data.ignore_index to that class")
+        set_here = [k for k in OWN_FILE_OPTIONS if getattr(self, k) != type(self).model_fields[k].get_default(call_default_factory=True)]
+        if self.dataset is not None:
+            if set_here:
+                raise ValueError(f"{', '.join('data.' + k for k in set_here)} appl{'y' if len(set_here) > 1 else 'ies'} "
+                                 f"to own files (data.image, data.mask), not to data set '{self.dataset}'")
+            return self
+        suffix = {k: Path(getattr(self, k)).suffix.lower() for k in ("image", "image2", "mask") if getattr(self, k)}
+        pixel = self.layout in PIXEL_LAYOUTS
+        if pixel and (self.rows is None or self.cols is None):
+            missing = " and ".join(f"data.{k}" for k in ("rows", "cols") if getattr(self, k) is None)
+            raise ValueError(f"data.layout {self.layout} needs {missing}: numbers, or names of scalar variables "
+                             f"in the image file (e.g. rows: nRow)")
+        if not pixel and (self.rows is not None or self.cols is not None):
+            raise ValueError(f"data.rows and data.cols apply to layouts bands_pixels and pixels_bands; "
+                             f"data.layout is {self.layout}")
+        if self.order != "F" and not pixel and (self.mask_layout or self.layout) not in PIXEL_LAYOUTS:
+            raise ValueError("data.order applies to layouts bands_pixels and pixels_bands only")
+        for key in ("image", "image2"):
+            if key in suffix and self.layout != "rows_cols_bands" and suffix[key] not in ARRAY_FILES:
+                raise ValueError(f"data.layout {self.layout} applies to arrays in .mat/.npy/.npz files; "
+                                 f"data.{key} is a {suffix[key] or 'suffix-less'} file, read as (rows, cols, bands)")
+        if self.mask_layout not in (None, "rows_cols_bands") and suffix["mask"] not in ARRAY_FILES:
+            raise ValueError(f"data.mask_layout {self.mask_layout} applies to arrays in .mat/.npy/.npz files; "
+                             f"data.mask is a {suffix['mask'] or 'suffix-less'} file")
+        for name in ("rows", "cols"):
+            if isinstance(getattr(self, name), str) and suffix["image"] not in NAMED_ARRAY_FILES:
+                raise ValueError(f"data.{name} names a variable '{getattr(self, name)}', but data.image is a "
+                                 f"{suffix['image'] or 'suffix-less'} file; give a number")
+        for var, key in (("image_variable", "image"), ("image2_variable", "image2"), ("mask_variable", "mask")):
+            if getattr(self, var) is None:
+                continue
+            if key not in suffix:
+                raise ValueError(f"data.{var} is set but data.{key} is not")
+            if suffix[key] not in NAMED_ARRAY_FILES:
+                raise ValueError(f"data.{var} picks a variable of a .mat or .npz file; data.{key} is a "
+                                 f"{suffix[key] or 'suffix-less'} file")
+        if self.min_fraction is not None:
+            if self.labels == "class_map":
+                raise ValueError("data.min_fraction applies to data.labels abundances or one_hot")
+            if self.ignore_index is None:
+                raise ValueError(f"data.min_fraction needs data.ignore_index: the class value that pixels whose "
+                                 f"largest fraction is below {self.min_fraction:g} take")
+        if self.band_names and self.wavelengths and len(self.band_names) != len(self.wavelengths):
+            raise ValueError(f"data.band_names has {len(self.band_names)} names but data.wavelengths has "
+                             f"{len(self.wavelengths)} values")
+        if self.rgb_bands is not None and self.bands:
+            raise ValueError("data.rgb_bands cannot be combined with data.bands yet (the band selection picks its "
+                             "own preview bands, nearest 650/550/470 nm when wavelengths are known); drop one")
+        return self
+
+    def file_options(self) -> dict:
+        """The keyword arguments of :func:`specdm.datasets.load_files` for these own files."""
+        keys = ("image", "mask", "image2", "class_names", "ignore_index", *OWN_FILE_OPTIONS)
+        return {k: getattr(self, k) for k in keys}
 
 
 class AutoencoderConfig(Strict):
@@ -106,6 +297,8 @@ class SamplingConfig(Strict):
     image_format: Literal["tif", "npy", "zarr"] = "tif"
     mask_format: Literal["png", "tif"] = "png"
     previews: int = Field(8, ge=0)
+    filter_threshold: float | None = Field(None, ge=0.0, le=1.0)  # drop pairs whose label fidelity is below
+    max_attempts: int = Field(4, ge=1)  # tries per sample before a filtered sample is dropped
 
     @model_validator(mode="after")
     def _steps(self):
@@ -143,6 +336,24 @@ class BenchmarkOptions(Strict):
         return self
 
 
+class LayoutConfig(Strict):
+    """Layout-conditioned synthesis (``method: layout``): images painted for given class masks."""
+
+    p_uncond: float = Field(0.1, ge=0.0, lt=1.0)  # share of training steps without the condition (for guidance)
+    guidance_scale: float = Field(1.0, ge=0.0)  # 1: conditional model; >1: follow the mask harder; 0: ignore it
+    source: Literal["real", "dir"] = "real"  # real training masks (D4, copy-paste) or the user's mask folder
+    masks_dir: str | None = None  # source "dir": a folder of masks of the patch size
+    class_targets: dict[str, float] = Field(default_factory=dict)  # class name or value -> share of pixels
+    balance: bool = False  # raise every labelled class toward an equal share
+    copy_paste: float = Field(0.5, ge=0.0, le=1.0)  # chance of pasting one rarer-class region into a layout
+
+    @model_validator(mode="after")
+    def _source(self):
+        if self.source == "dir" and not self.masks_dir:
+            raise ValueError("layout.source 'dir' needs layout.masks_dir")
+        return self
+
+
 class TrainConfig(Strict):
     seed: int = 0
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
@@ -156,7 +367,15 @@ class Config(Strict):
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    layout: LayoutConfig = Field(default_factory=LayoutConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _method(self):
+        if self.method == "layout" and self.autoencoder.kind != "two_stream":
+            raise ValueError("method 'layout' conditions on the two-stream autoencoder's mask latent; "
+                             "set autoencoder.kind: two_stream")
+        return self
 
     @model_validator(mode="after")
     def _geometry(self):

@@ -36,6 +36,7 @@ import torch
 from torch.nn import functional as F
 
 from specdm import __version__
+from specdm.augment.fidelity import LabelFidelity
 from specdm.augment.synthetic import load_synthetic, open_synthetic
 from specdm.config import Config
 from specdm.data.datamodule import prepare_data
@@ -125,6 +126,7 @@ def evaluate(
                     for kind in real_f}  # fmt: skip
 
     real_s, synth_s = ClassSpectra.of_windows(real_x, real_y, k), ClassSpectra.of_windows(synth_x, synth_y, k)
+    fidelity = label_fidelity(data, real_x, real_y, synth_x, synth_y, seed)
     result = {
         "specdm_evaluation": __version__,
         "command": command,
@@ -169,6 +171,7 @@ def evaluate(
         "encoders": encoder_info,
         "distribution": distribution,
         "spectral": _spectral(real_s, synth_s, real_x, synth_x, ref, max_spectra, seed),
+        "label_fidelity": fidelity,
         "inception_fid": _inception_fid(inception, real_x, synth_x, ref.rgb_bands),
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} on cpu",
     }
@@ -182,6 +185,23 @@ def evaluate(
     except OSError as e:
         raise OutputError(f"cannot write ({e.strerror or e})", out_dir) from None
     return result
+
+
+def label_fidelity(data, real_x, real_y, synth_x, synth_y, seed: int) -> dict:
+    """Per class: agreement of a real-trained pixel classifier with the synthetic masks, against its recall
+    on held-out real pixels (:class:`~specdm.augment.fidelity.LabelFidelity`)."""
+    ref = data.reference
+    held = data.held_out()
+    if held is not None:
+        hx, hy = (t.numpy() for t in held.batch(range(len(held))))
+        source = f"the {len(hx)} windows of the test regions"
+    else:
+        hx, hy, source = real_x, real_y, "the training windows themselves (no test split: an optimistic ceiling)"
+    try:
+        clf = LabelFidelity(ref.num_classes, ref.ignore_index, seed=seed).fit(real_x, real_y)
+    except DataError as e:
+        return {"skipped": e.problem, "min_ratio": None}
+    return clf.report((hx, hy), (synth_x, synth_y), ref.class_names, source)
 
 
 # --------------------------------------------------------------------------- encoders and features
@@ -424,6 +444,24 @@ def format_markdown(result: dict) -> str:
         name = c["name"] + (" (ignored)" if c["ignored"] else "")
         lines.append(f"| {c['class']} | {name} | {100 * c['real_fraction']:.2f} | {100 * c['synthetic_fraction']:.2f} "
                      f"| {_f(c['sad_rad'])} | {_f(c['sad_deg'], '.3g')} |")
+    fid_ = result.get("label_fidelity")
+    if fid_ and fid_.get("skipped"):
+        lines += ["", "## Label fidelity", "", f"Not computed: {fid_['skipped']}."]
+    elif fid_:
+        lines += ["", "## Label fidelity", "",
+                  f"{fid_['classifier']}; ceiling: its recall on {fid_['ceiling_source']}. Agreement: the share of "
+                  "synthetic pixels of a class that it also assigns to that class. Ratio = agreement / ceiling; "
+                  f"lowest over the classes of the training split: **{_f(fid_['min_ratio'], '.3f')}**.", "",
+                  "| value | class | ceiling (real) | agreement (synthetic) | ratio | synthetic pixels | nearest real class (SAD rad) |",
+                  "|---:|---|---:|---:|---:|---:|---|"]
+        for c in fid_["classes"]:
+            near = c["nearest_real_class"]
+            near = "-" if near is None else f"{near['name']} ({near['sad_rad']:.3f})"
+            lines.append(f"| {c['class']} | {c['name']} | {_f(c['ceiling'], '.3f')} | {_f(c['agreement'], '.3f')} "
+                         f"| {_f(c['ratio'], '.3f')} | {c['synthetic_pixels']} | {near} |")
+        if fid_["classes_without_synthetic_pixels"]:
+            lines.append(f"\nClasses of the training split with no synthetic pixel: "
+                         f"{', '.join(fid_['classes_without_synthetic_pixels'])}.")
     enc, fp = result["encoders"], result["encoders"]["fingerprint"]
     lines += [
         "",

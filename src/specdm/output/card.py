@@ -218,6 +218,26 @@ def _layout(out_dir: Path) -> list[str]:
     return lines
 
 
+def _method_sections(meta: dict) -> list[str]:
+    """How layouts were chosen and which pairs the label-fidelity filter dropped (when used)."""
+    out = []
+    if meta.get("method") == "layout" or "layouts" in meta:
+        lay = meta.get("layouts", {})
+        out += ["## Layouts", "",
+                "Each image was painted by a mask-conditioned denoiser for the mask stored with it "
+                f"(classifier-free guidance scale {lay.get('guidance_scale', 1.0)}).", "",
+                *_bullets({k: v for k, v in lay.items() if k != "guidance_scale"}), ""]
+    f = meta.get("filter")
+    if f:
+        out += ["## Filtering", "",
+                f"Rule: {f.get('rule')}. Threshold: {f.get('threshold')}; at most {f.get('max_attempts')} tries per "
+                f"sample. {f.get('scored_samples', '?')} samples scored, {f.get('failed_first_try', '?')} failed their "
+                f"first try, {f.get('redrawn', '?')} redraws, {f.get('dropped', '?')} dropped.", "",
+                "Dropped samples per class their layout held:",
+                *_bullets(f.get("dropped_per_class") or {"none": 0}), ""]
+    return out
+
+
 def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], previews: list[Path]) -> str:
     names = list(meta["class_names"])
     ignore = meta.get("ignore_index")
@@ -266,6 +286,7 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
         "Normalization (synthetic values are mapped back through it):",
         *_bullets(meta.get("normalization")),
         "",
+        *_method_sections(meta),
         "## Files",
         "",
         *_layout(out_dir),

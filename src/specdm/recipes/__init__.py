@@ -12,7 +12,7 @@ from types import ModuleType
 
 from specdm.errors import ConfigError
 
-RECIPES = {"specdm": "specdm.recipes.specdm"}
+RECIPES = {"specdm": "specdm.recipes.specdm", "layout": "specdm.recipes.layout"}
 
 
 def get_recipe(method: str) -> ModuleType:

@@ -3,6 +3,13 @@
 ``synthesize`` writes samples in batches, sharded over processes by sample index,
 resumable; then reads the set back (so resumed and sharded runs count every sample)
 to write previews, statistics and the dataset card.
+
+Layout-conditioned models get a layout per sample (:mod:`specdm.conditions.layouts`).
+With a filter threshold, each pair is scored by a classifier of the real training
+pixels (:mod:`specdm.augment.fidelity`); a pair below the threshold is drawn again (a
+new layout and new noise) up to ``max_attempts`` times, then dropped. Every try is
+logged in ``filter_log.jsonl``, so a resumed run skips dropped samples and the card
+and ``metadata.json`` state the rule, the threshold and what was dropped per class.
 """
 
 from __future__ import annotations
@@ -16,13 +23,53 @@ from tqdm.auto import tqdm
 
 from specdm import __version__
 from specdm.data.normalize import Normalizer
-from specdm.errors import OutputError
+from specdm.errors import ConfigError, OutputError
 from specdm.metrics.spectral import ClassSpectra
 from specdm.models.info import ModelInfo
 from specdm.output.card import save_preview, source_licence, write_card
 from specdm.output.dataset import MARKER, DatasetWriter, SyntheticDataset, image_dirs, prepare_output
-from specdm.pipelines import load_pipeline
+from specdm.pipelines import LayoutPipeline, load_pipeline
+from specdm.pipelines.base import sample_seed
 from specdm.schedulers import DEFAULT_SAMPLER, default_steps
+
+FILTER_LOG = "filter_log.jsonl"
+
+
+def layout_options(cfg) -> dict:
+    """The plain options of a ``layout`` config section (or of the CLI's flags)."""
+    return cfg.model_dump() if hasattr(cfg, "model_dump") else dict(cfg)
+
+
+class _Layouts:
+    """Layouts per sample index for a layout model: the real training masks or the user's files."""
+
+    def __init__(self, model_dir: Path, info: ModelInfo, opts: dict, seed: int):
+        from specdm.conditions.layouts import RealLayouts, class_targets, load_real_layouts, read_layouts
+
+        k = len(info.class_names)
+        self.files = None
+        if opts.get("source") == "dir":
+            self.files, self.masks = read_layouts(opts["masks_dir"], info.patch_size, k)
+            self.source = None
+        else:
+            real = load_real_layouts(model_dir)
+            shares = np.bincount(real.ravel(), minlength=k) / real.size
+            targets = class_targets(opts.get("class_targets"), opts.get("balance", False), info.class_names,
+                                    info.ignore_index, shares)
+            self.source = RealLayouts(real, k, targets, opts.get("copy_paste", 0.0), info.ignore_index, seed)
+
+    def __call__(self, indices, attempt: int) -> np.ndarray:
+        if self.source is None:
+            return np.stack([self.masks[i % len(self.masks)] for i in indices])
+        return self.source.layouts(indices, attempt)
+
+    def describe(self) -> dict:
+        if self.source is None:
+            return {"source": "user masks", "files": [str(f) for f in self.files]}
+        s = self.source
+        return {"source": "real training masks under D4 transforms", "copy_paste": s.copy_paste,
+                "class_targets": None if s.targets is None else [round(float(v), 4) for v in s.targets],
+                "real_shares": [round(float(v), 4) for v in s.real_shares]}
 
 
 def synthesize(
@@ -41,36 +88,92 @@ def synthesize(
     overwrite: bool = False,
     command: str = "",
     device: str | None = None,
+    layout: dict | None = None,
+    filter_threshold: float | None = None,
+    max_attempts: int = 4,
 ) -> Path:
-    """Write ``num_samples`` samples of the model in ``model_dir`` to ``out_dir``; returns the card's path."""
+    """Write ``num_samples`` samples of the model in ``model_dir`` to ``out_dir``; returns the card's path.
+
+    ``layout``: options of layout-conditioned sampling (the keys of the config's ``layout`` section:
+    ``source``, ``masks_dir``, ``class_targets``, ``balance``, ``copy_paste``, ``guidance_scale``); None
+    uses their defaults for a layout model and is required for the others. ``filter_threshold``: drop
+    pairs below this label fidelity after ``max_attempts`` draws (any method).
+    """
     state = PartialState()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     steps = num_inference_steps or default_steps(sampler)
     pipe = load_pipeline(model_dir, device or state.device)
     info = pipe.info
+    if layout is not None and not isinstance(pipe, LayoutPipeline):
+        raise ConfigError(f"layout options (--masks, --classes, --balance, --guidance, --copy-paste) steer "
+                          f"layout-conditioned models; this model ({info.method}) samples its own masks", model_dir)
+    opts = {"filter_threshold": filter_threshold, "max_attempts": max_attempts, **(layout or {})}
+    layouts = _Layouts(model_dir, info, opts, seed) if isinstance(pipe, LayoutPipeline) else None
+    scorer = None
+    if filter_threshold is not None:
+        from specdm.augment.fidelity import LabelFidelity, load_pixels
+
+        scorer = LabelFidelity(len(info.class_names), info.ignore_index, seed=seed).fit_pixels(*load_pixels(model_dir))
     shape = (num_samples, info.num_dates, info.num_bands, info.patch_size, len(info.class_names), image_format, mask_format)
     if state.is_main_process:
         prepare_output(out_dir, resume, overwrite)
         meta = dataset_metadata(pipe, model_dir, num_samples, sampler, steps, eta, seed, image_format, mask_format, command)
+        if layouts is not None:
+            meta["layouts"] = {**layouts.describe(), "guidance_scale": opts.get("guidance_scale", 1.0)}
+        if scorer is not None:
+            meta["filter"] = {"rule": "a pair whose labelled pixels agree with a random forest of the real training "
+                                      "pixels less often than the threshold is drawn again (new layout and noise), "
+                                      "and dropped after max_attempts tries",
+                              "threshold": opts["filter_threshold"], "max_attempts": opts.get("max_attempts", 4),
+                              "classifier": scorer.trained_on}
         meta_file = out_dir / "metadata.json"
         if resume and meta_file.is_file():
             old = json.loads(meta_file.read_text())
-            keys = ("num_samples", "sampler", "seed", "model", "format")
+            keys = ("num_samples", "sampler", "seed", "model", "format", "layouts", "filter")
             if any(old.get(k) != meta.get(k) for k in keys):
                 raise OutputError("holds a data set made with other settings or another model; use --overwrite", out_dir)
         meta_file.write_text(json.dumps(meta, indent=1))
         DatasetWriter(out_dir, *shape)
     state.wait_for_everyone()
     writer = DatasetWriter(out_dir, *shape)
-    todo = writer.pending()[state.process_index :: state.num_processes]
+    dropped = _filter_log(out_dir)[1]
+    todo = [i for i in writer.pending() if i not in dropped][state.process_index :: state.num_processes]
     bar = tqdm(total=len(todo), desc=f"sampling ({sampler}, {steps} steps)", unit="sample",
                disable=not state.is_main_process)
+    log = out_dir / (FILTER_LOG if state.num_processes == 1 else f"{FILTER_LOG}.{state.process_index}")
     for s in range(0, len(todo), batch_size):
-        chunk = todo[s : s + batch_size]
-        out = pipe(chunk, seed=seed, sampler=sampler, num_inference_steps=steps, eta=eta)
-        for i, images, mask in zip(chunk, out["images"], out["masks"]):
-            writer.write(i, images, mask)
-        bar.update(len(chunk))
+        pending = todo[s : s + batch_size]
+        attempts = opts.get("max_attempts", 4) if scorer is not None else 1
+        for attempt in range(attempts):
+            # attempt 0 is the plain sample i; later attempts draw new noise (and a new layout)
+            run_seed = seed if attempt == 0 else sample_seed(seed, -attempt)
+            kw = dict(seed=run_seed, sampler=sampler, num_inference_steps=steps, eta=eta)
+            if layouts is not None:
+                out = pipe(layouts(pending, attempt), pending, guidance_scale=opts.get("guidance_scale", 1.0), **kw)
+            else:
+                out = pipe(pending, **kw)
+            keep = np.ones(len(pending), bool)
+            if scorer is not None:
+                norm = Normalizer.from_dict(info.normalization)
+                x = np.moveaxis(norm(np.moveaxis(out["images"], 2, -1)), -1, 2)
+                scores = scorer.sample_scores(x, out["masks"])
+                keep = ~(scores < opts["filter_threshold"])  # NaN (no labelled pixel) is kept
+                last = attempt == attempts - 1
+                with log.open("a") as f:
+                    for i, sc, k, m in zip(pending, scores, keep, out["masks"]):
+                        rec = {"index": int(i), "attempt": attempt, "score": None if np.isnan(sc) else float(sc),
+                               "kept": bool(k)}
+                        if not k and last:
+                            rec["dropped"] = True
+                            rec["classes"] = np.unique(m).tolist()
+                        f.write(json.dumps(rec) + "\n")
+            for i, images, mask, k in zip(pending, out["images"], out["masks"], keep):
+                if k:
+                    writer.write(i, images, mask)
+            pending = [i for i, k in zip(pending, keep) if not k]
+            if not pending:
+                break
+        bar.update(len(todo[s : s + batch_size]))
     bar.close()
     state.wait_for_everyone()
     card = out_dir / "README.md"
@@ -112,6 +215,29 @@ def dataset_metadata(pipe, model_dir, n, sampler, steps, eta, seed, image_format
     }
 
 
+def _filter_log(out_dir: Path) -> tuple[list[dict], set[int]]:
+    """Every logged try (all processes' logs) and the indices dropped for good."""
+    rows = []
+    for f in sorted(Path(out_dir).glob(f"{FILTER_LOG}*")):
+        rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return rows, {r["index"] for r in rows if r.get("dropped")}
+
+
+def filter_summary(out_dir: Path, class_names: list[str]) -> dict | None:
+    """What the filter did: tries, redraws, dropped samples, and per class the dropped samples whose layout held it."""
+    rows, dropped = _filter_log(out_dir)
+    if not rows:
+        return None
+    per_class = np.zeros(len(class_names), int)
+    for r in rows:
+        if r.get("dropped"):
+            per_class[r["classes"]] += 1
+    first = [r for r in rows if r["attempt"] == 0]
+    return {"tries": len(rows), "scored_samples": len(first), "failed_first_try": sum(not r["kept"] for r in first),
+            "redrawn": sum(1 for r in rows if r["attempt"] > 0), "dropped": len(dropped),
+            "dropped_per_class": {class_names[k]: int(v) for k, v in enumerate(per_class) if v}}
+
+
 def finish_dataset(out_dir: Path, info: ModelInfo, previews: int) -> Path:
     """Read the finished data set back, write previews, statistics and the card."""
     norm = Normalizer.from_dict(info.normalization)
@@ -130,7 +256,10 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int) -> Path:
                                               np.tile(item["mask"], (1, len(imgs))), info.rgb_bands, p, len(info.class_names)))
     real = ClassSpectra.from_dict(info.real_stats)
     meta = json.loads((out_dir / "metadata.json").read_text())
-    meta["complete"] = len(ds) == meta["num_samples"]
+    summary = filter_summary(out_dir, info.class_names)
+    if summary is not None:
+        meta["filter"] = {**meta.get("filter", {}), **summary}
+    meta["complete"] = len(ds) + (summary or {}).get("dropped", 0) == meta["num_samples"]
     meta["synthetic_stats"] = synth.to_dict()
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1))
     return write_card(out_dir, real, synth, meta, preview_paths)

@@ -14,10 +14,14 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
 import yaml
 from accelerate import PartialState
 from accelerate.utils import set_seed
 
+from specdm.augment.fidelity import LabelFidelity, save_pixels
+from specdm.conditions.layouts import LAYOUTS_FILE
 from specdm.config import Config
 from specdm.data.datamodule import PreparedData, prepare_data
 from specdm.errors import CheckpointError, ConfigError
@@ -58,8 +62,20 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
         info = ModelInfo.from_scene(ref, data.normalizer.to_dict(), cfg.data.patch_size, source)
         info.real_stats = data.train_statistics().to_dict()
         info.save(model_dir)
+        save_real_references(data, model_dir, cfg.train.seed)
     PartialState().wait_for_everyone()
     return model
+
+
+def save_real_references(data: PreparedData, model_dir: Path, seed: int) -> None:
+    """What sampling needs from the real training windows, kept in the model folder (safetensors):
+    labelled pixels for the label-fidelity filter, and the window masks as layouts."""
+    from safetensors.torch import save_file
+
+    x, y = (t.numpy() for t in data.train.batch(range(len(data.train))))
+    ref = data.reference
+    save_pixels(model_dir, *LabelFidelity(ref.num_classes, ref.ignore_index, seed=seed).training_pixels(x, y))
+    save_file({"masks": torch.from_numpy(y.astype(np.int64))}, str(model_dir / LAYOUTS_FILE))
 
 
 def write_stage1_quality(model: SpectralAutoencoder, data: PreparedData, model_dir: Path) -> dict:
@@ -123,6 +139,7 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = Fals
     train_stage2(cfg, run_dir, resume, data)
     s = cfg.sampling
     card = synthesize(run_dir / "model", run_dir / "synthetic", s.num_samples, s.sampler, s.num_inference_steps, s.eta,
-                      s.batch_size, s.seed, s.image_format, s.mask_format, s.previews, resume=resume, command=command)
+                      s.batch_size, s.seed, s.image_format, s.mask_format, s.previews, resume=resume, command=command,
+                      filter_threshold=s.filter_threshold, max_attempts=s.max_attempts)
     PartialState().print(f"done in {time.time() - t0:.0f} s")
     return card

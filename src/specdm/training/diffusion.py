@@ -73,3 +73,40 @@ def train_denoiser(
         return loss, {}
 
     return train_loop(unet, step, mean.shape[0], loop, ckpt_dir, resume, desc="stage 2 (diffusion)")
+
+
+def train_conditional_denoiser(
+    unet: torch.nn.Module,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    scale: torch.Tensor,
+    target_channels: int,
+    loop: LoopConfig,
+    ckpt_dir: Path,
+    p_uncond: float = 0.1,
+    schedule: dict | None = None,
+    resume: bool = False,
+) -> torch.nn.Module:
+    """Layout-conditioned training: the first ``target_channels`` of ``z`` are denoised, the rest of ``z``
+    (the mask's latent, a fresh posterior sample, clean) is concatenated to the noisy input as the
+    condition and replaced by zeros in a share ``p_uncond`` of the items, so that one network predicts
+    both the conditional and the unconditional noise (classifier-free guidance at sampling)."""
+    sched = training_scheduler(**(schedule or {}))
+    T = sched.config.num_train_timesteps
+    shape = tuple(mean.shape[1:])
+    scale4 = scale.view(1, -1, 1, 1)
+    keep_permille = round(1000 * (1.0 - p_uncond))
+
+    def step(net, items: torch.Tensor, rnd: StepRandom):
+        idx = items.cpu()
+        dev = rnd.device
+        z = (mean[idx].to(dev) + std[idx].to(dev) * rnd.normal(*shape)) * scale4.to(dev)
+        target, cond = z[:, :target_channels], z[:, target_channels:]
+        keep = (rnd.integers(1000) < keep_permille).to(cond.dtype).view(-1, 1, 1, 1)
+        noise = rnd.normal(target_channels, *shape[1:])
+        t = rnd.integers(T)
+        zt = sched.add_noise(target, noise, t.cpu()).to(dev)
+        pred = net(torch.cat([zt, cond * keep], 1), t, encoder_hidden_states=None).sample
+        return F.mse_loss(pred.float(), noise), {}
+
+    return train_loop(unet, step, mean.shape[0], loop, ckpt_dir, resume, desc="stage 2 (layout-conditioned)")

@@ -1,9 +1,9 @@
 """Stage 2: the latent denoiser family, diffusers' :class:`~diffusers.UNet2DConditionModel`.
 
-SpecDM uses it unconditioned: plain down/up blocks without cross-attention, so it
-runs with ``encoder_hidden_states=None``. Methods that condition the denoiser
-(RGB channels concatenated to the input, ControlNet residuals, text through
-cross-attention) add their own builder in this folder when they land.
+Plain down/up blocks without cross-attention, so it runs with
+``encoder_hidden_states=None``. SpecDM uses it unconditioned; layout-conditioned
+synthesis concatenates the condition (the mask's latent) to the noisy latent along
+channels (``condition_channels``) and predicts the noise of the latent part only.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ def build_denoiser(
     block_out_channels: tuple[int, ...] = (64, 128),
     layers_per_block: int = 2,
     norm_num_groups: int = 32,
+    condition_channels: int = 0,
 ) -> UNet2DConditionModel:
-    """An unconditioned U-Net mapping ``latent_channels`` to ``latent_channels`` on ``sample_size`` latents."""
+    """A U-Net mapping ``latent_channels`` (+ ``condition_channels`` concatenated after them) to
+    ``latent_channels`` on ``sample_size`` latents."""
     n = len(block_out_channels)
     return UNet2DConditionModel(
         sample_size=sample_size,
-        in_channels=latent_channels,
+        in_channels=latent_channels + condition_channels,
         out_channels=latent_channels,
         down_block_types=("DownBlock2D",) * n,
         mid_block_type="UNetMidBlock2D",

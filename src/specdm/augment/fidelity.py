@@ -1,0 +1,152 @@
+"""Label fidelity: does a synthetic pixel's label fit its spectrum?
+
+A random forest trained on the labelled pixels of the REAL training split predicts
+the class of each synthetic pixel. Its agreement with the synthetic mask, per class,
+is compared with its recall on held-out real pixels of that class (the ceiling): a
+ratio near 1 means the synthetic class looks like the real class to a model that
+only knows real data. The same classifier scores each synthetic pair (the share of
+its labelled pixels it agrees with), which is what filtering uses.
+
+Pixels are described by their spectra of every date side by side (``T * C`` values),
+so change-detection pairs are scored on both dates at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from specdm.errors import DataError
+from specdm.metrics.spectral import ClassSpectra, sad
+
+
+def _pixels(x: np.ndarray) -> np.ndarray:
+    """(N, T, C, H, W) -> (N*H*W, T*C)."""
+    n, t, c, h, w = x.shape
+    return np.moveaxis(x.reshape(n, t * c, h, w), 1, -1).reshape(-1, t * c)
+
+
+class LabelFidelity:
+    """A pixel classifier of real spectra, and the label-fidelity scores it gives.
+
+    ``fit`` draws at most ``max_pixels`` labelled pixels (label != ``ignore_index``)
+    with ``seed``; the forest has ``n_estimators`` trees (one CPU thread).
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int | None = None, max_pixels: int = 20000,
+                 n_estimators: int = 100, seed: int = 0):
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.max_pixels, self.n_estimators, self.seed = max_pixels, n_estimators, seed
+        self.model = None
+
+    def _labelled(self, y: np.ndarray) -> np.ndarray:
+        flat = y.reshape(-1)
+        return flat != self.ignore_index if self.ignore_index is not None else np.ones(flat.shape, bool)
+
+    def training_pixels(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The labelled pixels of real windows ``x`` (N, T, C, H, W) and masks ``y`` (N, H, W) that :meth:`fit`
+        trains on: at most ``max_pixels``, drawn with ``seed``; ``(pixels (n, T*C) float32, labels (n,) int64)``."""
+        px, lab = _pixels(x), y.reshape(-1)
+        keep = np.flatnonzero(self._labelled(y))
+        if len(keep) > self.max_pixels:
+            keep = np.sort(np.random.default_rng(self.seed).choice(keep, self.max_pixels, replace=False))
+        return px[keep].astype(np.float32), lab[keep].astype(np.int64)
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "LabelFidelity":
+        """Train on real windows ``x`` (N, T, C, H, W) in normalized units and masks ``y`` (N, H, W)."""
+        return self.fit_pixels(*self.training_pixels(x, y))
+
+    def fit_pixels(self, pixels: np.ndarray, labels: np.ndarray) -> "LabelFidelity":
+        """Train on labelled pixels (n, T*C) and their classes (n,) (e.g. stored by :func:`save_pixels`)."""
+        from sklearn.ensemble import RandomForestClassifier
+
+        if len(np.unique(labels)) < 2:
+            raise DataError("label fidelity needs at least two labelled classes in the real training windows")
+        self.model = RandomForestClassifier(n_estimators=self.n_estimators, n_jobs=1, random_state=self.seed)
+        self.model.fit(pixels, labels)
+        self.trained_on = {"pixels": int(len(labels)), "classes": sorted(int(c) for c in np.unique(labels))}
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted classes (N, H, W) of windows ``x`` (N, T, C, H, W)."""
+        if self.model is None:
+            raise RuntimeError("call fit first")
+        n, _, _, h, w = x.shape
+        return self.model.predict(_pixels(x)).reshape(n, h, w).astype(np.int64)
+
+    def sample_scores(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per sample, the share of its labelled pixels whose predicted class equals the mask (NaN if none)."""
+        pred = self.predict(x)
+        lab = self._labelled(y).reshape(y.shape)
+        hits = ((pred == y) & lab).sum(axis=(1, 2))
+        count = lab.sum(axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, hits / np.maximum(count, 1), np.nan)
+
+    def per_class(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per class k: the share of pixels labelled k that are predicted k, and the count of such pixels."""
+        pred, lab = self.predict(x).reshape(-1), y.reshape(-1)
+        counts = np.bincount(lab, minlength=self.num_classes).astype(float)
+        hits = np.bincount(lab[pred == lab], minlength=self.num_classes).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, hits / np.maximum(counts, 1), np.nan), counts
+
+    def report(self, real_held_out: tuple[np.ndarray, np.ndarray], synthetic: tuple[np.ndarray, np.ndarray],
+               class_names: list[str], ceiling_source: str = "held-out real windows") -> dict:
+        """Per class: ``ceiling`` (recall on real held-out pixels), ``agreement`` (on synthetic pixels), their
+        ``ratio``, pixel counts, and the real class whose mean spectrum is nearest (SAD) to the synthetic
+        class mean; plus ``min_ratio`` over the classes present in the real training split."""
+        ceil, ceil_n = self.per_class(*real_held_out)
+        agree, agree_n = self.per_class(*synthetic)
+        real_means = ClassSpectra.of_windows(real_held_out[0], real_held_out[1], self.num_classes).means()
+        synth_means = ClassSpectra.of_windows(synthetic[0], synthetic[1], self.num_classes).means()
+        train_classes = set(self.trained_on["classes"])
+        rows = []
+        for k, name in enumerate(class_names):
+            if k == self.ignore_index:
+                continue
+            nearest = None
+            if agree_n[k] > 0:
+                ok = [j for j in range(self.num_classes) if ceil_n[j] > 0 and j != self.ignore_index]
+                if ok:
+                    angles = [float(sad(synth_means[k], real_means[j])) for j in ok]
+                    j = ok[int(np.argmin(angles))]
+                    nearest = {"class": j, "name": class_names[j], "sad_rad": min(angles)}
+            ratio = agree[k] / ceil[k] if ceil_n[k] > 0 and agree_n[k] > 0 and ceil[k] > 0 else None
+            rows.append({"class": k, "name": name, "in_training_split": k in train_classes,
+                         "ceiling": None if ceil_n[k] == 0 else float(ceil[k]), "real_pixels": int(ceil_n[k]),
+                         "agreement": None if agree_n[k] == 0 else float(agree[k]), "synthetic_pixels": int(agree_n[k]),
+                         "ratio": ratio, "nearest_real_class": nearest})
+        ratios = [r["ratio"] for r in rows if r["in_training_split"] and r["ratio"] is not None]
+        missing = [r["name"] for r in rows if r["in_training_split"] and r["synthetic_pixels"] == 0]
+        return {"classifier": f"random forest, {self.n_estimators} trees, seed {self.seed}, trained on "
+                              f"{self.trained_on['pixels']} labelled real training pixels (every date's spectrum)",
+                "ceiling_source": ceiling_source, "classes": rows,
+                "min_ratio": min(ratios) if ratios else None, "classes_without_synthetic_pixels": missing}
+
+
+PIXELS_FILE = "fidelity_pixels.safetensors"
+
+
+def save_pixels(model_dir, pixels: np.ndarray, labels: np.ndarray) -> None:
+    """Store the classifier's real training pixels in a model folder, so that sampling can filter
+    without the real data (safetensors: no code runs on load)."""
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"pixels": torch.from_numpy(np.ascontiguousarray(pixels, np.float32)),
+               "labels": torch.from_numpy(np.ascontiguousarray(labels, np.int64))}, str(Path(model_dir) / PIXELS_FILE))
+
+
+def load_pixels(model_dir) -> tuple[np.ndarray, np.ndarray]:
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    f = Path(model_dir) / PIXELS_FILE
+    if not f.is_file():
+        raise DataError(f"the model folder holds no {PIXELS_FILE}; it was trained before filtering existed, "
+                        "retrain stage 1 (specdm train-autoencoder) to filter its samples", model_dir)
+    d = load_file(str(f))
+    return d["pixels"].numpy(), d["labels"].numpy()
