@@ -65,10 +65,10 @@ def seg(tmp_path_factory):
 def test_every_arm_and_seed_is_stored_and_summarized(seg):
     _, _, _, args, result = seg
     runs = {(r["setting"], r["arm"], r["seed"]) for r in result["runs"]}
-    arms = [("full", "real"), ("full", "classical"), ("full", "copy x1"), ("full", "synthetic_only"),
-            ("limited", "real"), ("limited", "copy x1")]  # fmt: skip
+    arms = [("full", "real"), ("full", "classical"), ("full", "copy x1"), ("full", "classical+copy x1"),
+            ("full", "synthetic_only"), ("limited", "real"), ("limited", "copy x1")]  # fmt: skip
     assert runs == {(s, a, k) for s, a in arms for k in (0, 1)}
-    assert len(result["runs"]) == 12 and result["complete"]
+    assert len(result["runs"]) == 14 and result["complete"]
     full = {r["arm"]: r for r in result["runs"] if r["setting"] == "full" and r["seed"] == 0}
     assert full["copy x1"]["mix"] == 0.5 and full["copy x1"]["synthetic_samples"] == full["real"]["real_windows"] == 15
     assert full["synthetic_only"]["mix"] == 1.0 and full["synthetic_only"]["real_windows"] == 0
@@ -86,6 +86,14 @@ def test_every_arm_and_seed_is_stored_and_summarized(seg):
             lo, hi = entry["diff_ci95"]
             expected = "reference" if arm == "real" else "helps" if lo > 0 else "hurts" if hi < 0 else "no clear effect"
             assert entry["verdict"] == expected
+    # the stacked arm is also compared with classical augmentation, seed by seed
+    stacked = s["full"]["miou"]["classical+copy x1"]["vs_classical"]
+    by = {(r["arm"], r["seed"]): r["scores"]["miou"] for r in result["runs"] if r["setting"] == "full"}
+    diffs = [by[("classical+copy x1", k)] - by[("classical", k)] for k in (0, 1)]
+    assert stacked["diff_mean"] == pytest.approx(np.mean(diffs)) and stacked["seeds"] == [0, 1]
+    assert full["classical+copy x1"]["kind"] == "stacked" and full["classical+copy x1"]["mix"] == 0.5
+    md = (seg[2] / "report.md").read_text()
+    assert "| real + classical aug. + copy x1 | 2 |" in md and "vs classical" in md
     assert result["command"] == "specdm " + " ".join(args)
     assert result["settings"]["steps"] == STEPS and result["settings"]["batch_size"] == 4
     assert {"platform", "cpu_count", "torch"} <= set(result["machine"]) and result["wall_time_s"] > 0
@@ -180,9 +188,10 @@ def test_two_synthetic_sets_with_segformer_and_pixel(seg, tmp_path):
     result = bm.benchmark(cfg, {"copy": synth, "again": synth}, tmp_path, seeds=1, models=["segformer", "pixel"],
                           **{**FAST, "limited": 0, "steps": 3})
     arms = [a["id"] for a in result["arms"]]
-    assert arms == ["real", "classical", "copy x1", "again x1", "synthetic_only"]
+    assert arms == ["real", "classical", "copy x1", "again x1", "classical+copy x1", "classical+again x1",
+                    "synthetic_only"]
     assert next(a for a in result["arms"] if a["id"] == "synthetic_only")["synthetic"] == "copy"
-    assert len(result["runs"]) == 10
+    assert len(result["runs"]) == 14
     pixel = next(r["scores"] for r in result["runs"] if r["model"] == "pixel")
     assert {"oa", "aa", "kappa", "per_class_accuracy"} <= set(pixel)
     assert set(result["summary"]["pixel"]["full"]) == {"oa", "aa", "kappa"}
@@ -195,7 +204,7 @@ def test_change_detection_with_siamdiff(tmp_path):
     cfg, _, synth = _setup(tmp_path, change=True)
     result = bm.benchmark(cfg, {"copy": synth}, tmp_path / "out", seeds=2, **{**FAST, "steps": 6})
     assert result["settings"]["models"] == ["siamdiff"]
-    assert len(result["runs"]) == 2 * 6
+    assert len(result["runs"]) == 2 * 7  # real, classical, copy, classical+copy, synthetic_only, limited x2
     scores = result["runs"][0]["scores"]
     assert {"f1_change", "iou_change", "miou"} <= set(scores) and len(scores["confusion"]) == 2
     assert set(result["summary"]["siamdiff"]["limited"]["f1_change"]) == {"real", "copy x1"}

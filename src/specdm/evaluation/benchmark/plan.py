@@ -5,6 +5,9 @@ rotations, mixup and noise, :mod:`specdm.augment.classical`); ``<name> x<a>`` pe
 synthetic set and amount ``a``: real + the first ``round(a * N_real)`` synthetic
 samples in file order (:mod:`specdm.augment.synthetic`), each batch drawing a
 share ``a / (1 + a)`` from them (``a = 1``: half the batch is synthetic);
+``classical+<name> x<a>`` (the stacked arm): the same mix of real and synthetic
+samples with classical augmentation on every batch, which is what a user would run,
+so synthetic data must beat ``classical``, not only ``real``;
 ``synthetic_only``: the first synthetic set at the largest amount, no real
 sample (share 1). In the limited-real setting, ``real`` and every synthetic set
 at the largest amount are re-run on a fixed share of the real windows.
@@ -28,10 +31,12 @@ FIXED_ARMS = ("real", "classical", "synthetic_only")
 
 @dataclass(frozen=True)
 class Arm:
-    """One training recipe. ``kind``: real, classical, synthetic or synthetic_only; ``setting``: full or limited.
+    """One training recipe. ``kind``: real, classical, synthetic, stacked or synthetic_only; ``setting``: full
+    or limited.
 
-    An arm trains on the real windows of its setting plus at most one extra source: the classical
-    augmentation of its batches, or ``amount`` x the real window count from the synthetic set ``synthetic``.
+    An arm trains on the real windows of its setting plus the classical augmentation of its batches
+    (classical, stacked) and/or ``amount`` x the real window count from the synthetic set ``synthetic``
+    (synthetic, stacked).
     """
 
     setting: str
@@ -41,19 +46,23 @@ class Arm:
 
     @property
     def id(self) -> str:
-        return f"{self.synthetic} x{self.amount:g}" if self.kind == "synthetic" else self.kind
+        if self.kind == "synthetic":
+            return f"{self.synthetic} x{self.amount:g}"
+        if self.kind == "stacked":
+            return f"classical+{self.synthetic} x{self.amount:g}"
+        return self.kind
 
     @property
     def mix(self) -> float | None:
         """Synthetic share of each batch."""
         if self.kind == "synthetic_only":
             return 1.0
-        return self.amount / (1 + self.amount) if self.kind == "synthetic" else None
+        return self.amount / (1 + self.amount) if self.kind in ("synthetic", "stacked") else None
 
     @property
     def augment(self) -> str | None:
         """The batch augmentation of this arm (a name of :data:`specdm.augment.classical.AUGMENTATIONS`)."""
-        return "classical" if self.kind == "classical" else None
+        return "classical" if self.kind in ("classical", "stacked") else None
 
     def pool_size(self, n_real: int) -> int:
         """Synthetic samples this arm draws from, for ``n_real`` real windows (0 without a synthetic set)."""
@@ -86,8 +95,9 @@ def parse_amounts(text: str) -> list[float]:
 
 
 def plan_arms(arms: Sequence[str] | None, synthetic: Sequence[str], amounts: Sequence[float], limited: float) -> list[Arm]:
-    """Arms in report order; ``arms`` selects by name (real, classical, a synthetic name, synthetic_only)."""
-    known = ["real", "classical", *synthetic, "synthetic_only"]
+    """Arms in report order; ``arms`` selects by name (real, classical, a synthetic name, ``classical+<name>``,
+    synthetic_only)."""
+    known = ["real", "classical", *synthetic, *(f"classical+{s}" for s in synthetic), "synthetic_only"]
     chosen = known if arms is None else list(arms)
     unknown = [a for a in chosen if a not in known]
     if unknown:
@@ -101,6 +111,7 @@ def plan_arms(arms: Sequence[str] | None, synthetic: Sequence[str], amounts: Seq
     if "classical" in chosen:
         plan.append(Arm("full", "classical"))
     plan += [Arm("full", "synthetic", s, a) for s in synthetic if s in chosen for a in amounts]
+    plan += [Arm("full", "stacked", s, a) for s in synthetic if f"classical+{s}" in chosen for a in amounts]
     if "synthetic_only" in chosen:
         plan.append(Arm("full", "synthetic_only", synthetic[0], top))
     if limited:

@@ -77,6 +77,8 @@ def _label(arm: dict) -> str:
         return "real + classical aug."
     if arm["kind"] == "synthetic":
         return f"real + {arm['synthetic']} x{arm['amount']:g}"
+    if arm["kind"] == "stacked":
+        return f"real + classical aug. + {arm['synthetic']} x{arm['amount']:g}"
     return f"{arm['synthetic']} only (x{arm['amount']:g} pool)"
 
 
@@ -94,8 +96,11 @@ def _arms(result: dict, model: str, setting: str) -> list[dict]:
 def _score_table(result: dict, model: str, setting: str):
     summary = result["summary"][model][setting]
     metrics = list(summary)
+    first = METRIC_LABELS[metrics[0]]
+    stacked = any("vs_classical" in c for c in summary[metrics[0]].values())
     header = ["arm", "seeds", *(METRIC_LABELS[m] for m in metrics),
-              *(f"diff {METRIC_LABELS[m]} vs real" for m in metrics), f"verdict ({METRIC_LABELS[metrics[0]]})"]
+              *(f"diff {METRIC_LABELS[m]} vs real" for m in metrics), f"verdict ({first})",
+              *([f"diff {first} vs classical", f"verdict vs classical ({first})"] if stacked else [])]
     rows = []
     for arm in _arms(result, model, setting):
         cells = [summary[m][arm["id"]] for m in metrics]
@@ -103,10 +108,18 @@ def _score_table(result: dict, model: str, setting: str):
         if arm["kind"] == "real":
             diffs = ["—"] * len(metrics)
         else:
-            diffs = [f"{_num(c['diff_mean'], '+.3f')} ± {_num(c['diff_std'])} "
-                     f"[{_num(c['diff_ci95'][0], '+.3f')}, {_num(c['diff_ci95'][1], '+.3f')}]" for c in cells]
-        rows.append([_label(arm), str(len(cells[0]["seeds"])), *means, *diffs, cells[0]["verdict"]])
+            diffs = [_diff(c) for c in cells]
+        row = [_label(arm), str(len(cells[0]["seeds"])), *means, *diffs, cells[0]["verdict"]]
+        if stacked:
+            vc = cells[0].get("vs_classical")
+            row += [_diff(vc), vc["verdict"]] if vc else ["—", "—"]
+        rows.append(row)
     return header, rows
+
+
+def _diff(c: dict) -> str:
+    return (f"{_num(c['diff_mean'], '+.3f')} ± {_num(c['diff_std'])} "
+            f"[{_num(c['diff_ci95'][0], '+.3f')}, {_num(c['diff_ci95'][1], '+.3f')}]")
 
 
 def _class_table(result: dict, model: str):

@@ -267,6 +267,15 @@ def summarize(runs: Sequence[dict]) -> dict:
                     s = paired_summary({"real": {k: ref[k] for k in seeds}, arm: {k: values[k] for k in seeds}})[arm]
                     s["seeds"] = seeds
                     s["verdict"] = "reference" if arm == "real" else _verdict(s["diff_ci95"])
+                    classical = by_arm.get("classical")
+                    if classical and arm not in ("real", "classical"):  # the comparison a user makes
+                        both = sorted(set(values) & set(classical))
+                        if both:
+                            c = paired_summary({"classical": {k: classical[k] for k in both},
+                                                arm: {k: values[k] for k in both}}, "classical")[arm]
+                            s["vs_classical"] = {"diff_mean": c["diff_mean"], "diff_std": c["diff_std"],
+                                                 "diff_ci95": c["diff_ci95"], "seeds": both,
+                                                 "verdict": _verdict(c["diff_ci95"])}
                     dest[arm] = s
     return out
 
