@@ -17,14 +17,20 @@ from spectral.io import envi
 from specdm.errors import ConfigError, DataError
 from specdm.io import (
     read_band_files,
+    labels_from_cube,
     read_cube,
     read_envi,
     read_geotiff,
+    read_label_array,
     read_mask,
     read_mat,
     read_numpy,
+    read_scalar,
     read_spectral_library,
+    to_rows_cols_bands,
 )
+from specdm.io.matlab import mat_variables
+from specdm.io.numpy import npz_arrays
 
 
 def truncate(src: Path, dst: Path, fraction: float = 0.5) -> Path:
@@ -53,39 +59,54 @@ def write_v73(path: Path, variables: dict[str, np.ndarray]) -> None:
         f.write(text.ljust(116, b" ") + b"\0" * 8 + b"\x00\x02IM")
 
 
-def test_mat_v5_picks_largest_variable_and_honours_key(tmp_path, rng):
+def test_mat_v5_reads_the_only_array_or_the_named_one(tmp_path, rng):
     cube = rng.random((4, 5, 3))
     gt = rng.integers(0, 3, (4, 5)).astype(np.uint8)
     path = tmp_path / "scene.mat"
-    scipy.io.savemat(path, {"cube": cube, "gt": gt, "label": "text"})
-    np.testing.assert_array_equal(read_mat(path), cube)
+    scipy.io.savemat(path, {"cube": cube, "gt": gt, "label": "text", "nRow": 4})
+    with pytest.raises(DataError, match=r"holds 2 arrays: cube \(4x5x3\), gt \(4x5\); pass key= to pick one") as err:
+        read_mat(path)
+    assert_names_file(err, path)
+    with pytest.raises(DataError, match=r"set data.image_variable to the one to read") as err:
+        read_mat(path, option="data.image_variable")
+    assert "for example data.image_variable: cube" in str(err.value)
+    np.testing.assert_array_equal(read_mat(path, "cube"), cube)
     np.testing.assert_array_equal(read_mat(path, "gt"), gt)
-    with pytest.raises(DataError, match="no variable 'nope'.*cube.*gt") as err:
+    with pytest.raises(DataError, match="no variable 'nope'; variables in the file: cube.*gt") as err:
         read_mat(path, "nope")
     assert_names_file(err, path)
+    with pytest.raises(DataError, match=r"no variable 'nope' \(set by data.mask_variable\)"):
+        read_mat(path, "nope", option="data.mask_variable")
     with pytest.raises(DataError, match="not a numeric array"):
         read_mat(path, "label")
+    scipy.io.savemat(tmp_path / "one.mat", {"cube": cube, "nRow": 4, "scale": 0.5})  # scalars do not count
+    np.testing.assert_array_equal(read_mat(tmp_path / "one.mat"), cube)
+    assert mat_variables(tmp_path / "one.mat") == {"cube": (4, 5, 3), "nRow": (1, 1), "scale": (1, 1)}
 
 
 def test_mat_v73_returns_matlab_orientation(tmp_path, rng):
     cube = rng.random((4, 5, 3))
     path = tmp_path / "v73.mat"
-    write_v73(path, {"cube": cube, "small": np.ones((2, 2))})
+    write_v73(path, {"cube": cube, "small": np.ones((2, 2)), "nCol": np.array([[5.0]])})
     with h5py.File(path, "r") as f:  # the layout under test: stored transposed
         assert f["cube"].shape == (3, 5, 4)
-    out = read_mat(path)
+    out = read_mat(path, "cube")
     assert out.shape == (4, 5, 3)
     np.testing.assert_array_equal(out, cube)
+    with pytest.raises(DataError, match=r"holds 2 arrays: cube \(4x5x3\), small \(2x2\)"):
+        read_mat(path)
     with pytest.raises(DataError, match="no variable 'x'.*cube.*small"):
         read_mat(path, "x")
+    assert read_scalar(path, "nCol") == 5
+    assert mat_variables(path) == {"cube": (4, 5, 3), "small": (2, 2), "nCol": (1, 1)}
 
 
-def test_mat_equally_large_variables_need_a_key(tmp_path):
-    path = tmp_path / "two.mat"
-    scipy.io.savemat(path, {"a": np.zeros((2, 2)), "b": np.ones((2, 2))})
-    with pytest.raises(DataError, match="equally large"):
+def test_mat_without_arrays_is_refused(tmp_path):
+    path = tmp_path / "scalars.mat"
+    scipy.io.savemat(path, {"a": 1.0, "b": 2.0})
+    with pytest.raises(DataError, match=r"holds no numeric array to read; variables: a \(1x1\), b \(1x1\)"):
         read_mat(path)
-    assert read_mat(path, "b").sum() == 4
+    assert read_mat(path, "b").item() == 2.0
 
 
 @pytest.mark.parametrize("compressed", [False, True])
@@ -270,11 +291,18 @@ def test_numpy_round_trip_and_errors(tmp_path, rng):
     cube = rng.random((3, 4, 5)).astype(np.float32)
     np.save(tmp_path / "cube.npy", cube)
     np.testing.assert_array_equal(read_numpy(tmp_path / "cube.npy"), cube)
-    np.savez(tmp_path / "pair.npz", image=cube, labels=np.zeros((3, 4)))
-    np.testing.assert_array_equal(read_numpy(tmp_path / "pair.npz"), cube)
+    np.savez(tmp_path / "pair.npz", image=cube, labels=np.zeros((3, 4)), n=np.array(3), names=np.array(["a", "b"]))
+    with pytest.raises(DataError, match=r"holds 2 arrays: image \(3x4x5\), labels \(3x4\); pass key="):
+        read_numpy(tmp_path / "pair.npz")
+    np.testing.assert_array_equal(read_numpy(tmp_path / "pair.npz", "image"), cube)
     np.testing.assert_array_equal(read_numpy(tmp_path / "pair.npz", "labels"), 0)
     with pytest.raises(DataError, match="no array 'x'.*image.*labels"):
         read_numpy(tmp_path / "pair.npz", "x")
+    assert npz_arrays(tmp_path / "pair.npz") == {"image": (3, 4, 5), "labels": (3, 4), "n": ()}
+    np.savez_compressed(tmp_path / "one.npz", image=cube, n=np.array(3))
+    np.testing.assert_array_equal(read_numpy(tmp_path / "one.npz"), cube)
+    with pytest.raises(DataError, match="a .npy file holds a single array"):
+        read_numpy(tmp_path / "cube.npy", "image")
     for name in ("cube.npy", "pair.npz"):
         bad = truncate(tmp_path / name, tmp_path / f"cut_{name}")
         with pytest.raises(DataError) as err:
@@ -329,3 +357,118 @@ def test_masks_refuse_colour_fractions_and_truncation(tmp_path, rng):
         with pytest.raises(DataError) as err:
             read_mask(bad)
         assert_names_file(err, bad)
+
+
+# --- layouts, scalars, label arrays and cubes ----------------------------------------------
+
+
+def test_layouts_put_every_pixel_in_place(rng):
+    rows, cols, bands = 3, 4, 2
+    cube = rng.random((rows, cols, bands))
+    np.testing.assert_array_equal(to_rows_cols_bands(cube), cube)
+    np.testing.assert_array_equal(to_rows_cols_bands(np.moveaxis(cube, -1, 0), "bands_rows_cols"), cube)
+    for order in ("F", "C"):
+        pixels = cube.reshape(-1, bands, order=order)  # (rows*cols, bands)
+        np.testing.assert_array_equal(to_rows_cols_bands(pixels, "pixels_bands", rows, cols, order), cube)
+        np.testing.assert_array_equal(to_rows_cols_bands(pixels.T, "bands_pixels", rows, cols, order), cube)
+    y = cube.reshape(-1, bands, order="F").T
+    assert y[0, 1] == cube[1, 0, 0] and y[0, rows] == cube[0, 1, 0]  # column-major: down the first column first
+    np.testing.assert_array_equal(to_rows_cols_bands(cube[..., 0]), cube[..., :1])
+    np.testing.assert_array_equal(to_rows_cols_bands(cube[..., 0].ravel("F"), "bands_pixels", rows, cols), cube[..., :1])
+
+
+@pytest.mark.parametrize("array, layout, size, problem", [
+    (np.zeros((2, 12)), "bands_pixels", (4, 4), r"has shape \(2, 12\); layout bands_pixels with rows 4 and cols 4 needs \(bands, 4\*4=16\)"),
+    (np.zeros((12, 2)), "bands_pixels", (3, 4), r"its first axis has 12 entries: use layout pixels_bands"),
+    (np.zeros((2, 12)), "pixels_bands", (3, 4), r"its second axis has 12 entries: use layout bands_pixels"),
+    (np.zeros((3, 4, 2)), "pixels_bands", (3, 4), r"a 3-D array is already an image"),
+    (np.zeros(12), "rows_cols_bands", None, r"a vector of pixels needs layout bands_pixels or pixels_bands"),
+    (np.zeros((2, 2, 2, 2)), "bands_rows_cols", None, r"needs a 3-D array \(bands, rows, cols\)"),
+    (np.zeros((2, 12)), "bands_pixels", None, r"layout bands_pixels needs rows and cols"),
+    (np.zeros((2, 12)), "cols_rows", None, r"unknown layout 'cols_rows'"),
+])
+def test_layouts_refuse_sizes_that_do_not_fit(tmp_path, array, layout, size, problem):
+    rows, cols = size or (None, None)
+    with pytest.raises(DataError, match=problem) as err:
+        to_rows_cols_bands(array, layout, rows, cols, path=tmp_path / "y.mat", what="variable 'Y'")
+    assert_names_file(err, tmp_path / "y.mat")
+
+
+def test_read_cube_layouts_with_scalar_variables(tmp_path, rng):
+    cube = rng.random((5, 3, 4))
+    y = cube.reshape(-1, 4, order="F").T
+    scipy.io.savemat(tmp_path / "u.mat", {"Y": y, "nRow": 5, "nCol": 3, "half": 2.5, "pair": np.ones(2), "zero": 0})
+    out, meta = read_cube(tmp_path / "u.mat", "Y", "bands_pixels", "nRow", "nCol")
+    np.testing.assert_allclose(out, cube, rtol=1e-6)
+    assert meta["variable"] == "Y" and meta["format"] == "mat"
+    np.testing.assert_allclose(read_cube(tmp_path / "u.mat", "Y", "bands_pixels", 5, 3)[0], cube, rtol=1e-6)
+    for name, problem in [("half", "holds 2.5, not a positive whole number"), ("zero", "holds 0, not"),
+                          ("pair", r"has shape \(1, 2\), not a single number"), ("nope", "no variable 'nope'")]:
+        with pytest.raises(DataError, match=problem) as err:
+            read_cube(tmp_path / "u.mat", "Y", "bands_pixels", name, 3, option="data.image_variable")
+        assert_names_file(err, tmp_path / "u.mat")
+    with pytest.raises(DataError, match=r"variable 'half' \(set by data.rows\)"):
+        read_cube(tmp_path / "u.mat", "Y", "bands_pixels", "half", 3, option="data.image_variable")
+    np.savez(tmp_path / "u.npz", Y=y, nRow=np.array(5), nCol=np.array([3]))
+    np.testing.assert_allclose(read_cube(tmp_path / "u.npz", "Y", "bands_pixels", "nRow", "nCol")[0], cube, rtol=1e-6)
+    np.save(tmp_path / "y.npy", y)
+    with pytest.raises(DataError, match="only .mat and .npz files hold named variables"):
+        read_scalar(tmp_path / "y.npy", "nRow")
+
+
+def test_read_cube_refuses_a_layout_for_geotiff_and_envi(tmp_path, rng):
+    path = write_tif(tmp_path / "img.tif", rng.integers(0, 9, (2, 3, 3)).astype(np.uint16), 10.0)
+    with pytest.raises(DataError, match="layout bands_rows_cols applies to arrays in .mat/.npy/.npz files") as err:
+        read_cube(path, layout="bands_rows_cols")
+    assert_names_file(err, path)
+    with pytest.raises(DataError, match="applies to .mat and .npz files only"):
+        read_cube(path, "x")
+
+
+def test_label_arrays_keep_geotiff_nodata_and_band_order(tmp_path, rng):
+    labels = rng.integers(0, 3, (5, 6)).astype(np.int16)
+    labels[0, 0] = -1
+    with rasterio.open(tmp_path / "nd.tif", "w", driver="GTiff", height=5, width=6, count=1, dtype="int16",
+                       crs="EPSG:32631", transform=Affine(10, 0, 0, 0, -10, 0), nodata=-1) as dst:
+        dst.write(labels[None])
+    array, meta = read_label_array(tmp_path / "nd.tif")
+    np.testing.assert_array_equal(array, labels)
+    assert meta["nodata"] == -1 and meta["format"] == "tiff"
+    cube = rng.integers(0, 2, (3, 5, 6)).astype(np.uint8)
+    for interleave in ("band", "pixel"):
+        path = tmp_path / f"{interleave}.tif"
+        with rasterio.open(path, "w", driver="GTiff", height=5, width=6, count=3, dtype="uint8", interleave=interleave,
+                           crs="EPSG:32631", transform=Affine(10, 0, 0, 0, -10, 0)) as dst:
+            dst.write(cube)
+        array, meta = read_label_array(path)
+        np.testing.assert_array_equal(array, np.moveaxis(cube, 0, -1), err_msg=interleave)
+        assert meta["nodata"] is None
+    tifffile.imwrite(tmp_path / "plain.tif", labels)
+    assert read_label_array(tmp_path / "plain.tif")[1]["nodata"] is None
+    np.savez(tmp_path / "m.npz", a=labels, b=labels)
+    assert read_label_array(tmp_path / "m.npz", "b", "data.mask_variable")[1]["variable"] == "b"
+    with pytest.raises(DataError, match="set data.mask_variable to the one to read"):
+        read_label_array(tmp_path / "m.npz", option="data.mask_variable")
+    with pytest.raises(DataError, match="(?s)colour channels that differ.*set data.labels to one_hot or abundances"):
+        read_mask(tmp_path / "band.tif")
+    np.save(tmp_path / "cube5.npy", np.zeros((4, 4, 5)))
+    with pytest.raises(DataError, match=r"(?s)mask must be 2-D .*\(4, 4, 5\).*set data.labels to one_hot"):
+        read_mask(tmp_path / "cube5.npy")
+
+
+def test_labels_from_cube():
+    hot = np.zeros((2, 3, 3))
+    hot[0, 0, 2] = hot[0, 1, 0] = hot[1, 2, 1] = 1
+    classes, unlabelled = labels_from_cube(hot, "one_hot")
+    assert classes[0, 0] == 2 and classes[0, 1] == 0 and classes[1, 2] == 1
+    np.testing.assert_array_equal(unlabelled, [[False, False, True], [True, True, False]])
+    soft = np.array([[[0.5, 0.3, 0.2], [0.3, 0.3, 0.4], [np.nan, 1, 0]]])
+    classes, unlabelled = labels_from_cube(soft, "abundances", min_fraction=0.45)
+    np.testing.assert_array_equal(classes[0, :2], [0, 2])
+    np.testing.assert_array_equal(unlabelled, [[False, True, True]])
+    with pytest.raises(DataError, match="one-hot values are 0 or 1"):
+        labels_from_cube(soft[:, :2], "one_hot")
+    with pytest.raises(DataError, match="unknown label cube kind"):
+        labels_from_cube(hot, "soft")
+    with pytest.raises(DataError, match="must be 3-D"):
+        labels_from_cube(hot[0], "one_hot")

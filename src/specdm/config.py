@@ -61,7 +61,7 @@ class DataConfig(Strict):
     order: Literal["F", "C"] = "F"  # pixel layouts: F = column after column (MATLAB), C = row after row
     labels: Literal["class_map", "abundances", "one_hot"] = "class_map"  # what the mask holds
     mask_layout: LAYOUT | None = None  # axes of the mask array (default: layout)
-    min_fraction: float | None = Field(None, gt=0, le=1)  # abundances: pixels whose top fraction is lower -> ignore_index
+    min_fraction: float | None = Field(None, gt=0, le=1)  # label cubes: a lower top fraction -> ignore_index
     label_remap: dict[int, int] = Field(default_factory=dict)  # label value -> class value, before validation
     band_names: list[str] | None = None  # override/fill the file's band names
     wavelengths: list[float] | None = None  # band centres in nm; override/fill the file's
@@ -102,7 +102,8 @@ class DataConfig(Strict):
     def _rgb(cls, v):
         if v is None:
             return v
-        usage = "give three bands (red, green, blue): indices from 0 such as [29, 19, 9], or wavelengths such as [650nm, 550nm, 470nm]"
+        usage = ("give three bands (red, green, blue): indices from 0 such as [29, 19, 9], "
+                 "or wavelengths such as [650nm, 550nm, 470nm]")
         if not isinstance(v, (list, tuple)) or len(v) != 3:
             raise ValueError(f"got {v!r}; {usage}")
         out = []
@@ -198,11 +199,13 @@ class DataConfig(Strict):
             raise ValueError(f"data.ignore_index {self.ignore_index} is not a class value (0 or more); to leave out "
                              f"pixels labelled {self.ignore_index}, map them with data.label_remap "
                              f"(e.g. {{{self.ignore_index}: 0}}) and set data.ignore_index to that class")
-        set_here = [k for k in OWN_FILE_OPTIONS if getattr(self, k) != type(self).model_fields[k].get_default(call_default_factory=True)]
+        fields = type(self).model_fields
+        set_here = [k for k in OWN_FILE_OPTIONS if getattr(self, k) != fields[k].get_default(call_default_factory=True)]
         if self.dataset is not None:
             if set_here:
-                raise ValueError(f"{', '.join('data.' + k for k in set_here)} appl{'y' if len(set_here) > 1 else 'ies'} "
-                                 f"to own files (data.image, data.mask), not to data set '{self.dataset}'")
+                verb = "apply" if len(set_here) > 1 else "applies"
+                raise ValueError(f"{', '.join('data.' + k for k in set_here)} {verb} to own files "
+                                 f"(data.image, data.mask), not to data set '{self.dataset}'")
             return self
         suffix = {k: Path(getattr(self, k)).suffix.lower() for k in ("image", "image2", "mask") if getattr(self, k)}
         pixel = self.layout in PIXEL_LAYOUTS

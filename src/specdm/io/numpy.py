@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from specdm.errors import DataError
+from specdm.io.matlab import choose_variable
 
 
-def read_numpy(path: str | Path, key: str | None = None) -> np.ndarray:
+def read_numpy(path: str | Path, key: str | None = None, option: str = "key=") -> np.ndarray:
     """Read a ``.npy`` array, or one array of a ``.npz`` archive.
 
-    For ``.npz``, ``key=None`` picks the single largest array. Pickled objects
+    For ``.npz``, ``key=None`` reads the only array of the archive (scalars do
+    not count); with several, a :class:`DataError` lists them with their shapes
+    and asks for ``option`` (such as ``data.image_variable``). Pickled objects
     are refused.
     """
+    return read_numpy_variable(path, key, option)[1]
+
+
+def read_numpy_variable(
+    path: str | Path, key: str | None = None, option: str = "key="
+) -> tuple[str | None, np.ndarray]:
+    """:func:`read_numpy`, returning ``(array name or None for .npy, array)``."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path)
@@ -24,29 +35,35 @@ def read_numpy(path: str | Path, key: str | None = None) -> np.ndarray:
         raise DataError(f"not a readable NumPy file, truncated or corrupt ({err})", path) from err
     if isinstance(loaded, np.ndarray):
         if key is not None:
-            raise DataError(f"key='{key}' given, but a .npy file holds a single array", path)
-        return loaded
+            raise DataError(f"{option.rstrip('=')} '{key}' given, but a .npy file holds a single array", path)
+        return None, loaded
     with loaded:
         names = list(loaded.files)
-        if key is None:
-            if not names:
-                raise DataError("the archive holds no arrays", path)
-            key = _largest(loaded, names, path)
-        elif key not in names:
-            raise DataError(f"no array '{key}'; arrays in the file: {', '.join(names) or 'none'}", path)
+        if not names:
+            raise DataError("the archive holds no arrays", path)
+        key = choose_variable(npz_arrays(path), names, key, path, option, kind="array")
         try:
-            return loaded[key]
+            return key, loaded[key]
         except Exception as err:
             raise DataError(f"array '{key}' is truncated or corrupt ({err})", path) from err
 
 
-def _largest(archive: np.lib.npyio.NpzFile, names: list[str], path: Path) -> str:
+def npz_arrays(path: str | Path) -> dict[str, tuple]:
+    """Shapes of the numeric arrays of a ``.npz`` archive, read from their headers only."""
+    path = Path(path)
+    shapes = {}
     try:
-        sizes = {n: archive[n].size for n in names}
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(f)
+                if dtype.kind in "biuf":
+                    shapes[info.filename[:-4]] = tuple(shape)
     except Exception as err:
         raise DataError(f"archive is truncated or corrupt ({err})", path) from err
-    largest = max(sizes.values())
-    tied = [n for n, s in sizes.items() if s == largest]
-    if len(tied) > 1:
-        raise DataError(f"arrays {', '.join(tied)} are equally large; pass key= to pick one", path)
-    return tied[0]
+    return shapes
