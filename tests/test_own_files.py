@@ -498,7 +498,6 @@ def test_band_settings_that_do_not_fit_the_image_name_it(tmp_path, sentinel2, da
     ({"rgb_bands": [650.0, 550.0, 470.0]}, "write a band index as a whole number (29) or a wavelength with its unit (650nm)"),
     ({"rgb_bands": ["red", 1, 2]}, "'red' is neither a band index nor a wavelength in nm"),
     ({"rgb_bands": [-1, 1, 2]}, "band index -1 is negative"),
-    ({"rgb_bands": [0, 1, 2], "bands": [0, 1, 2]}, "data.rgb_bands cannot be combined with data.bands yet"),
     ({"wavelengths": [0.4, 0.5]}, "0.4..0.5 look like micrometres; give nanometres"),
     ({"wavelengths": [400, -1]}, "wavelengths must be positive numbers (nm)"),
     ({"band_names": ["a", "a"]}, "band names must differ; repeated: a"),
@@ -519,6 +518,14 @@ def test_rgb_bands_by_index_or_by_nearest_wavelength(tmp_path, sentinel2):
     assert load(tmp_path, {**data, "rgb_bands": ["860nm", "660 nm", "555nm"]}).rgb_bands == (8, 3, 2)
     cfg = load_config(str(write_config(tmp_path / "c.yaml", tiny_config({**data, "rgb_bands": ["650.5nm", 3, 2]}))))
     assert cfg.data.rgb_bands == ["650.5nm", 3, 2]
+    # with a band selection the preview bands follow the kept bands, or the config is refused
+    assert load(tmp_path, {**data, "rgb_bands": [7, 3, 2], "bands": [2, 3, 7, 11]}).rgb_bands == (2, 1, 0)
+    from specdm.data.datamodule import load_data
+    from specdm.errors import ConfigError
+
+    cfg = load_config(str(write_config(tmp_path / "e.yaml", tiny_config({**data, "rgb_bands": [7, 3, 2], "bands": [2, 3]}))))
+    with pytest.raises(ConfigError, match="pick preview bands among the kept ones"):
+        load_data(cfg.data)
 
 
 def test_own_file_settings_do_not_apply_to_registered_data_sets(tmp_path):

@@ -130,7 +130,14 @@ def _steers_layouts(args) -> bool:
     return bool(args.masks or args.classes or args.balance or args.guidance != 1.0 or args.copy_paste != 0.5)
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.formatwarning = _format_warning  # one readable line, not a source location
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     command = "specdm " + shlex.join(argv)

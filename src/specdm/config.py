@@ -246,9 +246,6 @@ class DataConfig(Strict):
         if self.band_names and self.wavelengths and len(self.band_names) != len(self.wavelengths):
             raise ValueError(f"data.band_names has {len(self.band_names)} names but data.wavelengths has "
                              f"{len(self.wavelengths)} values")
-        if self.rgb_bands is not None and self.bands:
-            raise ValueError("data.rgb_bands cannot be combined with data.bands yet (the band selection picks its "
-                             "own preview bands, nearest 650/550/470 nm when wavelengths are known); drop one")
         return self
 
     def file_options(self) -> dict:
@@ -263,7 +260,8 @@ class AutoencoderConfig(Strict):
     block_out_channels: list[int] = Field(default_factory=lambda: [16, 32, 64])  # f = 2**(len-1)
     layers_per_block: int = 1
     norm_num_groups: int = 16
-    padding_mode: Literal["zeros", "reflect"] = "zeros"  # "reflect": no border frame (docs/results.md)
+    padding_mode: Literal["zeros", "reflect"] = "zeros"  # padding of every convolution (docs/results.md)
+    context_padding: int = Field(0, ge=0)  # pixels of reflected context around each window (multiple of f)
     sad_weight: float = 0.1  # lambda of L1 + lambda * SAD
     kl_weight: float = 1e-6
     mask_ignore_unlabelled: bool = False  # leave ignore_index pixels out of the mask loss

@@ -161,8 +161,10 @@ class Scene:
         if any(not 0 <= b < self.num_bands for b in idx):
             raise DataError(f"band indices {idx} out of range for {self.num_bands} bands", self.source)
         wl = None if self.wavelengths is None else [self.wavelengths[b] for b in idx]
+        # keep the preview bands when they survive the selection, else pick new ones
+        rgb = tuple(idx.index(b) for b in self.rgb_bands) if all(b in idx for b in self.rgb_bands) else None
         return replace(self, images=[im[..., idx] for im in self.images], band_names=[self.band_names[b] for b in idx],
-                       wavelengths=wl, rgb_bands=None, conditions=dict(self.conditions), extra=dict(self.extra))
+                       wavelengths=wl, rgb_bands=rgb, conditions=dict(self.conditions), extra=dict(self.extra))
 
 
 def default_rgb_bands(num_bands: int, wavelengths: list[float] | None) -> tuple[int, int, int]:

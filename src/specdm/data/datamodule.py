@@ -11,7 +11,7 @@ import torch
 from specdm.data.normalize import Normalizer
 from specdm.data.windows import Window, d4, make_windows
 from specdm.data.splits import Region, split_regions
-from specdm.errors import DataError
+from specdm.errors import ConfigError, DataError
 from specdm.metrics.spectral import ClassSpectra
 from specdm.scene import Scene
 
@@ -105,7 +105,7 @@ def prepare(
     train_pixels = np.concatenate(
         [im[g.r0 : g.r1, g.c0 : g.c1].reshape(-1, im.shape[-1]) for g in split["train"] for im in scenes[g.scene].images]
     )
-    norm = Normalizer.fit(train_pixels, percentiles, clip)
+    norm = Normalizer.fit(train_pixels, percentiles, clip, band_names=scenes[0].band_names, source=scenes[0].source)
     windows = make_windows(scenes, split["train"], patch_size, stride, min_labelled, max_blank)
     used = sorted({w.scene for w in windows})
     images, masks = [], []
@@ -140,8 +140,11 @@ def load_data(d: "DataConfig") -> list[Scene]:
     if d.dataset:
         scenes = load_scenes(d.dataset, root=d.root, **d.options)
     else:
-        scenes = load_files(d.image, d.mask, d.image2, class_names=d.class_names, ignore_index=d.ignore_index)
+        scenes = load_files(**d.file_options())
     if d.bands:
+        if d.rgb_bands is not None and any(b not in d.bands for b in scenes[0].rgb_bands):
+            raise ConfigError(f"data.rgb_bands picks bands {list(scenes[0].rgb_bands)} of the file, but data.bands keeps "
+                              f"only {list(d.bands)}; pick preview bands among the kept ones", d.image)
         scenes = [s.select_bands(d.bands) for s in scenes]
     return scenes
 

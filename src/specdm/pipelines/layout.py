@@ -62,7 +62,7 @@ class LayoutPipeline(SpecdmPipeline):
         if m.ndim != 3 or int(m.min()) < 0 or int(m.max()) >= k:
             raise DataError(f"layouts must be (N, H, W) class values 0..{k - 1}, got shape {tuple(m.shape)} "
                             f"and values {int(m.min())}..{int(m.max())}")
-        mean = self.autoencoder.mask_vae.encode(self.autoencoder.one_hot(m)).latent_dist.mean
+        mean = self.autoencoder.encode_masks(m)[0]
         scale = torch.tensor(self.info.latent_scale[self.target_channels :], device=self.device).view(1, -1, 1, 1)
         return mean * scale
 
@@ -107,9 +107,7 @@ class LayoutPipeline(SpecdmPipeline):
         for t in tqdm(sched.timesteps, desc="denoising", leave=False, disable=not progress):
             eps = self.predict_noise(sched.scale_model_input(z, t), t, cond, guidance_scale)
             z = sched.step(eps, t, z, generator=gens, **kw).prev_sample
-        n, t_, c = len(indices), self.autoencoder.num_dates, self.autoencoder.config["latent_channels"]
         scale = torch.tensor(self.info.latent_scale[: self.target_channels], device=dev).view(1, -1, 1, 1)
-        zx = (z / scale).unflatten(1, (t_, c)).flatten(0, 1)
-        images = self.autoencoder.image_vae.decode(zx).sample.unflatten(0, (n, t_))
+        images = self.autoencoder.decode_images(z / scale)
         normalized = images.clamp(0, 1).float().cpu().numpy()
         return {"images": np.moveaxis(self.normalizer.inverse(np.moveaxis(normalized, 2, -1)), -1, 2), "masks": masks}

@@ -87,12 +87,17 @@ class SpectralAutoencoder(ModelMixin, ConfigMixin):
         layers_per_block: int = 1,
         norm_num_groups: int = 16,
         padding_mode: str = "zeros",
+        context_padding: int = 0,
     ):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        f = 2 ** (len(block_out_channels) - 1)
+        if context_padding % f or context_padding < 0:
+            raise ValueError(f"context_padding must be a non-negative multiple of the downsampling {f}, "
+                             f"got {context_padding}")
         args = (tuple(block_out_channels), layers_per_block, norm_num_groups, padding_mode)
         if kind == "two_stream":
             self.image_vae = _vae(num_bands, latent_channels, *args)
@@ -121,31 +126,56 @@ class SpectralAutoencoder(ModelMixin, ConfigMixin):
     def one_hot(self, mask: torch.Tensor) -> torch.Tensor:
         return F.one_hot(mask, self.config["num_classes"]).permute(0, 3, 1, 2).float()
 
+    def _encode(self, vae: AutoencoderKL, x: torch.Tensor):
+        """Posterior (mean, logvar) of ``x``; with ``context_padding`` p, ``x`` is reflected by p pixels on every
+        side first and the latent cropped back, so that the window's border is not the network's border."""
+        p = self.config.get("context_padding", 0)
+        if not p:
+            d = vae.encode(x).latent_dist
+            return d.mean, d.logvar
+        d = vae.encode(F.pad(x, (p, p, p, p), mode="reflect")).latent_dist
+        q = p // self.downsampling
+        return d.mean[..., q:-q, q:-q], d.logvar[..., q:-q, q:-q]
+
+    def _decode(self, vae: AutoencoderKL, z: torch.Tensor) -> torch.Tensor:
+        """Decoder output of ``z``; with ``context_padding``, decoded from the latent extended by replication and
+        cropped back (the border pixels get context instead of zero padding)."""
+        p = self.config.get("context_padding", 0)
+        if not p:
+            return vae.decode(z).sample
+        q = p // self.downsampling
+        return vae.decode(F.pad(z, (q, q, q, q), mode="replicate")).sample[..., p:-p, p:-p]
+
     def encode(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance of ``z``."""
         n, t = images.shape[:2]
         if self.kind == "two_stream":
-            px = self.image_vae.encode(images.flatten(0, 1)).latent_dist
-            py = self.mask_vae.encode(self.one_hot(mask)).latent_dist
+            px_mean, px_logvar = self._encode(self.image_vae, images.flatten(0, 1))
+            py_mean, py_logvar = self.encode_masks(mask)
 
             def dates(v):
                 return v.unflatten(0, (n, t)).flatten(1, 2)
 
-            mean = torch.cat([dates(px.mean), py.mean], 1)
-            logvar = torch.cat([dates(px.logvar), py.logvar], 1)
+            mean = torch.cat([dates(px_mean), py_mean], 1)
+            logvar = torch.cat([dates(px_logvar), py_logvar], 1)
             return mean, logvar
-        p = self.joint_vae.encode(torch.cat([images.flatten(1, 2), self.one_hot(mask)], 1)).latent_dist
-        return p.mean, p.logvar
+        return self._encode(self.joint_vae, torch.cat([images.flatten(1, 2), self.one_hot(mask)], 1))
+
+    def encode_masks(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of the mask part ``z_y`` (two-stream only)."""
+        return self._encode(self.mask_vae, self.one_hot(mask))
+
+    def decode_images(self, zx: torch.Tensor) -> torch.Tensor:
+        """Images ``(N, T, C, H, W)`` from the image part ``(N, T*c, h, w)`` of ``z`` (two-stream only)."""
+        n, t, c = zx.shape[0], self.num_dates, self.config["latent_channels"]
+        return self._decode(self.image_vae, zx.unflatten(1, (t, c)).flatten(0, 1)).unflatten(0, (n, t))
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images ``(N, T, C, H, W)`` and mask logits ``(N, K, H, W)`` from ``z``."""
-        n, t, c = z.shape[0], self.num_dates, self.config["latent_channels"]
+        t, c = self.num_dates, self.config["latent_channels"]
         if self.kind == "two_stream":
-            zx = z[:, : t * c].unflatten(1, (t, c)).flatten(0, 1)
-            images = self.image_vae.decode(zx).sample.unflatten(0, (n, t))
-            logits = self.mask_vae.decode(z[:, t * c :]).sample
-            return images, logits
-        out = self.joint_vae.decode(z).sample
+            return self.decode_images(z[:, : t * c]), self._decode(self.mask_vae, z[:, t * c :])
+        out = self._decode(self.joint_vae, z)
         b = self.config["num_bands"]
         return out[:, : t * b].unflatten(1, (t, b)), out[:, t * b :]
 
