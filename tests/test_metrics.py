@@ -319,3 +319,19 @@ def test_train_save_load_encoders(rng, tmp_path):
     assert frechet_distance(feats, feats) == pytest.approx(0, abs=1e-6)
     with pytest.raises(CheckpointError):
         load_encoder(tmp_path / "missing")
+
+
+def test_edge_error_ratios_locate_a_frame_and_a_corner():
+    from specdm.metrics.artifacts import edge_error_ratios
+
+    err = np.ones((3, 2, 16, 16))
+    flat = edge_error_ratios(err)
+    assert flat["ring"] == 1.0 and all(flat[k] == 1.0 for k in ("top_left", "top_right", "bottom_left", "bottom_right"))
+    err[..., :2, :] = err[..., -2:, :] = err[..., :, :2] = err[..., :, -2:] = 3.0  # a frame 3x the interior
+    framed = edge_error_ratios(err)
+    assert framed["ring"] == pytest.approx(3.0) and framed["interior"] == 1.0
+    err = np.ones((1, 16, 16))
+    err[0, :4, -4:] = 5.0  # a block of noise in the top-right corner
+    corner = edge_error_ratios(err)
+    assert corner["top_right"] == pytest.approx(5.0) and corner["top_left"] == 1.0
+    assert corner["ring"] == pytest.approx((1 * 48 + 5 * 12) / 60)  # 12 of the 60 ring pixels are in that corner

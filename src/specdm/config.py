@@ -262,6 +262,7 @@ class AutoencoderConfig(Strict):
     norm_num_groups: int = 16
     padding_mode: Literal["zeros", "reflect"] = "zeros"  # padding of every convolution (docs/results.md)
     context_padding: int = Field(0, ge=0)  # pixels of reflected context around each window (multiple of f)
+    symmetric_downsampling: bool = False  # pad both sides before each stride-2 convolution (no corner artefact)
     sad_weight: float = 0.1  # lambda of L1 + lambda * SAD
     kl_weight: float = 1e-6
     mask_ignore_unlabelled: bool = False  # leave ignore_index pixels out of the mask loss

@@ -48,7 +48,7 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     set_seed(cfg.train.seed)
     model = SpectralAutoencoder(
         a.kind, ref.num_bands, ref.num_classes, len(ref.images), a.latent_channels, tuple(a.block_out_channels),
-        a.layers_per_block, a.norm_num_groups, a.padding_mode, a.context_padding,
+        a.layers_per_block, a.norm_num_groups, a.padding_mode, a.context_padding, a.symmetric_downsampling,
     )
     loop = LoopConfig(a.steps, a.batch_size, a.lr, cfg.train.seed, cfg.train.checkpoint_every, mixed_precision=cfg.train.mixed_precision)
     model = train_autoencoder(

@@ -35,7 +35,8 @@ LEGACY_CONFIG_NAME = "autoencoder.json"
 PADDING_MODES = ("zeros", "reflect")
 
 
-def _vae(channels: int, latent: int, blocks: tuple[int, ...], layers: int, groups: int, padding_mode: str) -> AutoencoderKL:
+def _vae(channels: int, latent: int, blocks: tuple[int, ...], layers: int, groups: int, padding_mode: str,
+         symmetric: bool) -> AutoencoderKL:
     vae = AutoencoderKL(
         in_channels=channels,
         out_channels=channels,
@@ -47,24 +48,24 @@ def _vae(channels: int, latent: int, blocks: tuple[int, ...], layers: int, group
         norm_num_groups=groups,
         mid_block_add_attention=False,
     )
-    if padding_mode != "zeros":
-        set_padding(vae, padding_mode)
+    if padding_mode != "zeros" or symmetric:
+        set_padding(vae, padding_mode, symmetric)
     return vae
 
 
-def set_padding(vae: AutoencoderKL, mode: str) -> None:
-    """Pad every convolution with ``mode`` and make the encoder's downsampling symmetric.
+def set_padding(vae: AutoencoderKL, mode: str = "zeros", symmetric: bool = True) -> None:
+    """Pad every convolution with ``mode``; ``symmetric``: make the encoder's downsampling symmetric.
 
     diffusers' encoder halves the resolution with a stride-2 convolution after padding one
-    row and column of zeros on the bottom and right only (``Downsample2D`` with ``padding=0``);
-    with zero padding everywhere, the decoder reconstructs a frame along the window border
-    (docs/results.md, stage-1 artefacts). Only attributes change, so weights stay compatible.
+    row and column of zeros on the bottom and right only (``Downsample2D`` with ``padding=0``),
+    which puts a block of error into one corner of every reconstruction (docs/results.md,
+    stage-1 artefacts). Only attributes change, so weights stay compatible.
     """
     from diffusers.models.downsampling import Downsample2D
     from torch.nn.modules.utils import _reverse_repeat_tuple
 
     for m in vae.modules():
-        if isinstance(m, Downsample2D) and m.use_conv and m.padding == 0:
+        if symmetric and isinstance(m, Downsample2D) and m.use_conv and m.padding == 0:
             m.padding = 1
             m.conv.padding = (1, 1)
         if isinstance(m, torch.nn.Conv2d) and m.padding != (0, 0):
@@ -88,6 +89,7 @@ class SpectralAutoencoder(ModelMixin, ConfigMixin):
         norm_num_groups: int = 16,
         padding_mode: str = "zeros",
         context_padding: int = 0,
+        symmetric_downsampling: bool = False,
     ):
         super().__init__()
         if kind not in KINDS:
@@ -98,7 +100,7 @@ class SpectralAutoencoder(ModelMixin, ConfigMixin):
         if context_padding % f or context_padding < 0:
             raise ValueError(f"context_padding must be a non-negative multiple of the downsampling {f}, "
                              f"got {context_padding}")
-        args = (tuple(block_out_channels), layers_per_block, norm_num_groups, padding_mode)
+        args = (tuple(block_out_channels), layers_per_block, norm_num_groups, padding_mode, symmetric_downsampling)
         if kind == "two_stream":
             self.image_vae = _vae(num_bands, latent_channels, *args)
             self.mask_vae = _vae(num_classes, latent_channels, *args)
