@@ -334,4 +334,4 @@ def test_edge_error_ratios_locate_a_frame_and_a_corner():
     err[0, :4, -4:] = 5.0  # a block of noise in the top-right corner
     corner = edge_error_ratios(err)
     assert corner["top_right"] == pytest.approx(5.0) and corner["top_left"] == 1.0
-    assert corner["ring"] == pytest.approx((1 * 48 + 5 * 12) / 60)  # 12 of the 60 ring pixels are in that corner
+    assert corner["ring"] == pytest.approx((100 + 5 * 12) / 112)  # 12 of the 112 ring pixels lie in that corner
