@@ -261,8 +261,9 @@ class AutoencoderConfig(Strict):
     layers_per_block: int = 1
     norm_num_groups: int = 16
     padding_mode: Literal["zeros", "reflect"] = "zeros"  # padding of every convolution (docs/results.md)
-    context_padding: int = Field(0, ge=0)  # pixels of reflected context around each window (multiple of f)
-    symmetric_downsampling: bool = False  # pad both sides before each stride-2 convolution (no corner artefact)
+    # pixels of reflected context around each window (a multiple of f; default 2 f): no border frame
+    context_padding: int | None = Field(None, ge=0)
+    symmetric_downsampling: bool = True  # pad both sides before each stride-2 convolution (no corner artefact)
     sad_weight: float = 0.1  # lambda of L1 + lambda * SAD
     kl_weight: float = 1e-6
     mask_ignore_unlabelled: bool = False  # leave ignore_index pixels out of the mask loss
@@ -383,6 +384,11 @@ class Config(Strict):
     def _geometry(self):
         """The patch size must survive the autoencoder's downsampling and the U-Net's."""
         f = 2 ** (len(self.autoencoder.block_out_channels) - 1)
+        if self.autoencoder.context_padding is None:
+            self.autoencoder.context_padding = 2 * f
+        if self.autoencoder.context_padding % f:
+            raise ValueError(f"autoencoder.context_padding {self.autoencoder.context_padding} is not a multiple of the "
+                             f"autoencoder's downsampling {f}")
         g = 2 ** (len(self.diffusion.block_out_channels) - 1)
         p = self.data.patch_size
         if p % f:

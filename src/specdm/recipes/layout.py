@@ -23,7 +23,7 @@ from specdm.models.info import ModelInfo
 from specdm.pipelines import LayoutPipeline
 from specdm.recipes.run_dir import prepare_run_dir
 from specdm.recipes.sampling import layout_options, synthesize
-from specdm.recipes.specdm import train_stage1
+from specdm.recipes.specdm import print_estimate, train_stage1
 from specdm.training.diffusion import encode_patches, latent_scale, train_conditional_denoiser
 from specdm.training.engine import LoopConfig
 
@@ -77,6 +77,9 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = Fals
     PartialState().wait_for_everyone()
     PartialState().print(f"{len(data.train)} training windows of {cfg.data.patch_size}x{cfg.data.patch_size} "
                          f"from {len(data.scenes)} scene(s), {data.reference.num_bands} bands, {data.reference.num_classes} classes")
+    if not resume:
+        c = cfg.autoencoder.latent_channels
+        print_estimate(cfg, data, target_channels=len(data.reference.images) * c, condition_channels=c)
     train_stage1(cfg, run_dir, resume, data)
     train_stage2(cfg, run_dir, resume, data)
     s = cfg.sampling

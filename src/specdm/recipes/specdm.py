@@ -34,6 +34,31 @@ from specdm.recipes.sampling import synthesize
 from specdm.training.autoencoder import reconstruction_report, train_autoencoder
 from specdm.training.diffusion import encode_patches, latent_scale, train_denoiser
 from specdm.training.engine import LoopConfig
+from specdm.training.estimate import estimate_run
+
+
+def build_autoencoder(cfg: Config, ref) -> SpectralAutoencoder:
+    """The configured stage-1 autoencoder for scenes like ``ref`` (untrained)."""
+    a = cfg.autoencoder
+    return SpectralAutoencoder(
+        a.kind, ref.num_bands, ref.num_classes, len(ref.images), a.latent_channels, tuple(a.block_out_channels),
+        a.layers_per_block, a.norm_num_groups, a.padding_mode, a.context_padding, a.symmetric_downsampling,
+    )
+
+
+def print_estimate(cfg: Config, data: PreparedData, target_channels: int | None = None, condition_channels: int = 0,
+                   stage2_steps: int | None = None) -> None:
+    """Time a few steps of each stage on this host and print the whole run's estimate (before training)."""
+    if not PartialState().is_main_process:
+        return
+    ae = build_autoencoder(cfg, data.reference)
+    d = cfg.diffusion
+    unet = build_denoiser(target_channels or ae.latent_channels, cfg.data.patch_size // ae.downsampling,
+                          tuple(d.block_out_channels), d.layers_per_block, d.norm_num_groups, condition_channels)
+    s = cfg.sampling
+    est = estimate_run(ae, unet, data.train, cfg.autoencoder.batch_size, d.batch_size, cfg.autoencoder.steps,
+                       stage2_steps or d.steps, s.num_samples, s.num_inference_steps, s.batch_size, condition_channels)
+    print(est.message(), flush=True)
 
 
 def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: PreparedData | None = None) -> SpectralAutoencoder:
@@ -46,10 +71,7 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     ref, a = data.reference, cfg.autoencoder
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     set_seed(cfg.train.seed)
-    model = SpectralAutoencoder(
-        a.kind, ref.num_bands, ref.num_classes, len(ref.images), a.latent_channels, tuple(a.block_out_channels),
-        a.layers_per_block, a.norm_num_groups, a.padding_mode, a.context_padding, a.symmetric_downsampling,
-    )
+    model = build_autoencoder(cfg, ref)
     loop = LoopConfig(a.steps, a.batch_size, a.lr, cfg.train.seed, cfg.train.checkpoint_every, mixed_precision=cfg.train.mixed_precision)
     model = train_autoencoder(
         data.train, model, loop, run_dir / "checkpoints" / "autoencoder", a.sad_weight, a.kl_weight,
@@ -112,6 +134,7 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
                       ema_decay=dcfg.ema_decay, mixed_precision=cfg.train.mixed_precision)
     unet = train_denoiser(unet, mean, std, scale, loop, Path(run_dir) / "checkpoints" / "diffusion", cfg.schedule(), resume)
     info.latent_scale = scale.tolist()
+    info.method = "specdm"
     from diffusers import DDPMScheduler
 
     pipe = SpecDMPipeline(ae, unet, info, DDPMScheduler(**cfg.schedule()))
@@ -135,6 +158,8 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = Fals
     PartialState().wait_for_everyone()
     PartialState().print(f"{len(data.train)} training windows of {cfg.data.patch_size}x{cfg.data.patch_size} "
                          f"from {len(data.scenes)} scene(s), {data.reference.num_bands} bands, {data.reference.num_classes} classes")
+    if not resume:
+        print_estimate(cfg, data)
     train_stage1(cfg, run_dir, resume, data)
     train_stage2(cfg, run_dir, resume, data)
     s = cfg.sampling
