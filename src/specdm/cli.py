@@ -8,6 +8,7 @@
     specdm benchmark CONFIG --synthetic NAME=DIR
                                       does synthetic data help downstream models? (held-out test split)
     specdm config CONFIG              print a config with every default filled in
+    specdm view DATASET               write DATASET/view.html: a static page to browse the samples
 
 CONFIG is a packaged name (``specdm config --list``) or a YAML path. Errors the
 user can fix print one line naming the file and exit with status 2.
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report-only", type=Path, default=None, metavar="OUT",
                    help="only rebuild OUT/report.md and report.html from OUT/benchmark.json")
 
+    v = sub.add_parser("view", help="write a static web page (one HTML file) to browse a synthetic data set")
+    v.add_argument("dataset", type=Path, help="synthetic data set folder (written by specdm run or sample)")
+    v.add_argument("--out", type=Path, default=None, help="the HTML file (default: DATASET/view.html)")
+    v.add_argument("--max-samples", type=int, default=200, help="embed at most the first N samples")
+
     c = sub.add_parser("config", help="print a config with all defaults")
     c.add_argument("config", nargs="?", default="indian_pines")
     c.add_argument("--list", action="store_true", help="list the packaged configs")
@@ -164,6 +170,12 @@ def _dispatch(args, command: str) -> int:
     if args.command is None:
         build_parser().print_help()
         return 1
+    if args.command == "view":
+        from specdm.output.viewer import write_viewer
+
+        page = write_viewer(args.dataset, args.out, args.max_samples)
+        print(f"viewer: {page}\nopen it in a browser, or serve it: python -m http.server -d {page.parent}")
+        return 0
     from specdm.config import load_config, packaged_configs
 
     if args.command == "config":

@@ -10,15 +10,34 @@ import math
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from specdm.errors import ConfigError
 from specdm.schedulers import DEFAULT_SAMPLER, PAPER_SCHEDULE, SAMPLERS, default_steps
 
 METHODS = ("specdm", "layout")  # one recipe each in specdm.recipes
+
+
+def _check_wavelengths(v: list[float]) -> list[float]:
+    if not v:
+        raise ValueError("is empty; give one wavelength (nm) per band, or leave it out")
+    if not all(math.isfinite(w) and w > 0 for w in v):
+        raise ValueError("wavelengths must be positive numbers (nm)")
+    if max(v) < 30:
+        raise ValueError(f"{min(v):g}..{max(v):g} look like micrometres; give nanometres (multiply by 1000)")
+    return v
+
+
+def _check_band_names(v: list[str]) -> list[str]:
+    if not v or any(not str(n).strip() for n in v):
+        raise ValueError("band names must be non-empty")
+    dup = sorted({n for n in v if v.count(n) > 1})
+    if dup:
+        raise ValueError(f"band names must differ; repeated: {', '.join(dup)}")
+    return v
 
 
 class Strict(BaseModel):
@@ -63,8 +82,8 @@ class DataConfig(Strict):
     mask_layout: LAYOUT | None = None  # axes of the mask array (default: layout)
     min_fraction: float | None = Field(None, gt=0, le=1)  # label cubes: a lower top fraction -> ignore_index
     label_remap: dict[int, int] = Field(default_factory=dict)  # label value -> class value, before validation
-    band_names: list[str] | None = None  # override/fill the file's band names
-    wavelengths: list[float] | None = None  # band centres in nm; override/fill the file's
+    band_names: Annotated[list[str], AfterValidator(_check_band_names)] | None = None  # override/fill the file's
+    wavelengths: Annotated[list[float], AfterValidator(_check_wavelengths)] | None = None  # band centres in nm
     rgb_bands: list[int | str] | None = None  # preview bands: 3 indices (from 0) or 3 wavelengths ("650nm")
     # --- every source ---
     class_names: list[str] | None = None
@@ -123,31 +142,6 @@ class DataConfig(Strict):
                 raise ValueError(f"'{x}' is neither a band index nor a wavelength in nm; {usage}")
             out.append(f"{float(m.group(1)):g}nm")
         return out
-
-    @field_validator("wavelengths")
-    @classmethod
-    def _wavelengths(cls, v):
-        if v is None:
-            return v
-        if not v:
-            raise ValueError("is empty; give one wavelength (nm) per band, or leave it out")
-        if not all(math.isfinite(w) and w > 0 for w in v):
-            raise ValueError("wavelengths must be positive numbers (nm)")
-        if max(v) < 30:
-            raise ValueError(f"{min(v):g}..{max(v):g} look like micrometres; give nanometres (multiply by 1000)")
-        return v
-
-    @field_validator("band_names")
-    @classmethod
-    def _band_names(cls, v):
-        if v is None:
-            return v
-        if not v or any(not str(n).strip() for n in v):
-            raise ValueError("band names must be non-empty")
-        dup = sorted({n for n in v if v.count(n) > 1})
-        if dup:
-            raise ValueError(f"band names must differ; repeated: {', '.join(dup)}")
-        return v
 
     @field_validator("label_remap", mode="before")
     @classmethod

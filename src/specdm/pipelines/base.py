@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from specdm.data.normalize import Normalizer
 from specdm.errors import CheckpointError
 from specdm.models.info import ModelInfo, folder_hash
 
@@ -97,6 +98,68 @@ class SpecdmPipeline:
                 raise CheckpointError(f"cannot load the {name}: {str(e).splitlines()[0]}", path / name) from None
         return out
 
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu"):
+        """Load a trained model folder (``specdm.json`` + components) onto ``device``."""
+        path = Path(path)
+        info = ModelInfo.load(path)
+        if info.latent_scale is None or not (path / "unet").is_dir():
+            raise CheckpointError("the denoiser is not trained yet (run specdm train-diffusion, or specdm run)", path)
+        return cls(info=info, **cls.load_components(path)).to(device)
+
     def hashes(self, path: Path) -> dict:
         """Hashes of the weights of every torch component (recorded in a data set's metadata)."""
         return {name: folder_hash(Path(path) / name) for name in self.modules}
+
+
+SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
+
+
+class LatentPipeline(SpecdmPipeline):
+    """A latent diffusion pipeline: an autoencoder, a U-Net denoiser and the training schedule.
+
+    Checks that the geometry agrees (denoiser latent size x downsampling = ``specdm.json``'s patch
+    size) and maps decoded images back to the data's own units (:meth:`to_data_units`).
+    """
+
+    components = {"autoencoder": "SpectralAutoencoder", "unet": "UNet2DConditionModel", "scheduler": "DDPMScheduler"}
+    modules = ("unet", "autoencoder")
+
+    def __init__(self, autoencoder, unet, info: ModelInfo, scheduler=None):
+        from diffusers import DDPMScheduler
+
+        from specdm.schedulers import PAPER_SCHEDULE
+
+        super().__init__(info, autoencoder=autoencoder, unet=unet, scheduler=scheduler or DDPMScheduler(**PAPER_SCHEDULE))
+        self.schedule = {k: self.scheduler.config[k] for k in SCHEDULE_KEYS}
+        self.normalizer = Normalizer.from_dict(info.normalization)
+        f = autoencoder.downsampling
+        if unet.config.sample_size * f != info.patch_size:
+            raise CheckpointError(f"the denoiser works on {unet.config.sample_size}x{unet.config.sample_size} latents, "
+                                  f"which decode to {unet.config.sample_size * f}-pixel patches, but specdm.json says "
+                                  f"{info.patch_size}")
+
+    def to_data_units(self, images: torch.Tensor) -> np.ndarray:
+        """Decoded images ``(N, T, C, H, W)`` in normalized units -> clipped to the training range [0, 1] and
+        mapped back to the data's own units (float32 numpy)."""
+        normalized = images.clamp(0, 1).float().cpu().numpy()
+        return np.moveaxis(self.normalizer.inverse(np.moveaxis(normalized, 2, -1)), -1, 2)
+
+    def denoise(self, shape, indices, seed: int, predict, sampler: str, num_inference_steps: int | None,
+                eta: float = 0.0, progress: bool = False) -> torch.Tensor:
+        """Run the sampler from noise of ``shape``: sample ``indices[i]`` draws its initial noise and every
+        stochastic step from its own generator (:func:`sample_seed`); ``predict(z, t)`` is the noise model."""
+        from diffusers.utils.torch_utils import randn_tensor
+        from tqdm.auto import tqdm
+
+        from specdm.schedulers import default_steps, sampling_scheduler
+
+        dev = self.device
+        gens = sample_generators(indices, seed, dev)
+        sched = sampling_scheduler(sampler, self.schedule, eta)
+        sched.set_timesteps(num_inference_steps or default_steps(sampler), device=dev)
+        z = randn_tensor(shape, generator=gens, device=dev) * sched.init_noise_sigma
+        kw = {"eta": eta} if sampler == "ddim" else {}
+        for t in tqdm(sched.timesteps, desc="denoising", leave=False, disable=not progress):
+            z = sched.step(predict(sched.scale_model_input(z, t), t), t, z, generator=gens, **kw).prev_sample
+        return z

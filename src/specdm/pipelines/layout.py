@@ -10,49 +10,34 @@ image is the layout it was painted for.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
-from diffusers.utils.torch_utils import randn_tensor
-from tqdm.auto import tqdm
 
-from specdm.data.normalize import Normalizer
 from specdm.errors import CheckpointError, DataError
 from specdm.models.autoencoders import SpectralAutoencoder
 from specdm.models.info import ModelInfo
-from specdm.pipelines.base import SpecdmPipeline, sample_generators
-from specdm.pipelines.specdm import SCHEDULE_KEYS
-from specdm.schedulers import DEFAULT_SAMPLER, PAPER_SCHEDULE, default_steps, sampling_scheduler
+from specdm.pipelines.base import LatentPipeline
+from specdm.schedulers import DEFAULT_SAMPLER
 
 
-class LayoutPipeline(SpecdmPipeline):
-    """``pipe(masks, indices, seed)`` -> ``{"images": (N, T, C, H, W) in the data's units, "masks": masks}``."""
+class LayoutPipeline(LatentPipeline):
+    """``pipe(masks, indices, seed)`` -> ``{"images": (N, T, C, H, W) in the data's units, "masks": masks}``.
 
-    components = {"autoencoder": "SpectralAutoencoder", "unet": "UNet2DConditionModel", "scheduler": "DDPMScheduler"}
-    modules = ("unet", "autoencoder")
+    Same components and folder as :class:`~specdm.pipelines.specdm.SpecDMPipeline`; the denoiser takes the
+    mask latent as extra input channels.
+    """
 
     def __init__(self, autoencoder: SpectralAutoencoder, unet: UNet2DConditionModel, info: ModelInfo,
                  scheduler: DDPMScheduler | None = None):
-        super().__init__(info, autoencoder=autoencoder, unet=unet, scheduler=scheduler or DDPMScheduler(**PAPER_SCHEDULE))
+        super().__init__(autoencoder, unet, info, scheduler)
         if autoencoder.kind != "two_stream":
             raise CheckpointError("layout-conditioned synthesis needs the two-stream autoencoder (its mask encoder)")
-        self.schedule = {k: self.scheduler.config[k] for k in SCHEDULE_KEYS}
-        self.normalizer = Normalizer.from_dict(info.normalization)
         c = autoencoder.config["latent_channels"]
         self.target_channels = autoencoder.num_dates * c
         if unet.config.in_channels != self.target_channels + c or unet.config.out_channels != self.target_channels:
             raise CheckpointError(f"the denoiser maps {unet.config.in_channels} -> {unet.config.out_channels} channels; "
                                   f"layout synthesis needs {self.target_channels + c} -> {self.target_channels}")
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> "LayoutPipeline":
-        path = Path(path)
-        info = ModelInfo.load(path)
-        if info.latent_scale is None or not (path / "unet").is_dir():
-            raise CheckpointError("the layout denoiser is not trained yet", path)
-        return cls(info=info, **cls.load_components(path)).to(device)
 
     @torch.no_grad()
     def encode_layouts(self, masks: np.ndarray) -> torch.Tensor:
@@ -92,22 +77,12 @@ class LayoutPipeline(SpecdmPipeline):
     ) -> dict[str, np.ndarray]:
         """Images for ``masks`` (N, H, W); sample ``indices[i]`` of the run seeded ``seed`` draws its noise from
         its own generator, so it is the same in any batch."""
-        steps = num_inference_steps or default_steps(sampler)
         masks = np.asarray(masks, dtype=np.int64)
         if len(masks) != len(indices):
             raise DataError(f"{len(masks)} layouts for {len(indices)} sample indices")
-        dev = self.device
         cond = self.encode_layouts(masks)
-        gens = sample_generators(indices, seed, dev)
         shape = (len(indices), self.target_channels, *cond.shape[2:])
-        sched = sampling_scheduler(sampler, self.schedule, eta)
-        sched.set_timesteps(steps, device=dev)
-        z = randn_tensor(shape, generator=gens, device=dev) * sched.init_noise_sigma
-        kw = {"eta": eta} if sampler == "ddim" else {}
-        for t in tqdm(sched.timesteps, desc="denoising", leave=False, disable=not progress):
-            eps = self.predict_noise(sched.scale_model_input(z, t), t, cond, guidance_scale)
-            z = sched.step(eps, t, z, generator=gens, **kw).prev_sample
-        scale = torch.tensor(self.info.latent_scale[: self.target_channels], device=dev).view(1, -1, 1, 1)
-        images = self.autoencoder.decode_images(z / scale)
-        normalized = images.clamp(0, 1).float().cpu().numpy()
-        return {"images": np.moveaxis(self.normalizer.inverse(np.moveaxis(normalized, 2, -1)), -1, 2), "masks": masks}
+        z = self.denoise(shape, indices, seed, lambda z, t: self.predict_noise(z, t, cond, guidance_scale),
+                         sampler, num_inference_steps, eta, progress)
+        scale = torch.tensor(self.info.latent_scale[: self.target_channels], device=self.device).view(1, -1, 1, 1)
+        return {"images": self.to_data_units(self.autoencoder.decode_images(z / scale)), "masks": masks}

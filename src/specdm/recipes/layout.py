@@ -7,23 +7,20 @@ the user's masks), optionally filtered by label fidelity -> data set + card.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from accelerate import PartialState
 from accelerate.utils import set_seed
 from diffusers import DDPMScheduler
 
 from specdm.config import Config
 from specdm.data.datamodule import PreparedData, prepare_data
-from specdm.errors import CheckpointError, ConfigError
+from specdm.errors import CheckpointError
 from specdm.models.autoencoders import SpectralAutoencoder
 from specdm.models.denoisers import build_denoiser
 from specdm.models.info import ModelInfo
 from specdm.pipelines import LayoutPipeline
-from specdm.recipes.run_dir import prepare_run_dir
-from specdm.recipes.sampling import layout_options, synthesize
-from specdm.recipes.specdm import print_estimate, train_stage1
+from specdm.recipes.sampling import layout_options
+from specdm.recipes.specdm import run_stages, save_stage2, train_stage1
 from specdm.training.diffusion import encode_patches, latent_scale, train_conditional_denoiser
 from specdm.training.engine import LoopConfig
 
@@ -56,35 +53,11 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     info.latent_scale = scale.tolist()
     info.method = "layout"
     info.source = {**info.source, "p_uncond": cfg.layout.p_uncond}
-    pipe = LayoutPipeline(ae, unet, info, DDPMScheduler(**cfg.schedule()))
-    if PartialState().is_main_process:
-        pipe.save_pretrained(model_dir)
-    PartialState().wait_for_everyone()
-    return pipe
+    return save_stage2(LayoutPipeline(ae, unet, info, DDPMScheduler(**cfg.schedule())), model_dir)
 
 
 def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False, command: str = "") -> Path:
     """Train stage 1 and the layout denoiser, then paint the data set; returns the dataset card's path."""
-    run_dir = Path(run_dir)
-    t0 = time.time()
-    prepare_run_dir(run_dir, resume, overwrite, create=False)
-    data = prepare_data(cfg.data)
-    if not data.reference.has_mask:
-        raise ConfigError("layout-conditioned synthesis learns images for masks, but the data has no class map",
-                          data.reference.source)
-    if PartialState().is_main_process:
-        prepare_run_dir(run_dir, resume, overwrite)
-    PartialState().wait_for_everyone()
-    PartialState().print(f"{len(data.train)} training windows of {cfg.data.patch_size}x{cfg.data.patch_size} "
-                         f"from {len(data.scenes)} scene(s), {data.reference.num_bands} bands, {data.reference.num_classes} classes")
-    if not resume:
-        c = cfg.autoencoder.latent_channels
-        print_estimate(cfg, data, target_channels=len(data.reference.images) * c, condition_channels=c)
-    train_stage1(cfg, run_dir, resume, data)
-    train_stage2(cfg, run_dir, resume, data)
-    s = cfg.sampling
-    card = synthesize(run_dir / "model", run_dir / "synthetic", s.num_samples, s.sampler, s.num_inference_steps, s.eta,
-                      s.batch_size, s.seed, s.image_format, s.mask_format, s.previews, resume=resume, command=command,
-                      layout=layout_options(cfg.layout), filter_threshold=s.filter_threshold, max_attempts=s.max_attempts)
-    PartialState().print(f"done in {time.time() - t0:.0f} s")
-    return card
+    return run_stages(cfg, run_dir, resume, overwrite, command, train_stage2,
+                      "layout-conditioned synthesis learns images for masks",
+                      estimate={"conditional": True}, layout=layout_options(cfg.layout))

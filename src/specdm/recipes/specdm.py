@@ -46,18 +46,20 @@ def build_autoencoder(cfg: Config, ref) -> SpectralAutoencoder:
     )
 
 
-def print_estimate(cfg: Config, data: PreparedData, target_channels: int | None = None, condition_channels: int = 0,
-                   stage2_steps: int | None = None) -> None:
-    """Time a few steps of each stage on this host and print the whole run's estimate (before training)."""
+def print_estimate(cfg: Config, data: PreparedData, conditional: bool = False) -> None:
+    """Time a few steps of each stage on this host and print the whole run's estimate (before training);
+    ``conditional``: the denoiser predicts the image latents given the mask latent (layout recipe)."""
     if not PartialState().is_main_process:
         return
     ae = build_autoencoder(cfg, data.reference)
     d = cfg.diffusion
-    unet = build_denoiser(target_channels or ae.latent_channels, cfg.data.patch_size // ae.downsampling,
-                          tuple(d.block_out_channels), d.layers_per_block, d.norm_num_groups, condition_channels)
+    c = cfg.autoencoder.latent_channels
+    target, cond = (ae.num_dates * c, c) if conditional else (ae.latent_channels, 0)
+    unet = build_denoiser(target, cfg.data.patch_size // ae.downsampling, tuple(d.block_out_channels),
+                          d.layers_per_block, d.norm_num_groups, cond)
     s = cfg.sampling
     est = estimate_run(ae, unet, data.train, cfg.autoencoder.batch_size, d.batch_size, cfg.autoencoder.steps,
-                       stage2_steps or d.steps, s.num_samples, s.num_inference_steps, s.batch_size, condition_channels)
+                       d.steps, s.num_samples, s.num_inference_steps, s.batch_size, cond)
     print(est.message(), flush=True)
 
 
@@ -137,34 +139,47 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     info.method = "specdm"
     from diffusers import DDPMScheduler
 
-    pipe = SpecDMPipeline(ae, unet, info, DDPMScheduler(**cfg.schedule()))
-    if PartialState().is_main_process:
-        pipe.save_pretrained(model_dir)
-    PartialState().wait_for_everyone()
-    return pipe
+    return save_stage2(SpecDMPipeline(ae, unet, info, DDPMScheduler(**cfg.schedule())), model_dir)
 
 
 def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False, command: str = "") -> Path:
     """Train both stages and write the synthetic data set; returns the dataset card's path."""
+    return run_stages(cfg, run_dir, resume, overwrite, command, train_stage2, "SpecDM learns image + mask pairs")
+
+
+def run_stages(cfg: Config, run_dir: Path, resume: bool, overwrite: bool, command: str, stage2, needs: str,
+               estimate: dict | None = None, layout: dict | None = None) -> Path:
+    """The flow every latent-diffusion recipe shares: check the inputs, claim the run folder, print the
+    estimate, train stage 1 (the KL autoencoder) and ``stage2``, sample the data set and its card.
+    ``needs`` says why a class map is required; ``estimate`` and ``layout`` go to
+    :func:`print_estimate` and :func:`~specdm.recipes.sampling.synthesize`."""
     run_dir = Path(run_dir)
     t0 = time.time()
     prepare_run_dir(run_dir, resume, overwrite, create=False)  # refuse early ...
     data = prepare_data(cfg.data)
     if not data.reference.has_mask:
-        raise ConfigError("SpecDM learns image + mask pairs, but the data has no class map",
-                          data.reference.source, hint="give data.mask, or choose a method that needs no mask")
+        raise ConfigError(f"{needs}, but the data has no class map", data.reference.source,
+                          hint="give data.mask, or choose a method that needs no mask")
     if PartialState().is_main_process:  # ... and create the folder once the inputs passed their checks
         prepare_run_dir(run_dir, resume, overwrite)
     PartialState().wait_for_everyone()
     PartialState().print(f"{len(data.train)} training windows of {cfg.data.patch_size}x{cfg.data.patch_size} "
                          f"from {len(data.scenes)} scene(s), {data.reference.num_bands} bands, {data.reference.num_classes} classes")
     if not resume:
-        print_estimate(cfg, data)
+        print_estimate(cfg, data, **(estimate or {}))
     train_stage1(cfg, run_dir, resume, data)
-    train_stage2(cfg, run_dir, resume, data)
+    stage2(cfg, run_dir, resume, data)
     s = cfg.sampling
     card = synthesize(run_dir / "model", run_dir / "synthetic", s.num_samples, s.sampler, s.num_inference_steps, s.eta,
                       s.batch_size, s.seed, s.image_format, s.mask_format, s.previews, resume=resume, command=command,
-                      filter_threshold=s.filter_threshold, max_attempts=s.max_attempts)
+                      layout=layout, filter_threshold=s.filter_threshold, max_attempts=s.max_attempts)
     PartialState().print(f"done in {time.time() - t0:.0f} s")
     return card
+
+
+def save_stage2(pipe, model_dir: Path):
+    """Write a trained pipeline's folder (main process) and wait for every process."""
+    if PartialState().is_main_process:
+        pipe.save_pretrained(model_dir)
+    PartialState().wait_for_everyone()
+    return pipe
