@@ -89,10 +89,13 @@ def test_user_masks_are_painted_and_bad_masks_refused(layout_run, tmp_path, caps
 
 
 def test_specdm_models_refuse_layout_flags(tmp_path, capsys):
-    from test_cli import trained  # noqa: F401  (fixture reused below through the CLI)
-
-    code = main(["sample", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"), "--balance"])
-    assert code == 2  # no model there: refused before anything is written
+    cfg = tiny_config(write_fake_files(tmp_path / "data", np.random.default_rng(4)), sampling={"num_samples": 2})
+    assert main(["run", str(write_config(tmp_path / "cfg.yaml", cfg)), "--run-dir", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    code = main(["sample", str(tmp_path / "run" / "model"), "--out", str(tmp_path / "o"), "--balance"])
+    err = capsys.readouterr().err
+    assert code == 2 and "steer layout-conditioned models" in err and "(specdm)" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_class_targets_move_shares_in_the_requested_direction(rng):

@@ -66,8 +66,9 @@ def train_autoencoder(
 @torch.no_grad()
 def reconstruction_report(model: SpectralAutoencoder, patches: PatchSet, max_windows: int = 64,
                           batch_size: int = 16) -> dict:
-    """How well stage 1 reconstructs the first ``max_windows`` windows of ``patches`` (posterior mean ->
-    decoders, images clipped to [0, 1]), in normalized units:
+    """How well stage 1 reconstructs ``max_windows`` windows of ``patches``, evenly spaced over them (neighbouring
+    windows overlap; spacing them out covers the whole split), posterior mean -> decoders, images clipped to
+    [0, 1], in normalized units:
 
     ``l1``; ``psnr``/``ssim`` per band on [0, 1] averaged (PROTOCOL.md); ``sam_rad``; ``mask_agreement``
     (argmax of the mask decoder vs the real mask); ``edges``: :func:`~specdm.metrics.artifacts.edge_error_ratios`
@@ -79,9 +80,10 @@ def reconstruction_report(model: SpectralAutoencoder, patches: PatchSet, max_win
 
     model.eval()
     n = min(max_windows, len(patches))
+    chosen = np.unique(np.linspace(0, len(patches) - 1, n).round().astype(int)).tolist()
     xs, recs, agree = [], [], []
-    for s in range(0, n, batch_size):
-        x, y = patches.batch(list(range(s, min(s + batch_size, n))))
+    for s in range(0, len(chosen), batch_size):
+        x, y = patches.batch(chosen[s : s + batch_size])
         mean, _ = model.encode(x, y)
         rec, logits = model.decode(mean)
         xs.append(x.numpy())
@@ -92,7 +94,7 @@ def reconstruction_report(model: SpectralAutoencoder, patches: PatchSet, max_win
     p, r = flat(rec), flat(x)
     err = np.abs(rec - x).mean(axis=(1, 2))  # (n, P, P)
     return {
-        "windows": int(n),
+        "windows": len(chosen),
         "l1": float(np.abs(rec - x).mean()),
         "psnr": psnr(p, r),
         "ssim": ssim(p, r) if min(p.shape[1:3]) >= 11 else None,  # SSIM's 11x11 window must fit
