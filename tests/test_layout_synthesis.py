@@ -142,3 +142,35 @@ def test_filtering_removes_exactly_the_pairs_under_the_threshold(layout_run, tmp
     assert f["threshold"] == threshold and f["dropped"] == 6 - len(kept) and f["scored_samples"] == 6
     assert sum(f["dropped_per_class"].values()) >= f["dropped"]
     assert "threshold" in (tmp_path / "kept" / "README.md").read_text().lower()
+
+
+def test_filtered_samples_are_redrawn_until_they_pass_or_dropped(layout_run, tmp_path):
+    from specdm.augment.fidelity import LabelFidelity, load_pixels
+    from specdm.data.normalize import Normalizer
+
+    model = layout_run / "run" / "model"
+    out = tmp_path / "retry"
+    args = ["sample", str(model), "-n", "6", "--steps", "2", "--seed", "5", "--previews", "0", "--out", str(out)]
+    info = json.loads((model / "specdm.json").read_text())
+    clf = LabelFidelity(len(info["class_names"]), info["ignore_index"], seed=5).fit_pixels(*load_pixels(model))
+    norm = Normalizer.from_dict(info["normalization"])
+
+    def scores_of(ds):
+        x, y = ds.arrays()
+        return clf.sample_scores(np.moveaxis(norm(np.moveaxis(x, 2, -1)), -1, 2), y)
+
+    assert main([*args[:-1], str(tmp_path / "plain")]) == 0
+    threshold = float(np.sort(scores_of(SyntheticDataset(tmp_path / "plain")))[3])  # three fail their first try
+    assert main([*args, "--filter", str(threshold), "--max-attempts", "3"]) == 0
+    ds = SyntheticDataset(out)
+    assert (scores_of(ds) >= threshold).all()  # every kept pair passes, whichever try it came from
+    log = [json.loads(line) for line in (out / "filter_log.jsonl").read_text().splitlines()]
+    f = ds.meta["filter"]
+    assert f["failed_first_try"] == 3
+    assert f["dropped"] == sum(1 for r in log if r.get("dropped")) == 6 - len(ds)
+    assert f["redrawn"] == sum(1 for r in log if r["attempt"] > 0) and max(r["attempt"] for r in log) <= 2
+    kept_later = {r["index"] for r in log if r["kept"] and r["attempt"] > 0}
+    assert kept_later <= set(ds.indices)
+    # resuming the finished set draws nothing new and keeps the dropped samples dropped
+    assert main([*args, "--filter", str(threshold), "--max-attempts", "3", "--resume"]) == 0
+    assert len(SyntheticDataset(out)) == len(ds) and len((out / "filter_log.jsonl").read_text().splitlines()) == len(log)

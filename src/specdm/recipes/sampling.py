@@ -33,6 +33,7 @@ from specdm.pipelines.base import sample_seed
 from specdm.schedulers import DEFAULT_SAMPLER, default_steps
 
 FILTER_LOG = "filter_log.jsonl"
+RETRY_STREAM = 1 << 40  # retries draw their noise from seeds far from any sample index
 
 
 def layout_options(cfg) -> dict:
@@ -129,8 +130,12 @@ def synthesize(
         meta_file = out_dir / "metadata.json"
         if resume and meta_file.is_file():
             old = json.loads(meta_file.read_text())
-            keys = ("num_samples", "sampler", "seed", "model", "format", "layouts", "filter")
-            if any(old.get(k) != meta.get(k) for k in keys):
+            keys = ("num_samples", "sampler", "seed", "model", "format", "layouts")
+
+            def rule(m):  # the filter's settings, not the summary that finishing adds
+                return {k: v for k, v in (m.get("filter") or {}).items() if k in ("threshold", "max_attempts")}
+
+            if any(old.get(k) != meta.get(k) for k in keys) or rule(old) != rule(meta):
                 raise OutputError("holds a data set made with other settings or another model; use --overwrite", out_dir)
         meta_file.write_text(json.dumps(meta, indent=1))
         DatasetWriter(out_dir, *shape)
@@ -146,7 +151,7 @@ def synthesize(
         attempts = opts.get("max_attempts", 4) if scorer is not None else 1
         for attempt in range(attempts):
             # attempt 0 is the plain sample i; later attempts draw new noise (and a new layout)
-            run_seed = seed if attempt == 0 else sample_seed(seed, -attempt)
+            run_seed = seed if attempt == 0 else sample_seed(seed, RETRY_STREAM + attempt)
             kw = dict(seed=run_seed, sampler=sampler, num_inference_steps=steps, eta=eta)
             if layouts is not None:
                 out = pipe(layouts(pending, attempt), pending, guidance_scale=opts.get("guidance_scale", 1.0), **kw)
