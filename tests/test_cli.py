@@ -58,6 +58,11 @@ def test_whole_flow_writes_a_valid_data_set(tmp_path, tiny, capsys):
     assert meta["command"].startswith("specdm run") and meta["num_samples"] == 6
     assert len(meta["model"]["autoencoder"]) == 16
     assert (syn / "card" / "class_distribution.png").is_file() and len(list((syn / "previews").glob("*.png"))) == 2
+    # real windows, their reconstructions and samples in one figure, all previews under one stretch
+    assert (syn / "card" / "real_reconstructed_synthetic.png").is_file()
+    stretch = ds.meta["preview_stretch"]
+    assert len(stretch["low"]) == 3 and all(lo < hi for lo, hi in zip(stretch["low"], stretch["high"]))
+    assert "real_reconstructed_synthetic.png" in (syn / "README.md").read_text()
     model = tmp_path / "run" / "model"
     for sub in ("autoencoder", "unet"):
         assert list((model / sub).glob("*.safetensors")) and (model / sub / "config.json").is_file(), sub

@@ -41,6 +41,7 @@ from specdm.data.plot import class_colors, false_colour
 from specdm.errors import DataError, OutputError
 from specdm.metrics.spectral import ClassSpectra, per_class_sad
 
+EXAMPLES_FILE = "real_examples.safetensors"  # a few real training windows kept in a model folder for the card
 REAL_COLOR, SYNTH_COLOR = "#1f77b4", "#ff7f0e"
 MIN_PREVIEW_HEIGHT = 256
 STAC_FILE = "stac_item.json"
@@ -89,7 +90,35 @@ def save_preview(image, mask, rgb_bands, path, num_classes: int, stretch: tuple 
     return path
 
 
-def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, preview_paths, stac: bool = True) -> Path:
+def plot_comparison(rows: dict[str, np.ndarray], rgb_bands, stretch, path, masks: np.ndarray | None = None,
+                    num_classes: int | None = None) -> Path:
+    """One figure, one row per entry of ``rows`` (name -> images (N, H, W, C) in normalized units), all drawn with
+    the same colour ``stretch`` (low, high per RGB channel), plus a row of ``masks`` in class colours. This is
+    how a reader sees at a glance whether reconstructions and samples are blurred, framed or too bright."""
+    n = max(len(v) for v in rows.values())
+    names = list(rows) + (["masks (synthetic)"] if masks is not None else [])
+    fig = Figure(figsize=(1.3 * n + 1.6, 1.35 * len(names)))
+    for r, name in enumerate(names):
+        for c in range(n):
+            ax = fig.add_subplot(len(names), n, r * n + c + 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8)
+            if name in rows and c < len(rows[name]):
+                ax.imshow(false_colour(rows[name][c], rgb_bands, stretch), interpolation="nearest")
+            elif name not in rows and c < len(masks):
+                ax.imshow(class_colors(num_classes)[masks[c]], interpolation="nearest")
+            else:
+                ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, preview_paths, stac: bool = True,
+               extra_figures: list | None = None) -> Path:
     """Write ``README.md`` and ``card/*.png`` (and ``stac_item.json`` when ``stac``) into ``out_dir``;
     return the README's path.
 
@@ -119,7 +148,8 @@ def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, pre
         if stac:
             write_stac_item(out_dir, synth, meta)
         readme = out_dir / "README.md"
-        text = _readme(out_dir, real, synth, meta, [dist_png, spectra_png], [Path(p) for p in preview_paths])
+        figures = [Path(p) for p in extra_figures or []] + [dist_png, spectra_png]
+        text = _readme(out_dir, real, synth, meta, figures, [Path(p) for p in preview_paths])
         readme.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise OutputError(f"cannot write the dataset card: {exc}", out_dir) from exc
@@ -330,7 +360,10 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
     for p in figures:
         lines += [f"![{p.stem.replace('_', ' ')}]({rel(p)})", ""]
     if previews:
-        lines += ["## Previews", "", "False colour (2-98 % stretch per band) beside the class map.", ""]
+        stretch = meta.get("preview_stretch")
+        how = ("one stretch for every preview and figure: the 2nd-98th percentiles of the real training windows' "
+               "RGB bands" if stretch else "2-98 % stretch per band of each preview")
+        lines += ["## Previews", "", f"False colour ({how}) beside the class map.", ""]
         for i, p in enumerate(previews):
             lines += [f"![preview {i + 1}]({rel(p)})", ""]
     licence = meta.get("licence")

@@ -183,7 +183,7 @@ def synthesize(
     state.wait_for_everyone()
     card = out_dir / "README.md"
     if state.is_main_process:
-        card = finish_dataset(out_dir, info, previews)
+        card = finish_dataset(out_dir, info, previews, model_dir, pipe.autoencoder)
     state.wait_for_everyone()
     return card
 
@@ -243,9 +243,36 @@ def filter_summary(out_dir: Path, class_names: list[str]) -> dict | None:
             "dropped_per_class": {class_names[k]: int(v) for k, v in enumerate(per_class) if v}}
 
 
-def finish_dataset(out_dir: Path, info: ModelInfo, previews: int) -> Path:
-    """Read the finished data set back, write previews, statistics and the card."""
+def _real_examples(model_dir: Path | None, autoencoder) -> tuple[np.ndarray, np.ndarray] | None:
+    """The real windows kept in the model folder (N, T, C, H, W) and their stage-1 reconstructions."""
+    import torch
+    from safetensors.torch import load_file
+
+    from specdm.output.card import EXAMPLES_FILE
+
+    f = None if model_dir is None else Path(model_dir) / EXAMPLES_FILE
+    if f is None or not f.is_file() or autoencoder is None:
+        return None
+    d = load_file(str(f))
+    with torch.no_grad():
+        mean, _ = autoencoder.encode(d["images"].to(autoencoder.device), d["masks"].to(autoencoder.device))
+        rec = autoencoder.decode(mean)[0].clamp(0, 1).cpu()
+    return d["images"].numpy(), rec.numpy()
+
+
+def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Path | None = None,
+                   autoencoder=None) -> Path:
+    """Read the finished data set back, write previews, statistics and the card. With the model folder's real
+    example windows, every picture shares one colour stretch (the real windows' 2nd-98th percentiles) and the
+    card shows real windows, their reconstructions and synthetic samples side by side."""
+    from specdm.data.plot import rgb_stretch
+    from specdm.output.card import plot_comparison
+
     norm = Normalizer.from_dict(info.normalization)
+    examples = _real_examples(model_dir, autoencoder)
+    stretch = None
+    if examples is not None:
+        stretch = rgb_stretch(np.moveaxis(examples[0][:, 0], 1, -1), info.rgb_bands)
     ds = SyntheticDataset(out_dir)
     synth = ClassSpectra(len(info.class_names), info.num_bands)
     preview_paths = []
@@ -258,7 +285,8 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int) -> Path:
         if k < previews:
             p = out_dir / "previews" / f"{ds.indices[k]:06d}.png"
             preview_paths.append(save_preview(np.concatenate(imgs, 1) if len(imgs) > 1 else imgs[0],
-                                              np.tile(item["mask"], (1, len(imgs))), info.rgb_bands, p, len(info.class_names)))
+                                              np.tile(item["mask"], (1, len(imgs))), info.rgb_bands, p,
+                                              len(info.class_names), stretch))
     real = ClassSpectra.from_dict(info.real_stats)
     meta = json.loads((out_dir / "metadata.json").read_text())
     summary = filter_summary(out_dir, info.class_names)
@@ -266,5 +294,16 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int) -> Path:
         meta["filter"] = {**meta.get("filter", {}), **summary}
     meta["complete"] = len(ds) + (summary or {}).get("dropped", 0) == meta["num_samples"]
     meta["synthetic_stats"] = synth.to_dict()
+    figures = []
+    if examples is not None:
+        meta["preview_stretch"] = {"low": [float(v) for v in stretch[0]], "high": [float(v) for v in stretch[1]],
+                                   "bands": list(info.rgb_bands), "units": "normalized"}
+        n = len(examples[0])
+        synth_x = [norm(ds[k]["images"][0].transpose(1, 2, 0)) for k in range(min(n, len(ds)))]
+        rows = {"real": np.moveaxis(examples[0][:, 0], 1, -1), "reconstructed": np.moveaxis(examples[1][:, 0], 1, -1),
+                "synthetic": np.stack(synth_x)}
+        (out_dir / "card").mkdir(exist_ok=True)
+        figures.append(plot_comparison(rows, info.rgb_bands, stretch, out_dir / "card" / "real_reconstructed_synthetic.png",
+                                       np.stack([ds[k]["mask"] for k in range(min(n, len(ds)))]), len(info.class_names)))
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1))
-    return write_card(out_dir, real, synth, meta, preview_paths)
+    return write_card(out_dir, real, synth, meta, preview_paths, extra_figures=figures)

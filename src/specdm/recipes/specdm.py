@@ -22,6 +22,7 @@ from accelerate.utils import set_seed
 
 from specdm.augment.fidelity import LabelFidelity, save_pixels
 from specdm.conditions.layouts import LAYOUTS_FILE
+from specdm.output.card import EXAMPLES_FILE
 from specdm.config import Config
 from specdm.data.datamodule import PreparedData, prepare_data
 from specdm.errors import CheckpointError, ConfigError
@@ -100,6 +101,9 @@ def save_real_references(data: PreparedData, model_dir: Path, seed: int) -> None
     ref = data.reference
     save_pixels(model_dir, *LabelFidelity(ref.num_classes, ref.ignore_index, seed=seed).training_pixels(x, y))
     save_file({"masks": torch.from_numpy(y.astype(np.int64))}, str(model_dir / LAYOUTS_FILE))
+    pick = np.unique(np.linspace(0, len(x) - 1, min(8, len(x))).round().astype(int))
+    save_file({"images": torch.from_numpy(np.ascontiguousarray(x[pick])), "masks": torch.from_numpy(y[pick])},
+              str(model_dir / EXAMPLES_FILE))
 
 
 def write_stage1_quality(model: SpectralAutoencoder, data: PreparedData, model_dir: Path) -> dict:
