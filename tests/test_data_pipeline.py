@@ -127,3 +127,14 @@ def test_window_dataset_returns_dict_samples_and_plots_them(rng):
     np.testing.assert_allclose(mask_ax.images[0].get_array(), class_colors(3)[sample["mask"].numpy()])
     # a fixed stretch clips values outside it instead of rescaling each image
     assert false_colour(np.full((2, 2, 3), 2.0), (0, 1, 2), (np.zeros(3), np.ones(3))).max() == 1.0
+
+
+def test_test_pixels_hold_every_pixel_of_the_test_regions(rng):
+    from conftest import fake_scene
+
+    images, mask = fake_scene(rng, size=32, bands=4, classes=3)
+    data = prepare([Scene(images, mask, ["a", "b", "c"])], {"kind": "rows", "train": [0, 20], "test": [20, 32]}, 8, 4)
+    x, y = data.test_pixels()
+    assert x.shape == (1, 1, 4, 1, 12 * 32) and y.shape == (1, 1, 12 * 32)
+    np.testing.assert_array_equal(y[0, 0], mask[20:].reshape(-1))
+    np.testing.assert_allclose(x[0, 0, :, 0].T, data.normalizer(images[0][20:]).reshape(-1, 4), rtol=1e-6)

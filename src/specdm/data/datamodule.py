@@ -78,6 +78,20 @@ class PreparedData:
         masks = [s.mask if s.mask is not None else np.zeros(s.shape, np.int64) for s in self.scenes]
         return PatchSet(images, masks, windows, size)
 
+    def test_pixels(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every pixel of the test regions, normalized, as one row of "windows" for pixel-wise models:
+        images ``(1, T, C, 1, P)`` and labels ``(1, 1, P)``; None without a test region or masks."""
+        regions = self.split.get("test", [])
+        if not regions or self.reference.mask is None:
+            return None
+        xs, ys = [], []
+        for g in regions:
+            s = self.scenes[g.scene]
+            xs.append(np.stack([self.normalizer(im[g.r0 : g.r1, g.c0 : g.c1]).reshape(-1, s.num_bands).T
+                                for im in s.images]))  # (T, C, p)
+            ys.append(s.mask[g.r0 : g.r1, g.c0 : g.c1].reshape(-1))
+        return np.concatenate(xs, -1)[None, :, :, None], np.concatenate(ys)[None, None]
+
     def train_statistics(self) -> ClassSpectra:
         """Class counts and spectra of the training regions (normalized units, every date)."""
         ref = self.reference

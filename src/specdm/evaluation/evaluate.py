@@ -191,10 +191,10 @@ def label_fidelity(data, real_x, real_y, synth_x, synth_y, seed: int) -> dict:
     """Per class: agreement of a real-trained pixel classifier with the synthetic masks, against its recall
     on held-out real pixels (:class:`~specdm.augment.fidelity.LabelFidelity`)."""
     ref = data.reference
-    held = data.held_out()
+    held = data.test_pixels()
     if held is not None:
-        hx, hy = (t.numpy() for t in held.batch(range(len(held))))
-        source = f"the {len(hx)} windows of the test regions"
+        hx, hy = held
+        source = f"the {hy.size} pixels of the test regions"
     else:
         hx, hy, source = real_x, real_y, "the training windows themselves (no test split: an optimistic ceiling)"
     try:
