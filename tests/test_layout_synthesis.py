@@ -174,3 +174,14 @@ def test_filtered_samples_are_redrawn_until_they_pass_or_dropped(layout_run, tmp
     # resuming the finished set draws nothing new and keeps the dropped samples dropped
     assert main([*args, "--filter", str(threshold), "--max-attempts", "3", "--resume"]) == 0
     assert len(SyntheticDataset(out)) == len(ds) and len((out / "filter_log.jsonl").read_text().splitlines()) == len(log)
+
+
+def test_change_detection_layouts_paint_both_dates(tmp_path):
+    data = write_fake_files(tmp_path / "data", np.random.default_rng(6), change=True)
+    cfg = tiny_config(data, sampling={"num_samples": 3, "num_inference_steps": 2, "previews": 1})
+    cfg["method"] = "layout"
+    assert main(["run", str(write_config(tmp_path / "cfg.yaml", cfg)), "--run-dir", str(tmp_path / "run")]) == 0
+    ds = SyntheticDataset(tmp_path / "run" / "synthetic")
+    assert ds.meta["images"] == ["images_t1", "images_t2"] and ds[0]["images"].shape == (2, 6, 16, 16)
+    assert set(np.unique(np.stack([ds[k]["mask"] for k in range(3)]))) <= {0, 1}
+    assert not np.array_equal(ds[0]["images"][0], ds[0]["images"][1])  # two dates, each its own latent
