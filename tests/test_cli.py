@@ -287,3 +287,28 @@ def test_full_disk_keeps_completed_samples(tmp_path, trained, capsys, monkeypatc
     monkeypatch.setattr(dataset, "_save_mask", real_save)
     assert run_cli(["sample", trained / "model", "--out", out, "-n", 5, "--steps", 2, "--resume"], capsys)[0] == 0
     assert len(SyntheticDataset(out)) == 5
+
+
+def test_config_errors_come_before_any_model_library_is_imported(tmp_path):
+    """A misspelt loader option or key is reported at once: nothing heavy is imported, no folder is made."""
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("name: x\ndata:\n  dataset: oscd\n  options: {city: [paris]}\nautoencoder: {stpes: 3}\n")
+    probe = ("import sys; from specdm.cli import main; code = main(['run', sys.argv[1], '--run-dir', sys.argv[2]]); "
+             "print(code, sorted(m for m in ('torch', 'diffusers', 'accelerate') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", probe, str(cfg), str(tmp_path / "run")], capture_output=True, text=True)
+    assert r.stdout.strip() == "2 []", r.stderr
+    assert "has no option 'city'; valid options: cities" in r.stderr and "autoencoder.stpes" in r.stderr
+    assert r.stderr.startswith(f"error: {cfg}: invalid configuration")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_single_band_image_writes_a_valid_data_set(tmp_path, rng, capsys):
+    """One band: trained, sampled and written as one-page TIFFs that read back as (1, 1, H, W)."""
+    data = write_fake_files(tmp_path / "data", rng, bands=1)
+    cfg = write_config(tmp_path / "cfg.yaml", tiny_config(data, sampling={"num_samples": 2, "previews": 1}))
+    code, _, err = run_cli(["run", cfg, "--run-dir", tmp_path / "run"], capsys)
+    assert code == 0, err
+    ds = SyntheticDataset(tmp_path / "run" / "synthetic")
+    real = np.load(tmp_path / "data" / "image.npy")[:32]
+    assert len(ds) == 2 and ds[0]["images"].shape == (1, 1, 16, 16)
+    assert real.min() - 1e-3 <= ds[1]["images"].min() and ds[1]["images"].max() <= real.max() + 1e-3

@@ -79,6 +79,18 @@ def claim_folder(folder: Path, ours: bool, resume: bool, overwrite: bool, what: 
         raise OutputError(f"is not writable ({e.strerror})", folder) from None
 
 
+def check_format(image_format: str, mask_format: str, num_classes: int | None, size: int | None = 1) -> None:
+    """Refuse, before any training, a format that cannot hold the data (``OutputError``)."""
+    if image_format not in IMAGE_FORMATS:
+        raise OutputError(f"unknown image format '{image_format}' (choose {', '.join(IMAGE_FORMATS)})")
+    if mask_format not in MASK_FORMATS:
+        raise OutputError(f"unknown mask format '{mask_format}' (choose {', '.join(MASK_FORMATS)})")
+    if num_classes is not None and num_classes > 65536:
+        raise OutputError(f"{num_classes} classes do not fit a 16-bit {mask_format} mask")
+    if image_format == "zarr" and size is None:
+        raise OutputError("zarr stores samples of one size; use image_format tif or npy")
+
+
 def prepare_output(out_dir: Path, resume: bool, overwrite: bool) -> None:
     """Claim ``out_dir`` for a synthetic data set (see :func:`claim_folder`)."""
     meta = Path(out_dir) / "metadata.json"
@@ -110,10 +122,7 @@ class DatasetWriter:
         image_format: str = "tif",
         mask_format: str = "png",
     ):
-        if image_format not in IMAGE_FORMATS:
-            raise OutputError(f"unknown image format '{image_format}' (choose {', '.join(IMAGE_FORMATS)})")
-        if mask_format not in MASK_FORMATS:
-            raise OutputError(f"unknown mask format '{mask_format}' (choose {', '.join(MASK_FORMATS)})")
+        check_format(image_format, mask_format, num_classes, size)
         self.dir = Path(out_dir)
         self.n, self.t, self.c, self.size = num_samples, num_dates, num_bands, size
         self.image_format, self.mask_format = image_format, mask_format
@@ -122,8 +131,6 @@ class DatasetWriter:
         if image_format == "zarr":
             import zarr
 
-            if size is None:
-                raise OutputError("zarr stores samples of one size; use --image-format tif or npy", self.dir)
             store = self.dir / "samples.zarr"
             self.store = _io(store, lambda: zarr.open_group(str(store), mode="a"))
             if "images" not in self.store:

@@ -23,6 +23,7 @@ from accelerate.utils import set_seed
 from specdm.augment.fidelity import LabelFidelity, save_pixels
 from specdm.conditions.layouts import LAYOUTS_FILE
 from specdm.output.card import EXAMPLES_FILE
+from specdm.output.dataset import check_format
 from specdm.config import Config
 from specdm.data.datamodule import PreparedData, prepare_data
 from specdm.errors import CheckpointError, ConfigError
@@ -164,6 +165,7 @@ def run_stages(cfg: Config, run_dir: Path, resume: bool, overwrite: bool, comman
     if not data.reference.has_mask:
         raise ConfigError(f"{needs}, but the data has no class map", data.reference.source,
                           hint="give data.mask, or choose a method that needs no mask")
+    check_format(cfg.sampling.image_format, cfg.sampling.mask_format, data.reference.num_classes)
     if PartialState().is_main_process:  # ... and create the folder once the inputs passed their checks
         prepare_run_dir(run_dir, resume, overwrite)
     PartialState().wait_for_everyone()
