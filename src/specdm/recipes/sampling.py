@@ -146,38 +146,12 @@ def synthesize(
     bar = tqdm(total=len(todo), desc=f"sampling ({sampler}, {steps} steps)", unit="sample",
                disable=not state.is_main_process)
     log = out_dir / (FILTER_LOG if state.num_processes == 1 else f"{FILTER_LOG}.{state.process_index}")
+    norm = Normalizer.from_dict(info.normalization)
+    kw = dict(sampler=sampler, num_inference_steps=steps, eta=eta)
+    if layouts is not None:
+        kw["guidance_scale"] = opts.get("guidance_scale", 1.0)
     for s in range(0, len(todo), batch_size):
-        pending = todo[s : s + batch_size]
-        attempts = opts.get("max_attempts", 4) if scorer is not None else 1
-        for attempt in range(attempts):
-            # attempt 0 is the plain sample i; later attempts draw new noise (and a new layout)
-            run_seed = seed if attempt == 0 else sample_seed(seed, RETRY_STREAM + attempt)
-            kw = dict(seed=run_seed, sampler=sampler, num_inference_steps=steps, eta=eta)
-            if layouts is not None:
-                out = pipe(layouts(pending, attempt), pending, guidance_scale=opts.get("guidance_scale", 1.0), **kw)
-            else:
-                out = pipe(pending, **kw)
-            keep = np.ones(len(pending), bool)
-            if scorer is not None:
-                norm = Normalizer.from_dict(info.normalization)
-                x = np.moveaxis(norm(np.moveaxis(out["images"], 2, -1)), -1, 2)
-                scores = scorer.sample_scores(x, out["masks"])
-                keep = ~(scores < opts["filter_threshold"])  # NaN (no labelled pixel) is kept
-                last = attempt == attempts - 1
-                with log.open("a") as f:
-                    for i, sc, k, m in zip(pending, scores, keep, out["masks"]):
-                        rec = {"index": int(i), "attempt": attempt, "score": None if np.isnan(sc) else float(sc),
-                               "kept": bool(k)}
-                        if not k and last:
-                            rec["dropped"] = True
-                            rec["classes"] = np.unique(m).tolist()
-                        f.write(json.dumps(rec) + "\n")
-            for i, images, mask, k in zip(pending, out["images"], out["masks"], keep):
-                if k:
-                    writer.write(i, images, mask)
-            pending = [i for i, k in zip(pending, keep) if not k]
-            if not pending:
-                break
+        _sample_batch(pipe, writer, todo[s : s + batch_size], seed, kw, layouts, scorer, opts, norm, log)
         bar.update(len(todo[s : s + batch_size]))
     bar.close()
     state.wait_for_everyone()
@@ -186,6 +160,38 @@ def synthesize(
         card = finish_dataset(out_dir, info, previews, model_dir, pipe.autoencoder)
     state.wait_for_everyone()
     return card
+
+
+def _sample_batch(pipe, writer: DatasetWriter, pending: list[int], seed: int, kw: dict, layouts, scorer, opts: dict,
+                  norm: Normalizer, log: Path) -> None:
+    """Draw samples ``pending`` and write them; with a ``scorer``, redraw those under the threshold (new noise and
+    layout, up to ``max_attempts`` tries), log every try and drop what never passes."""
+    attempts = opts.get("max_attempts", 4) if scorer is not None else 1
+    for attempt in range(attempts):
+        # attempt 0 is the plain sample i; later attempts draw new noise (and a new layout)
+        run_seed = seed if attempt == 0 else sample_seed(seed, RETRY_STREAM + attempt)
+        if layouts is not None:
+            out = pipe(layouts(pending, attempt), pending, seed=run_seed, **kw)
+        else:
+            out = pipe(pending, seed=run_seed, **kw)
+        keep = np.ones(len(pending), bool)
+        if scorer is not None:
+            x = np.moveaxis(norm(np.moveaxis(out["images"], 2, -1)), -1, 2)
+            scores = scorer.sample_scores(x, out["masks"])
+            keep = ~(scores < opts["filter_threshold"])  # NaN (no labelled pixel) is kept
+            with log.open("a") as f:
+                for i, sc, k, m in zip(pending, scores, keep, out["masks"]):
+                    rec = {"index": int(i), "attempt": attempt, "score": None if np.isnan(sc) else float(sc),
+                           "kept": bool(k)}
+                    if not k and attempt == attempts - 1:
+                        rec.update(dropped=True, classes=np.unique(m).tolist())
+                    f.write(json.dumps(rec) + "\n")
+        for i, images, mask, k in zip(pending, out["images"], out["masks"], keep):
+            if k:
+                writer.write(i, images, mask)
+        pending = [i for i, k in zip(pending, keep) if not k]
+        if not pending:
+            return
 
 
 def dataset_metadata(pipe, model_dir, n, sampler, steps, eta, seed, image_format, mask_format, command) -> dict:
