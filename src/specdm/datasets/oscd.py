@@ -19,6 +19,8 @@ OSCD_TEST_CITIES = ("hongkong", "rennes")
 BANDS = SENTINEL2_SURFACE
 REFERENCE_BAND = "B02"
 CLASS_NAMES = ["no change", "change"]
+LICENCE = ("CC-BY-NC-SA (the OSCD change maps, Caye Daudt et al., IGARSS 2018); the images contain modified "
+           "Copernicus Sentinel data 2015-2018")
 
 
 def load_oscd(root: str | Path | None = None, cities: list[str] | tuple[str, ...] | None = None) -> list[Scene]:
