@@ -171,6 +171,10 @@ def test_filtered_samples_are_redrawn_until_they_pass_or_dropped(layout_run, tmp
     assert f["redrawn"] == sum(1 for r in log if r["attempt"] > 0) and max(r["attempt"] for r in log) <= 2
     kept_later = {r["index"] for r in log if r["kept"] and r["attempt"] > 0}
     assert kept_later <= set(ds.indices)
+    # a retry drew new noise for the same layout: every kept sample holds its first-try layout
+    first = SyntheticDataset(tmp_path / "plain")
+    for k, i in enumerate(ds.indices):
+        np.testing.assert_array_equal(ds[k]["mask"], first[first.indices.index(i)]["mask"])
     # resuming the finished set draws nothing new and keeps the dropped samples dropped
     assert main([*args, "--filter", str(threshold), "--max-attempts", "3", "--resume"]) == 0
     assert len(SyntheticDataset(out)) == len(ds) and len((out / "filter_log.jsonl").read_text().splitlines()) == len(log)

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop pairs whose labelled pixels agree with a real-trained pixel classifier less often "
                         "than THRESHOLD (redrawn up to --max-attempts times first)")
     s.add_argument("--max-attempts", type=int, default=4)
+    s.add_argument("--redraw-layouts", action="store_true",
+                   help="layout models: a filter retry also draws a new layout (changes the class shares)")
     s.add_argument("--device", default=None, help="torch device (default: accelerate's choice)")
     s.add_argument("--resume", action="store_true", help="complete an interrupted data set")
     s.add_argument("--overwrite", action="store_true", help="replace an existing data set made by specdm")
@@ -133,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _steers_layouts(args) -> bool:
     """Whether any layout flag was given (a SpecDM model refuses them; a layout model uses defaults without)."""
-    return bool(args.masks or args.classes or args.balance or args.guidance != 1.0 or args.copy_paste != 0.5)
+    return bool(args.masks or args.classes or args.balance or args.guidance != 1.0 or args.copy_paste != 0.5
+                or args.redraw_layouts)
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
@@ -205,7 +208,7 @@ def _dispatch(args, command: str) -> int:
         layout = validate(LayoutConfig, {
             "source": "dir" if args.masks else "real", "masks_dir": str(args.masks) if args.masks else None,
             "class_targets": targets, "balance": args.balance, "copy_paste": args.copy_paste,
-            "guidance_scale": args.guidance}, "specdm sample")
+            "guidance_scale": args.guidance, "redraw_layouts": args.redraw_layouts}, "specdm sample")
         from specdm.recipes.sampling import layout_options, synthesize
 
         card = synthesize(

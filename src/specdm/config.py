@@ -343,6 +343,8 @@ class LayoutConfig(Strict):
     class_targets: dict[str, float] = Field(default_factory=dict)  # class name or value -> share of pixels
     balance: bool = False  # raise every labelled class toward an equal share
     copy_paste: float = Field(0.5, ge=0.0, le=1.0)  # chance of pasting one rarer-class region into a layout
+    # filter retries draw new noise for the same layout (class shares stay as drawn); True: a new layout too
+    redraw_layouts: bool = False
 
     @model_validator(mode="after")
     def _source(self):

@@ -122,8 +122,10 @@ def synthesize(
         if layouts is not None:
             meta["layouts"] = {**layouts.describe(), "guidance_scale": opts.get("guidance_scale", 1.0)}
         if scorer is not None:
+            redraw = "new noise and, for layout models, a new layout" if opts.get("redraw_layouts") else \
+                "new noise; a layout model keeps the sample's layout"
             meta["filter"] = {"rule": "a pair whose labelled pixels agree with a random forest of the real training "
-                                      "pixels less often than the threshold is drawn again (new layout and noise), "
+                                      f"pixels less often than the threshold is drawn again ({redraw}), "
                                       "and dropped after max_attempts tries",
                               "threshold": opts["filter_threshold"], "max_attempts": opts.get("max_attempts", 4),
                               "classifier": scorer.trained_on}
@@ -170,8 +172,8 @@ def _sample_batch(pipe, writer: DatasetWriter, pending: list[int], seed: int, kw
     for attempt in range(attempts):
         # attempt 0 is the plain sample i; later attempts draw new noise (and a new layout)
         run_seed = seed if attempt == 0 else sample_seed(seed, RETRY_STREAM + attempt)
-        if layouts is not None:
-            out = pipe(layouts(pending, attempt), pending, seed=run_seed, **kw)
+        if layouts is not None:  # a retry keeps the sample's layout unless asked to redraw it too
+            out = pipe(layouts(pending, attempt if opts.get("redraw_layouts") else 0), pending, seed=run_seed, **kw)
         else:
             out = pipe(pending, seed=run_seed, **kw)
         keep = np.ones(len(pending), bool)
