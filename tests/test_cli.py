@@ -312,3 +312,28 @@ def test_a_single_band_image_writes_a_valid_data_set(tmp_path, rng, capsys):
     real = np.load(tmp_path / "data" / "image.npy")[:32]
     assert len(ds) == 2 and ds[0]["images"].shape == (1, 1, 16, 16)
     assert real.min() - 1e-3 <= ds[1]["images"].min() and ds[1]["images"].max() <= real.max() + 1e-3
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("image_variable", "nope", "data.image_variable picks a variable of a .mat or .npz file"),
+    ("mask_variable", "nope", "data.mask_variable picks a variable of a .mat or .npz file"),
+    ("image2_variable", "nope", "image2_variable"),
+    ("layout", "sideways", "data.layout"),
+    ("rows", -3, "data.rows"),
+    ("cols", "3x", "data.cols"),
+    ("order", "Z", "data.order"),
+    ("labels", "fuzzy", "data.labels"),
+    ("mask_layout", "sideways", "data.mask_layout"),
+    ("min_fraction", 1.5, "data.min_fraction"),
+    ("label_remap", "nope", "data.label_remap"),
+    ("band_names", ["a", "a"], "repeated: a"),
+    ("wavelengths", [0.4, 0.5], "micrometres"),
+    ("rgb_bands", [1, 2], "give three bands"),
+])
+def test_every_own_file_field_is_checked_through_the_cli(tmp_path, rng, capsys, field, value, needle):
+    """Each own-file field with a wrong value: exit 2, one error naming the field or file, no run folder."""
+    cfg = tiny_config(write_fake_files(tmp_path / "data", rng))
+    cfg["data"][field] = value
+    code, _, err = run_cli(["run", write_config(tmp_path / "cfg.yaml", cfg), "--run-dir", tmp_path / "run"], capsys)
+    assert code == 2 and err.startswith("error: ") and needle in err, err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
