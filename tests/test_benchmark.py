@@ -166,6 +166,15 @@ def test_resume_skips_finished_runs_and_adds_seeds(seg, tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="lr schedule"):
         bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=2, resume=True, **kw, lr_schedule="constant")
     assert result["settings"]["lr_schedule"] == "cosine"
+    # a config field that a later specdm adds outside `data` does not block resuming; a change of the data does
+    stored = json.loads((tmp_path / "benchmark.json").read_text())
+    stored["fingerprint"]["config"]["autoencoder"]["field_of_an_older_version"] = 1
+    (tmp_path / "benchmark.json").write_text(json.dumps(stored))
+    bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=2, resume=True, **kw)
+    assert len(calls) == 4
+    other = cfg.model_copy(update={"data": cfg.data.model_copy(update={"stride": cfg.data.stride + 1})})
+    with pytest.raises(OutputError, match="another config"):
+        bm.benchmark(other, {"copy": synth}, tmp_path, seeds=2, resume=True, **kw)
 
 
 def test_files_from_before_lr_schedules_resume_as_constant(seg, tmp_path):

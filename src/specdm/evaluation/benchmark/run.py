@@ -289,6 +289,16 @@ def _machine(device) -> dict:
             "torch_threads": torch.get_num_threads(), "device": str(device), "device_name": name}  # fmt: skip
 
 
+def _pairing_keys(fingerprint: dict) -> dict:
+    """What decides whether stored runs pair with new ones: every setting, and of the config only its ``data``
+    section (the benchmark reads nothing else; a config field added in a later specdm must not block resuming).
+    Files from before learning-rate schedules count as ``constant``."""
+    out = dict(fingerprint)
+    if isinstance(out.get("config"), dict):
+        out["config"] = out["config"].get("data")
+    return out
+
+
 def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: bool) -> dict | None:
     """The stored result to continue (``resume``), or None to start afresh."""
     if not result_file.exists() or overwrite:
@@ -299,7 +309,7 @@ def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: boo
         old = json.loads(result_file.read_text())
     except (OSError, ValueError) as e:
         raise OutputError(f"cannot be read to resume ({e})", result_file) from None
-    if {"lr_schedule": "constant", **old.get("fingerprint", {})} != json_safe(fingerprint):  # older files: constant
+    if _pairing_keys({"lr_schedule": "constant", **old.get("fingerprint", {})}) != _pairing_keys(json_safe(fingerprint)):
         raise OutputError("was made with another config, synthetic sets, steps, batch size, lr, lr schedule, limited "
                           "share or tiling; its runs cannot be paired with new ones", result_file,
                           hint="pass --overwrite to start afresh, or another --out")  # fmt: skip
