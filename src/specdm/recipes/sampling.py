@@ -283,13 +283,16 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Pat
         stretch = rgb_stretch(np.moveaxis(examples[0][:, 0], 1, -1), info.rgb_bands)
     ds = SyntheticDataset(out_dir)
     synth = ClassSpectra(len(info.class_names), info.num_bands)
-    preview_paths = []
+    preview_paths, firsts = [], []  # firsts: (date-1 image, mask) of the samples the comparison figure shows
+    n_examples = 0 if examples is None else len(examples[0])
     (out_dir / "previews").mkdir(exist_ok=True)
     for k in range(len(ds)):
         item = ds[k]
         imgs = [norm(im.transpose(1, 2, 0)) for im in item["images"]]
         for im in imgs:
             synth.update(im, item["mask"])
+        if k < n_examples:
+            firsts.append((imgs[0], item["mask"]))
         if k < previews:
             p = out_dir / "previews" / f"{ds.indices[k]:06d}.png"
             preview_paths.append(save_preview(np.concatenate(imgs, 1) if len(imgs) > 1 else imgs[0],
@@ -306,12 +309,10 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Pat
     if examples is not None:
         meta["preview_stretch"] = {"low": [float(v) for v in stretch[0]], "high": [float(v) for v in stretch[1]],
                                    "bands": list(info.rgb_bands), "units": "normalized"}
-        n = len(examples[0])
-        synth_x = [norm(ds[k]["images"][0].transpose(1, 2, 0)) for k in range(min(n, len(ds)))]
         rows = {"real": np.moveaxis(examples[0][:, 0], 1, -1), "reconstructed": np.moveaxis(examples[1][:, 0], 1, -1),
-                "synthetic": np.stack(synth_x)}
+                "synthetic": np.stack([im for im, _ in firsts])}
         (out_dir / "card").mkdir(exist_ok=True)
         figures.append(plot_comparison(rows, info.rgb_bands, stretch, out_dir / "card" / "real_reconstructed_synthetic.png",
-                                       np.stack([ds[k]["mask"] for k in range(min(n, len(ds)))]), len(info.class_names)))
+                                       np.stack([m for _, m in firsts]), len(info.class_names)))
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1))
     return write_card(out_dir, real, synth, meta, preview_paths, extra_figures=figures)
