@@ -337,6 +337,8 @@ class LayoutConfig(Strict):
     """Layout-conditioned synthesis (``method: layout``): images painted for given class masks."""
 
     p_uncond: float = Field(0.1, ge=0.0, lt=1.0)  # share of training steps without the condition (for guidance)
+    # how the denoiser sees the mask latent: concatenated input channels, or ControlNet residuals (docs/results.md)
+    conditioning: Literal["concat", "controlnet"] = "concat"
     guidance_scale: float = Field(1.0, ge=0.0)  # 1: conditional model; >1: follow the mask harder; 0: ignore it
     source: Literal["real", "dir"] = "real"  # real training masks (D4, copy-paste) or the user's mask folder
     masks_dir: str | None = None  # source "dir": a folder of masks of the patch size

@@ -28,6 +28,7 @@ COMPONENT_CLASSES = {
     "SpectralAutoencoder": "specdm.models.autoencoders:SpectralAutoencoder",
     "UNet2DConditionModel": "diffusers:UNet2DConditionModel",
     "DDPMScheduler": "diffusers:DDPMScheduler",
+    "ControlNetModel": "diffusers:ControlNetModel",
 }
 
 
@@ -52,14 +53,19 @@ class SpecdmPipeline:
     """Base of the pipelines: components by name, ``save_pretrained`` / ``from_pretrained``, ``to``.
 
     Subclasses set :attr:`components` (name -> class name used when a folder has
-    no ``model_index.json``) and implement one ``__call__``.
+    no ``model_index.json``), :attr:`optional_components` (loaded when ``model_index.json``
+    names them, saved when set) and implement one ``__call__``.
     """
 
     components: dict[str, str] = {}
+    optional_components: dict[str, str] = {}
     modules: tuple[str, ...] = ()  # components that are torch modules
 
     def __init__(self, info: ModelInfo, **components):
         self.info = info
+        for name in self.optional_components:
+            if components.get(name) is not None:
+                self.modules = (*self.modules, name)
         for name, obj in components.items():
             setattr(self, name, obj.eval() if name in self.modules else obj)
 
@@ -75,7 +81,7 @@ class SpecdmPipeline:
     def save_pretrained(self, path: str | Path) -> None:
         path = Path(path)
         index = {}
-        for name in self.components:
+        for name in [*self.components, *(n for n in self.optional_components if getattr(self, n, None) is not None)]:
             obj = getattr(self, name)
             obj.save_pretrained(path / name)
             index[name] = type(obj).__name__
@@ -88,8 +94,9 @@ class SpecdmPipeline:
         index_file = path / MODEL_INDEX
         index = json.loads(index_file.read_text()) if index_file.is_file() else dict(cls.components)
         out = {}
-        for name in cls.components:
-            klass = component_class(index.get(name, cls.components[name]), path)
+        names = {**cls.components, **{n: c for n, c in cls.optional_components.items() if n in index}}
+        for name in names:
+            klass = component_class(index.get(name, names[name]), path)
             try:
                 out[name] = klass.from_pretrained(path / name)
             except CheckpointError:
@@ -125,12 +132,13 @@ class LatentPipeline(SpecdmPipeline):
     components = {"autoencoder": "SpectralAutoencoder", "unet": "UNet2DConditionModel", "scheduler": "DDPMScheduler"}
     modules = ("unet", "autoencoder")
 
-    def __init__(self, autoencoder, unet, info: ModelInfo, scheduler=None):
+    def __init__(self, autoencoder, unet, info: ModelInfo, scheduler=None, **optional):
         from diffusers import DDPMScheduler
 
         from specdm.schedulers import PAPER_SCHEDULE
 
-        super().__init__(info, autoencoder=autoencoder, unet=unet, scheduler=scheduler or DDPMScheduler(**PAPER_SCHEDULE))
+        super().__init__(info, autoencoder=autoencoder, unet=unet, scheduler=scheduler or DDPMScheduler(**PAPER_SCHEDULE),
+                         **optional)
         self.schedule = {k: self.scheduler.config[k] for k in SCHEDULE_KEYS}
         self.normalizer = Normalizer.from_dict(info.normalization)
         f = autoencoder.downsampling

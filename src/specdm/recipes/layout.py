@@ -16,7 +16,7 @@ from specdm.config import Config
 from specdm.data.datamodule import PreparedData, prepare_data
 from specdm.errors import CheckpointError
 from specdm.models.autoencoders import SpectralAutoencoder
-from specdm.models.denoisers import build_denoiser
+from specdm.models.denoisers import ControlledDenoiser, build_controlnet, build_denoiser
 from specdm.models.info import ModelInfo
 from specdm.pipelines import LayoutPipeline
 from specdm.recipes.sampling import layout_options
@@ -44,16 +44,21 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     c = ae.config["latent_channels"]
     target = ae.num_dates * c
     set_seed(cfg.train.seed)
-    unet = build_denoiser(target, cfg.data.patch_size // ae.downsampling, tuple(dcfg.block_out_channels),
-                          dcfg.layers_per_block, dcfg.norm_num_groups, condition_channels=c)
+    controlnet = cfg.layout.conditioning == "controlnet"
+    net = build_denoiser(target, cfg.data.patch_size // ae.downsampling, tuple(dcfg.block_out_channels),
+                         dcfg.layers_per_block, dcfg.norm_num_groups, condition_channels=0 if controlnet else c)
+    if controlnet:
+        net = ControlledDenoiser(net, build_controlnet(net, c))
     loop = LoopConfig(dcfg.steps, dcfg.batch_size, dcfg.lr, cfg.train.seed, cfg.train.checkpoint_every,
                       ema_decay=dcfg.ema_decay, mixed_precision=cfg.train.mixed_precision)
-    unet = train_conditional_denoiser(unet, mean, std, scale, target, loop, Path(run_dir) / "checkpoints" / "layout",
-                                      cfg.layout.p_uncond, cfg.schedule(), resume)
+    net = train_conditional_denoiser(net, mean, std, scale, target, loop,
+                                     Path(run_dir) / "checkpoints" / ("layout_controlnet" if controlnet else "layout"),
+                                     cfg.layout.p_uncond, cfg.schedule(), resume)
     info.latent_scale = scale.tolist()
     info.method = "layout"
-    info.source = {**info.source, "p_uncond": cfg.layout.p_uncond}
-    return save_stage2(LayoutPipeline(ae, unet, info, DDPMScheduler(**cfg.schedule())), model_dir)
+    info.source = {**info.source, "p_uncond": cfg.layout.p_uncond, "conditioning": cfg.layout.conditioning}
+    unet, control = (net.unet, net.controlnet) if controlnet else (net, None)
+    return save_stage2(LayoutPipeline(ae, unet, info, DDPMScheduler(**cfg.schedule()), controlnet=control), model_dir)
 
 
 def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False, command: str = "") -> Path:

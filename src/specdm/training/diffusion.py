@@ -88,14 +88,19 @@ def train_conditional_denoiser(
     resume: bool = False,
 ) -> torch.nn.Module:
     """Layout-conditioned training: the first ``target_channels`` of ``z`` are denoised, the rest of ``z``
-    (the mask's latent, a fresh posterior sample, clean) is concatenated to the noisy input as the
-    condition and replaced by zeros in a share ``p_uncond`` of the items, so that one network predicts
-    both the conditional and the unconditional noise (classifier-free guidance at sampling)."""
+    (the mask's latent, a fresh posterior sample, clean) is the condition, dropped in a share ``p_uncond``
+    of the items, so that one network predicts both the conditional and the unconditional noise
+    (classifier-free guidance at sampling). A U-Net gets the condition concatenated to its noisy input
+    (zeros when dropped); a :class:`~specdm.models.denoisers.ControlledDenoiser` through its ControlNet
+    (no residuals when dropped)."""
+    from specdm.models.denoisers import ControlledDenoiser
+
     sched = training_scheduler(**(schedule or {}))
     T = sched.config.num_train_timesteps
     shape = tuple(mean.shape[1:])
     scale4 = scale.view(1, -1, 1, 1)
     keep_permille = round(1000 * (1.0 - p_uncond))
+    controlled = isinstance(unet, ControlledDenoiser)  # decided before the engine wraps the module
 
     def step(net, items: torch.Tensor, rnd: StepRandom):
         idx = items.cpu()
@@ -106,7 +111,10 @@ def train_conditional_denoiser(
         noise = rnd.normal(target_channels, *shape[1:])
         t = rnd.integers(T)
         zt = sched.add_noise(target, noise, t.cpu()).to(dev)
-        pred = net(torch.cat([zt, cond * keep], 1), t, encoder_hidden_states=None).sample
+        if controlled:
+            pred = net(zt, t, cond, keep)
+        else:
+            pred = net(torch.cat([zt, cond * keep], 1), t, encoder_hidden_states=None).sample
         return F.mse_loss(pred.float(), noise), {}
 
     return train_loop(unet, step, mean.shape[0], loop, ckpt_dir, resume, desc="stage 2 (layout-conditioned)")

@@ -72,14 +72,24 @@ def estimate_run(autoencoder: torch.nn.Module, unet: torch.nn.Module, patches: P
             ae_opt.step()
 
         s1 = _timed(ae_step)
-        c_out = unet.config.out_channels
-        size = unet.config.sample_size
+        from specdm.models.denoisers import ControlledDenoiser
+
+        controlled = isinstance(unet, ControlledDenoiser)  # the condition goes through its ControlNet
+        config = unet.unet.config if controlled else unet.config
+        c_out = config.out_channels
+        size = config.sample_size
+
+        def forward(z, t):
+            if controlled:
+                return unet(z[:, :c_out], t, z[:, c_out:])
+            return unet(z, t, encoder_hidden_states=None).sample
+
         z = torch.randn(unet_batch, c_out + condition_channels, size, size)
         t = torch.randint(0, 1000, (unet_batch,))
         u_opt = torch.optim.AdamW(unet.parameters(), lr=1e-9)
 
         def unet_step():
-            loss = unet(z, t, encoder_hidden_states=None).sample.square().mean()
+            loss = forward(z, t).square().mean()
             u_opt.zero_grad()
             loss.backward()
             u_opt.step()
@@ -91,7 +101,7 @@ def estimate_run(autoencoder: torch.nn.Module, unet: torch.nn.Module, patches: P
 
         @torch.no_grad()
         def sample_batch():
-            unet(zs, ts, encoder_hidden_states=None)
+            forward(zs, ts)
 
         per_eval = _timed(sample_batch, repeats=2)
         with torch.no_grad():
