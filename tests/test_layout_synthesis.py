@@ -91,6 +91,20 @@ def test_controlnet_conditioning_trains_saves_and_guides(layout_run, tmp_path, o
     assert np.isfinite(ds[0]["images"]).all() and "controlnet" in ds.meta["model"]
 
 
+def test_masks_of_a_sampled_data_set_are_layouts(layout_run, tmp_path):
+    """A data set's masks/ folder (e.g. a joint SpecDM model's sampled masks) is a valid --masks source; each
+    written mask is the layout it was painted for, in file order."""
+    model = layout_run / "run" / "model"
+    source = layout_run / "run" / "synthetic"
+    assert main(["sample", str(model), "--out", str(tmp_path / "s"), "-n", "4", "--steps", "2",
+                 "--masks", str(source / "masks")]) == 0
+    ds, first = SyntheticDataset(tmp_path / "s"), SyntheticDataset(source)
+    assert ds.meta["layouts"]["source"] == "user masks"
+    assert ds.meta["layouts"]["files"][:4] == [str(source / "masks" / f"{i:06d}.png") for i in range(4)]
+    for k in range(4):
+        np.testing.assert_array_equal(ds[k]["mask"], first[k]["mask"])
+
+
 def test_user_masks_are_painted_and_bad_masks_refused(layout_run, tmp_path, capsys):
     from PIL import Image
 
