@@ -37,6 +37,7 @@ def latent_scale(ae: SpectralAutoencoder, mean: torch.Tensor, std: torch.Tensor)
     z = mean + std * torch.randn(mean.shape, generator=torch.Generator().manual_seed(0))
     c = ae.config["latent_channels"]
     parts = (ae.num_dates, 1) if ae.kind == "two_stream" else (ae.num_dates + 1,)
+    parts = parts if ae.has_masks else (ae.num_dates,)
     scales, start = [], 0
     for p in parts:
         s = 1.0 / z[:, start : start + p * c].std().clamp_min(1e-6)
