@@ -260,3 +260,28 @@ def test_config_aligns_real_scenes(data_dir):
 def test_cli_help_lists_conditions():
     out = subprocess.run([sys.executable, "-m", "specdm.cli", "sample", "--help"], capture_output=True, text=True)
     assert "--condition NAME=FILE" in out.stdout
+
+
+def test_structure_scores_on_known_maps(data, pipe):
+    from specdm.evaluation.controllable import adherence, reference_ssim, tolerant_f1
+
+    line = np.zeros((16, 16))
+    line[8] = 1
+    assert tolerant_f1(line, line) == 1.0
+    assert tolerant_f1(np.roll(line, 1, 0), line) == 1.0  # one pixel off: within tolerance
+    assert tolerant_f1(np.roll(line, 3, 0), line) == 0.0
+    half = line.copy()
+    half[8, 8:] = 0
+    # precision 1; recall 9/16: the 8 kept pixels and their neighbour within one pixel
+    assert tolerant_f1(half, line) == pytest.approx(2 * (9 / 16) / (1 + 9 / 16))
+    # a real window scored against its own conditions adheres perfectly; another window does not
+    x = np.stack([data.train.get(i)[0][0] for i in (0, len(data.train) - 1)])
+    names = ["edges", "lines", "sketch", "segmentation", "content"]
+    own = [window_conditions(w, pipe.info.rgb_bands, names) for w in x]
+    given = {c: np.stack([d[c] for d in own]) for c in names}
+    scores = adherence(x, given, pipe.info.rgb_bands)
+    assert scores["edges"] == {"ssim": pytest.approx(1.0), "f1": 1.0}
+    assert scores["segmentation"]["ssim"] == pytest.approx(1.0) and scores["content"]["cosine"] == pytest.approx(1.0)
+    swapped = adherence(x[::-1], given, pipe.info.rgb_bands)
+    assert swapped["edges"]["ssim"] < 0.9 and swapped["content"]["cosine"] < 0.999
+    assert reference_ssim(x, x) == pytest.approx(1.0) and reference_ssim(x[::-1], x) < 0.9

@@ -417,7 +417,7 @@ class Config(Strict):
     layout: LayoutConfig = Field(default_factory=LayoutConfig)
     controllable: ControllableConfig = Field(default_factory=ControllableConfig)
     # more data sets trained together with `data` (method controllable): each split and normalized on its own,
-    # all on data.align's grid (an entry without `align` takes data's); patch_size and stride are data's
+    # all on data.align's grid (an entry without `align` takes data's) and cut into data.patch_size windows
     more_data: list[DataConfig] = Field(default_factory=list)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
@@ -435,6 +435,11 @@ class Config(Strict):
             if self.autoencoder.kind != "two_stream":
                 raise ValueError("method 'controllable' encodes images only; set autoencoder.kind: two_stream")
             for k, d in enumerate(self.more_data):
+                if "patch_size" not in d.model_fields_set:
+                    d.patch_size = self.data.patch_size
+                if d.patch_size != self.data.patch_size:
+                    raise ValueError(f"more_data.{k}.patch_size {d.patch_size} differs from data.patch_size "
+                                     f"{self.data.patch_size}: one model makes one window size")
                 if d.align is None:
                     d.align = self.data.align.model_copy()
                 g, h = d.align, self.data.align
