@@ -285,3 +285,32 @@ def test_structure_scores_on_known_maps(data, pipe):
     swapped = adherence(x[::-1], given, pipe.info.rgb_bands)
     assert swapped["edges"]["ssim"] < 0.9 and swapped["content"]["cosine"] < 0.999
     assert reference_ssim(x, x) == pytest.approx(1.0) and reference_ssim(x[::-1], x) < 0.9
+
+
+def test_specdm_run_on_two_aligned_sensors(data_dir, tmp_path, monkeypatch):
+    """`specdm run` with method controllable: Samson and Moffett aligned to one grid, one model, an unconditional set."""
+    monkeypatch.setenv("SPECDM_DATA_DIR", str(data_dir))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("""
+method: controllable
+data: {dataset: samson, split: {kind: rows, train: [0, 60], test: [60, 95]}, patch_size: 16, stride: 8,
+       align: {bands: 12, outside: mask}, text: rocks and water}
+more_data:
+  - {dataset: moffett, wavelength_range: [400, 2500], split: {kind: rows, train: [0, 50]}, stride: 8}
+autoencoder: {block_out_channels: [8, 16], norm_num_groups: 4, latent_channels: 2, steps: 3, batch_size: 4}
+diffusion: {block_out_channels: [16, 32], layers_per_block: 1, norm_num_groups: 8, steps: 3, batch_size: 4,
+            latent_augmentations: 1}
+controllable: {conditions: [edges, content, text], params: {edges: {sigmas: [1.0]}}}
+sampling: {num_samples: 3, sampler: ddim, num_inference_steps: 2, batch_size: 2}
+""")
+    run = tmp_path / "run"
+    assert main(["--threads", "1", "run", str(cfg), "--run-dir", str(run)]) == 0
+    info = json.loads((run / "model" / "specdm.json").read_text())
+    assert info["source"]["scenes"] == ["samson", "moffett"]
+    assert info["source"]["texts"] == {"samson": "rocks and water", "moffett": None}
+    assert info["source"]["controllable"]["params"] == {"edges": {"sigmas": [1.0]}}
+    valid = info["source"]["band_valid"]
+    assert valid["samson"][0] is False and all(valid["moffett"])  # 400 nm: below Samson's 401 nm
+    meta = json.loads((run / "synthetic" / "metadata.json").read_text())
+    assert meta["complete"] and meta["conditions"] == {} and meta["num_samples"] == 3
+    assert len(list((run / "synthetic" / "images").glob("*.tif"))) == 3

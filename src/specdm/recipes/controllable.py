@@ -80,8 +80,9 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: MultiSc
                               a.kl_weight, resume=resume)
     if PartialState().is_main_process:
         model.save_pretrained(model_dir / "autoencoder")
-        quality = {name: {"held_out": None if data.held_out(k) is None else reconstruction_report(model, data.held_out(k))}
-                   for k, name in enumerate(data.names)}
+        held = [data.held_out(k) for k in range(len(data.names))]
+        quality = {name: {"held_out": None if h is None else reconstruction_report(model, h)}
+                   for name, h in zip(data.names, held)}
         (model_dir / "stage1_quality.json").write_text(json.dumps(quality, indent=1))
         scenes = [p.reference for p in data.sources]
         source = {"scenes": data.names, "windows": {n: int((data.source_of_window == k).sum())
