@@ -7,8 +7,8 @@ the held-out windows of every data set that has some:
 - Table 4: for each single condition, for the growing combination lines -> +edges -> +sketch ->
   +segmentation -> +content -> +text (all six), one sample per held-out window, given that window's
   conditions (extracted with the model's parameters; text: its data set's sentence): SSIM to the real
-  window, structure adherence (the condition re-extracted from the sample vs the given one: SSIM,
-  edge/line F1 with 1-pixel tolerance, content cosine), sPr/sRec of the samples' spectra against the
+  window, structure adherence (each image condition re-extracted from the sample vs the window's own:
+  SSIM, edge/line F1 with 1-pixel tolerance, content cosine; for conditions not given it is the baseline), sPr/sRec of the samples' spectra against the
   held-out windows' spectra, and FD of patch features against the held-out windows (pooled over data sets).
 - Table 3: unconditional samples against each data set's held-out windows (sPr/sRec, FD).
 
@@ -77,6 +77,11 @@ def main() -> int:
                               "held_out": 0 if data.held_out(k) is None else len(data.held_out(k))}
                           for k, n in enumerate(data.names)},
               "wall_s": {"data": round(t_data), "stage1": round(t_stage1), "stage2": round(t_stage2)}}
+    old = args.out / "controllable.json"
+    if args.resume and old.is_file():  # the model was trained by an earlier invocation: keep its training times
+        before = json.loads(old.read_text())
+        if before["budget"] == result["budget"]:
+            result["wall_s"].update({k: before["wall_s"][k] for k in ("stage1", "stage2")}, training_reused=True)
     t1 = time.time()
     result.update(evaluate(pipe, data, args))
     result["wall_s"]["evaluation"] = round(time.time() - t1)
@@ -131,11 +136,12 @@ def evaluate(pipe, data, args) -> dict:
     def score(subset, images):
         row = {"conditions": subset, "per_source": {}}
         for name, (x, conds) in held.items():
-            given = {c: np.stack([d[c] for d in conds]) for c in subset}
+            # adherence to every image condition of the window, given or not: the not-given ones are the baseline
+            every = {c: np.stack([d[c] for d in conds]) for c in pipe.conditions if c != "text"}
             pr = spectral_precision_recall(spectra(x), spectra(images[name]), k=10, groups=5, seed=0)
             row["per_source"][name] = {"windows": len(x), "ssim_to_reference": reference_ssim(images[name], x),
                                        "spr": pr["precision"], "srec": pr["recall"],
-                                       "adherence": adherence(images[name], given, info.rgb_bands, params)}
+                                       "adherence": adherence(images[name], every, info.rgb_bands, params)}
         gen = np.concatenate(list(images.values()))
         row["fd_pooled"] = frechet_distance(extract_features(encoder, gen), real_feats)
         n = {k: v["windows"] for k, v in row["per_source"].items()}
@@ -187,20 +193,22 @@ def markdown(r: dict) -> str:
              f"{b['diffusion_steps']} steps x batch {b['diffusion_batch']}, {b['sampler']} {b['sampling_steps']} steps; "
              f"one CPU thread ({r['machine'].get('cpu_model', '?')}). Wall time: data {w['data']} s, stage 1 "
              f"{w['stage1']} s, stage 2 {w['stage2']} s, evaluation {w.get('evaluation', '?')} s, total "
-             f"{w.get('total', '?')} s.", "",
+             f"{w.get('total', '?')} s" + (" (this invocation reused the model trained by an earlier one, with these "
+                                           "training times)" if w.get("training_reused") else "") + ".", "",
              "Windows (32x32, 48 bands) per data set: " + ", ".join(
                  f"{n} {v['train']} train / {v['held_out']} held-out" for n, v in r["windows"].items()) + ".", "",
              "## Table 4 layout: conditions -> fidelity (held-out windows, one sample per window)", "",
              "SSIM: sample vs the real window its conditions came from (per band, [0, 1]). sPr/sRec: sample "
              "spectra vs held-out spectra (k = 10, 5 groups), averaged over data sets weighted by windows. FD: "
              "patch features (encoder trained on real training windows), pooled over data sets. Adherence: "
-             "the condition re-extracted from the sample vs the given one.", "",
+             "the condition re-extracted from the sample vs the window's own condition; in parentheses where that "
+             "condition was not given (the baseline: how much of the structure comes without it).", "",
              "| conditions | SSIM | sPr | sRec | FD | edges F1 | lines F1 | sketch SSIM | seg SSIM | content cos |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def get(row, c, m):
         v = row["adherence"].get(c, {}).get(m)
-        return "-" if v is None else f"{v:.3f}"
+        return "-" if v is None else f"{v:.3f}" if c in row["conditions"] else f"({v:.3f})"
 
     for row in r["table4"]:
         name = " + ".join(row["conditions"]) or "none (unconditional)"
