@@ -11,8 +11,15 @@ import pytest
 import torch
 
 from specdm.cli import main
-from specdm.conditions.controls import (GLOBAL_WIDTHS, LOCAL_WIDTHS, pack, presence_slices, read_condition,
-                                        segment_colours, window_conditions)
+from specdm.conditions.controls import (
+    GLOBAL_WIDTHS,
+    LOCAL_WIDTHS,
+    pack,
+    presence_slices,
+    read_condition,
+    segment_colours,
+    window_conditions,
+)
 from specdm.config import CONDITIONS, Config, DataConfig, validate
 from specdm.data.align import align_scene, wavelength_grid
 from specdm.data.datamodule import load_data, prepare
@@ -119,7 +126,7 @@ def test_segment_colours_and_packing():
     names = ["edges", "segmentation", "content"]
     edge = np.full((4, 4, 1), 0.5, np.float32)
     L, G = pack([{"edges": edge, "content": np.ones(64, np.float32) / 8}, {"segmentation": seg}], names, 4)
-    loc, glob = presence_slices(names)
+    loc, _ = presence_slices(names)
     assert L.shape == (2, 1 + 1 + 3 + 1, 4, 4) and G.shape == (2, 65)
     np.testing.assert_array_equal(L[0, loc["edges"]][0], 0.5)  # the map ...
     np.testing.assert_array_equal(L[0, loc["edges"]][1], 1.0)  # ... and its presence

@@ -72,7 +72,7 @@ def pool(sources: list[PreparedData], names: list[str]) -> MultiSceneData:
     return MultiSceneData(sources, names, PatchSet(images, masks, windows, sources[0].train.size), np.asarray(owner))
 
 
-def prepare_sources(configs: list["DataConfig"]) -> MultiSceneData:
+def prepare_sources(configs: list[DataConfig]) -> MultiSceneData:
     """Load, align, split and normalize every ``data`` section on its own, then :func:`pool` them."""
     prepared = [prepare_data(d) for d in configs]
     names = [p.reference.name for p in prepared]

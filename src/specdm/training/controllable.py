@@ -17,10 +17,18 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from specdm.conditions.controls import (GLOBAL_WIDTHS, compute, pack, presence_slices, text_embedding, transform,
-                                        window_conditions, window_rgb)
-from specdm.data.windows import d4
+from specdm.conditions.controls import (
+    GLOBAL_WIDTHS,
+    compute,
+    pack,
+    presence_slices,
+    text_embedding,
+    transform,
+    window_conditions,
+    window_rgb,
+)
 from specdm.data.multiscene import MultiSceneData
+from specdm.data.windows import d4
 from specdm.schedulers import training_scheduler
 from specdm.training.engine import LoopConfig, StepRandom, train_loop
 

@@ -52,7 +52,7 @@ class ControlledDenoiser(ModelMixin, ConfigMixin):
                                    norm_num_groups, global_dim=global_dim)
         self.controlnet = None
         if local_widths:
-            levels = int(round(math.log2(downsampling)))
+            levels = round(math.log2(downsampling))
             if 2 ** levels != downsampling:
                 raise ValueError(f"downsampling must be a power of two, got {downsampling}")
             self.controlnet = ControlNetModel.from_unet(
