@@ -224,7 +224,9 @@ def test_cli_conditions_then_sample_writes_what_it_used(model_dir, window, tmp_p
     assert main(["conditions", str(tmp_path / "window.npy"), "--out", str(tmp_path / "c"), "--model", str(model_dir)]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "c" / "edges.npy"), conds["edges"])
     np.testing.assert_allclose(np.load(tmp_path / "c" / "segmentation.npy"), conds["segmentation"])
-    assert (tmp_path / "c" / "lines.png").is_file()
+    for name in ("edges", "sketch", "segmentation"):  # the PNGs read back as the maps, to 8-bit precision
+        png = read_condition(name, str(tmp_path / "c" / f"{name}.png"), PATCH)
+        np.testing.assert_allclose(png, conds[name], atol=0.5 / 255 + 1e-6)
     out = tmp_path / "set"
     args = ["--threads", "1", "sample", str(model_dir), "--out", str(out), "-n", "2", "--sampler", "ddim", "--steps", "2",
             "--condition", f"edges={tmp_path / 'c' / 'edges.npy'}", "--condition", "text=scene a",
@@ -321,3 +323,43 @@ sampling: {num_samples: 3, sampler: ddim, num_inference_steps: 2, batch_size: 2}
     meta = json.loads((run / "synthetic" / "metadata.json").read_text())
     assert meta["complete"] and meta["conditions"] == {} and meta["num_samples"] == 3
     assert len(list((run / "synthetic" / "images").glob("*.tif"))) == 3
+
+
+def test_training_drops_each_condition_independently(tmp_path):
+    """Per-condition dropout: each condition is kept with (1 - p_drop)(1 - p_uncond), all are left out together
+    at least p_uncond of the time, and a left-out condition is zeros with presence 0."""
+    from types import SimpleNamespace
+
+    from specdm.training.controllable import train_controlled_denoiser
+    from specdm.training.engine import LoopConfig
+
+    names = ["edges", "content"]
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, z, t, local, glob):
+            seen.append((local.detach().clone(), glob.detach().clone()))
+            return SimpleNamespace(sample=z * self.w)
+
+    n = 8
+    mean, std = torch.zeros(n, 2, 2, 2), torch.zeros(n, 2, 2, 2)
+    local = torch.ones(n, 2, 4, 4, dtype=torch.float16)  # edges map + presence
+    glob = torch.ones(n, 65)  # content + presence
+    train_controlled_denoiser(Spy(), mean, std, torch.ones(2), local, glob, np.arange(n), names,
+                              LoopConfig(steps=40, batch_size=50, lr=1e-3, checkpoint_every=1000), tmp_path,
+                              p_drop=0.3, p_uncond=0.1)
+    loc = torch.cat([s[0] for s in seen])
+    glb = torch.cat([s[1] for s in seen])
+    edges, content = loc[:, 1, 0, 0] == 1, glb[:, 64] == 1
+    assert ((loc[:, 0] == 1).all((1, 2)) == edges).all() and ((glb[:, :64] == 1).all(1) == content).all()
+    assert ((loc[~edges] == 0).all() and (glb[~content] == 0).all())  # left out: zeros, presence 0
+    keep = 0.7 * 0.9
+    assert edges.float().mean().item() == pytest.approx(keep, abs=0.04)
+    assert content.float().mean().item() == pytest.approx(keep, abs=0.04)
+    both = (edges & content).float().mean().item()
+    assert both == pytest.approx(0.9 * 0.7 * 0.7, abs=0.04)  # independent given not all dropped
+    assert (~edges & ~content).float().mean().item() == pytest.approx(0.1 + 0.9 * 0.3 * 0.3, abs=0.04)
