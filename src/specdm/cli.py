@@ -9,6 +9,7 @@
                                       does synthetic data help downstream models? (held-out test split)
     specdm config CONFIG              print a config with every default filled in
     specdm view DATASET               write DATASET/view.html: a static page to browse the samples
+    specdm conditions IMAGE --out DIR the condition maps of an image (edges, lines, ...), for --condition
 
 CONFIG is a packaged name (``specdm config --list``) or a YAML path. Errors the
 user can fix print one line naming the file and exit with status 2.
@@ -76,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-attempts", type=int, default=4)
     s.add_argument("--redraw-layouts", action="store_true",
                    help="layout models: a filter retry also draws a new layout (changes the class shares)")
+    s.add_argument("--condition", action="append", default=[], metavar="NAME=FILE",
+                   help="controllable models: a condition map file (.npy, PNG, TIFF), content from an .npy vector or an "
+                        "RGB image, or text=\"a sentence\" (repeatable; conditions not given are left out)")
+    s.add_argument("--condition-guidance", action="append", default=[], metavar="NAME=SCALE",
+                   help="controllable models: guidance of one condition (default: the model's, else 1; 0 leaves it out)")
     s.add_argument("--device", default=None, help="torch device (default: accelerate's choice)")
     s.add_argument("--resume", action="store_true", help="complete an interrupted data set")
     s.add_argument("--overwrite", action="store_true", help="replace an existing data set made by specdm")
@@ -127,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", type=Path, default=None, help="the HTML file (default: DATASET/view.html)")
     v.add_argument("--max-samples", type=int, default=200, help="embed at most the first N samples")
 
+    k = sub.add_parser("conditions", help="extract the condition maps of an image (controllable synthesis)")
+    k.add_argument("image", type=Path, help="RGB image (PNG, JPEG, TIFF, .npy (H, W, 3) in [0, 1]); with --model also "
+                                            "a spectral window .npy (bands, rows, cols) in the model's units")
+    k.add_argument("--out", type=Path, required=True, help="folder for <name>.npy (and .png) per condition")
+    k.add_argument("--model", type=Path, default=None, help="controllable model folder: its conditions and parameters")
+
     c = sub.add_parser("config", help="print a config with all defaults")
     c.add_argument("config", nargs="?", default="indian_pines")
     c.add_argument("--list", action="store_true", help="list the packaged configs")
@@ -137,6 +149,49 @@ def _steers_layouts(args) -> bool:
     """Whether any layout flag was given (a SpecDM model refuses them; a layout model uses defaults without)."""
     return bool(args.masks or args.classes or args.balance or args.guidance != 1.0 or args.copy_paste != 0.5
                 or args.redraw_layouts)
+
+
+def _pairs(items: list[str], flag: str, number: bool = False) -> dict:
+    """``NAME=VALUE`` flags as a dict (``number``: float values); a malformed one is a ConfigError."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if number and sep:
+            try:
+                value = float(value)
+            except ValueError:
+                sep = ""
+        if not sep or not name.strip():
+            raise ConfigError(f"{flag} '{item}' must look like NAME={'SCALE' if number else 'FILE'}")
+        if name.strip() in out:
+            raise ConfigError(f"{flag} gives '{name.strip()}' twice")
+        out[name.strip()] = value
+    return out
+
+
+def _is_controllable(model_dir: Path) -> bool:
+    from specdm.models.info import INFO_NAME, ModelInfo
+
+    return (Path(model_dir) / INFO_NAME).is_file() and ModelInfo.load(model_dir).method == "controllable"
+
+
+def _sample_controlled(args, command: str) -> int:
+    """``specdm sample`` for a controllable model: the data set for the given conditions."""
+    from specdm.config import SamplingConfig, validate
+    from specdm.recipes.controllable import sample
+
+    if _steers_layouts(args) or args.filter is not None:
+        raise ConfigError("layout and filter flags (--masks, --classes, --balance, --guidance, --copy-paste, --filter) "
+                          "do not apply to controllable models; steer them with --condition", args.model_dir)
+    opts = validate(SamplingConfig, {
+        "num_samples": args.num_samples, "sampler": args.sampler, "num_inference_steps": args.steps, "eta": args.eta,
+        "batch_size": args.batch_size, "seed": args.seed, "image_format": args.image_format}, "specdm sample")
+    meta = sample(args.model_dir, args.out, opts.num_samples, _pairs(args.condition, "--condition"),
+                  _pairs(args.condition_guidance, "--condition-guidance", number=True), opts.sampler,
+                  opts.num_inference_steps, opts.eta, opts.batch_size, opts.seed, opts.image_format, args.resume,
+                  args.overwrite, command, args.device)
+    print(f"synthetic data set: {args.out}\nmetadata (conditions used): {meta}")
+    return 0
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
@@ -190,6 +245,14 @@ def _dispatch(args, command: str) -> int:
 
     from specdm.config import BenchmarkOptions, EvaluateOptions, LayoutConfig, SamplingConfig, validate
 
+    if args.command == "conditions":
+        from specdm.recipes.controllable import extract_conditions
+
+        files = extract_conditions(args.image, args.out, args.model)
+        print("\n".join(f"{n}: {f}" for n, f in files.items()))
+        return 0
+    if args.command == "sample" and (args.condition or args.condition_guidance or _is_controllable(args.model_dir)):
+        return _sample_controlled(args, command)
     if args.command == "sample":
         opts = validate(SamplingConfig, {
             "num_samples": args.num_samples, "sampler": args.sampler, "num_inference_steps": args.steps,

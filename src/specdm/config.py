@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from specdm.errors import ConfigError
 from specdm.schedulers import DEFAULT_SAMPLER, PAPER_SCHEDULE, SAMPLERS, default_steps
 
-METHODS = ("specdm", "layout")  # one recipe each in specdm.recipes
+METHODS = ("specdm", "layout", "controllable")  # one recipe each in specdm.recipes
 
 
 def _check_wavelengths(v: list[float]) -> list[float]:
@@ -63,6 +63,25 @@ OWN_FILE_OPTIONS = (
 )
 
 
+class AlignConfig(Strict):
+    """Resample every image onto one wavelength grid (:func:`specdm.data.align.align_scene`); HSIGene: 400-1000 nm,
+    48 bands, linear interpolation."""
+
+    start: float = Field(400.0, gt=0)  # nm, first grid band centre
+    stop: float = Field(1000.0, gt=0)  # nm, last grid band centre
+    bands: int = Field(48, ge=1)
+    method: Literal["auto", "linear", "gaussian"] = "linear"  # auto: Gaussian bands when the scene's FWHM is known
+    # grid bands the scene does not cover: error (list them), drop them, or mask (0, extra["band_valid"])
+    outside: Literal["error", "drop", "mask"] = "error"
+    max_gap: float | None = Field(None, gt=0)  # nm: grid bands inside a wider gap between two scene bands are uncovered
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.bands > 1 and not self.stop > self.start:
+            raise ValueError(f"stop {self.stop:g} nm must exceed start {self.start:g} nm")
+        return self
+
+
 class DataConfig(Strict):
     dataset: str | None = None  # a registered name (indian_pines, oscd, ...) or None for own files
     options: dict = Field(default_factory=dict)  # passed to the dataset loader (e.g. cities, size)
@@ -86,6 +105,10 @@ class DataConfig(Strict):
     wavelengths: Annotated[list[float], AfterValidator(_check_wavelengths)] | None = None  # band centres in nm
     rgb_bands: list[int | str] | None = None  # preview bands: 3 indices (from 0) or 3 wavelengths ("650nm")
     # --- every source ---
+    # nominal band centres evenly spaced over [first, last] nm, for a data set that records none (e.g. moffett)
+    wavelength_range: tuple[float, float] | None = None
+    align: AlignConfig | None = None  # resample to a common wavelength grid (controllable synthesis: required)
+    text: str | None = None  # what the scene shows ("farmland"): the text condition of controllable synthesis
     class_names: list[str] | None = None
     ignore_index: int | None = None
     bands: list[int] | None = None  # band indices to keep (default all)
@@ -355,6 +378,31 @@ class LayoutConfig(Strict):
         return self
 
 
+CONDITIONS = ("edges", "lines", "sketch", "segmentation", "content", "text")  # specdm.conditions.controls
+
+
+class ControllableConfig(Strict):
+    """Controllable synthesis (``method: controllable``, HSIGene): one model for the aligned scenes of ``data`` and
+    ``more_data``, steered by any subset of its conditions."""
+
+    conditions: list[Literal[CONDITIONS]] = Field(default_factory=lambda: list(CONDITIONS))
+    params: dict[str, dict] = Field(default_factory=dict)  # condition -> its extractor's keyword arguments
+    p_drop: float = Field(0.3, ge=0.0, lt=1.0)  # each condition left out independently in this share of items
+    p_uncond: float = Field(0.1, ge=0.0, lt=1.0)  # every condition left out together in this share of items
+    guidance: dict[str, float] = Field(default_factory=dict)  # condition -> guidance scale at sampling (default 1)
+
+    @model_validator(mode="after")
+    def _names(self):
+        if len(set(self.conditions)) != len(self.conditions):
+            raise ValueError("controllable.conditions names a condition twice")
+        for what, keys in (("params", self.params), ("guidance", self.guidance)):
+            unknown = sorted(set(keys) - set(self.conditions))
+            if unknown:
+                raise ValueError(f"controllable.{what} names {', '.join(unknown)}, which controllable.conditions "
+                                 f"({', '.join(self.conditions)}) does not hold")
+        return self
+
+
 class TrainConfig(Strict):
     seed: int = 0
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
@@ -369,6 +417,10 @@ class Config(Strict):
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     layout: LayoutConfig = Field(default_factory=LayoutConfig)
+    controllable: ControllableConfig = Field(default_factory=ControllableConfig)
+    # more data sets trained together with `data` (method controllable): each split and normalized on its own,
+    # all on data.align's grid (an entry without `align` takes data's) and cut into data.patch_size windows
+    more_data: list[DataConfig] = Field(default_factory=list)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     @model_validator(mode="after")
@@ -376,6 +428,26 @@ class Config(Strict):
         if self.method == "layout" and self.autoencoder.kind != "two_stream":
             raise ValueError("method 'layout' conditions on the two-stream autoencoder's mask latent; "
                              "set autoencoder.kind: two_stream")
+        if self.more_data and self.method != "controllable":
+            raise ValueError(f"more_data trains several data sets together (method controllable); method is {self.method}")
+        if self.method == "controllable":
+            if self.data.align is None:
+                raise ValueError("method 'controllable' trains on scenes aligned to one wavelength grid; set data.align "
+                                 "(e.g. {outside: mask} for HSIGene's 400-1000 nm, 48 bands)")
+            if self.autoencoder.kind != "two_stream":
+                raise ValueError("method 'controllable' encodes images only; set autoencoder.kind: two_stream")
+            for k, d in enumerate(self.more_data):
+                if "patch_size" not in d.model_fields_set:
+                    d.patch_size = self.data.patch_size
+                if d.patch_size != self.data.patch_size:
+                    raise ValueError(f"more_data.{k}.patch_size {d.patch_size} differs from data.patch_size "
+                                     f"{self.data.patch_size}: one model makes one window size")
+                if d.align is None:
+                    d.align = self.data.align.model_copy()
+                g, h = d.align, self.data.align
+                if (g.start, g.stop, g.bands) != (h.start, h.stop, h.bands) or g.outside == "drop" or h.outside == "drop":
+                    raise ValueError(f"more_data.{k}.align must give data.align's grid and keep every band "
+                                     f"(outside error or mask)")
         return self
 
     @model_validator(mode="after")

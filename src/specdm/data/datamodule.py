@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -155,12 +155,35 @@ def load_data(d: "DataConfig") -> list[Scene]:
         scenes = load_scenes(d.dataset, root=d.root, **d.options)
     else:
         scenes = load_files(**d.file_options())
+    if d.wavelength_range is not None:
+        scenes = [_nominal_wavelengths(s, d.wavelength_range) for s in scenes]
     if d.bands:
         if d.rgb_bands is not None and any(b not in d.bands for b in scenes[0].rgb_bands):
             raise ConfigError(f"data.rgb_bands picks bands {list(scenes[0].rgb_bands)} of the file, but data.bands keeps "
                               f"only {list(d.bands)}; pick preview bands among the kept ones", d.image)
         scenes = [s.select_bands(d.bands) for s in scenes]
+    if d.align is not None:
+        from specdm.data.align import align_scene, wavelength_grid
+
+        a = d.align
+        grid = wavelength_grid(a.start, a.stop, a.bands)
+        scenes = [align_scene(s, grid, method=a.method, outside=a.outside, max_gap=a.max_gap) for s in scenes]
+    if d.text is not None:
+        scenes = [replace(s, text=d.text, conditions=dict(s.conditions), extra=dict(s.extra)) for s in scenes]
     return scenes
+
+
+def _nominal_wavelengths(scene: Scene, wavelength_range) -> Scene:
+    """``scene`` with band centres evenly spaced over ``wavelength_range`` (nm); refuses to replace recorded ones."""
+    if scene.wavelengths is not None:
+        raise ConfigError(f"data.wavelength_range gives nominal band centres, but scene '{scene.name}' records its own",
+                          scene.source)
+    lo, hi = wavelength_range
+    if not 0 < lo < hi:
+        raise ConfigError(f"data.wavelength_range [{lo:g}, {hi:g}] must rise from a positive wavelength (nm)", scene.source)
+    wl = np.linspace(lo, hi, scene.num_bands).round(3).tolist()
+    return replace(scene, wavelengths=wl, rgb_bands=None, conditions=dict(scene.conditions),
+                   extra=dict(scene.extra, nominal_wavelengths=True))
 
 
 def prepare_data(d: "DataConfig", scenes: list[Scene] | None = None) -> PreparedData:

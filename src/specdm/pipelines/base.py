@@ -27,6 +27,7 @@ MODEL_INDEX = "model_index.json"
 COMPONENT_CLASSES = {
     "SpectralAutoencoder": "specdm.models.autoencoders:SpectralAutoencoder",
     "UNet2DConditionModel": "diffusers:UNet2DConditionModel",
+    "ControlledDenoiser": "specdm.models.denoisers.controlnet:ControlledDenoiser",
     "DDPMScheduler": "diffusers:DDPMScheduler",
     "ControlNetModel": "diffusers:ControlNetModel",
 }

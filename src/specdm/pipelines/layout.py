@@ -18,7 +18,7 @@ from diffusers import ControlNetModel, DDPMScheduler, UNet2DConditionModel
 
 from specdm.errors import CheckpointError, DataError
 from specdm.models.autoencoders import SpectralAutoencoder
-from specdm.models.denoisers import ControlledDenoiser
+from specdm.models.denoisers import LatentControlledDenoiser
 from specdm.models.info import ModelInfo
 from specdm.pipelines.base import LatentPipeline
 from specdm.schedulers import DEFAULT_SAMPLER
@@ -47,7 +47,7 @@ class LayoutPipeline(LatentPipeline):
         if controlnet is not None and controlnet.config.conditioning_channels != c:
             raise CheckpointError(f"the ControlNet reads {controlnet.config.conditioning_channels} condition channels; "
                                   f"the mask latent has {c}")
-        self.controlled = ControlledDenoiser(unet, controlnet) if controlnet is not None else None
+        self.controlled = LatentControlledDenoiser(unet, controlnet) if controlnet is not None else None
 
     @torch.no_grad()
     def encode_layouts(self, masks: np.ndarray) -> torch.Tensor:

@@ -12,7 +12,8 @@ from types import ModuleType
 
 from specdm.errors import ConfigError
 
-RECIPES = {"specdm": "specdm.recipes.specdm", "layout": "specdm.recipes.layout"}
+RECIPES = {"specdm": "specdm.recipes.specdm", "layout": "specdm.recipes.layout",
+           "controllable": "specdm.recipes.controllable"}
 
 
 def get_recipe(method: str) -> ModuleType:

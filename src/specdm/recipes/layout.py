@@ -16,7 +16,7 @@ from specdm.config import Config
 from specdm.data.datamodule import PreparedData, prepare_data
 from specdm.errors import CheckpointError
 from specdm.models.autoencoders import SpectralAutoencoder
-from specdm.models.denoisers import ControlledDenoiser, build_controlnet, build_denoiser
+from specdm.models.denoisers import LatentControlledDenoiser, build_latent_controlnet, build_denoiser
 from specdm.models.info import ModelInfo
 from specdm.pipelines import LayoutPipeline
 from specdm.recipes.sampling import layout_options
@@ -48,7 +48,7 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     net = build_denoiser(target, cfg.data.patch_size // ae.downsampling, tuple(dcfg.block_out_channels),
                          dcfg.layers_per_block, dcfg.norm_num_groups, condition_channels=0 if controlnet else c)
     if controlnet:
-        net = ControlledDenoiser(net, build_controlnet(net, c))
+        net = LatentControlledDenoiser(net, build_latent_controlnet(net, c))
     loop = LoopConfig(dcfg.steps, dcfg.batch_size, dcfg.lr, cfg.train.seed, cfg.train.checkpoint_every,
                       ema_decay=dcfg.ema_decay, mixed_precision=cfg.train.mixed_precision)
     net = train_conditional_denoiser(net, mean, std, scale, target, loop,

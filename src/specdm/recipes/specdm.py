@@ -28,7 +28,7 @@ from specdm.config import Config
 from specdm.data.datamodule import PreparedData, prepare_data
 from specdm.errors import CheckpointError, ConfigError
 from specdm.models.autoencoders import SpectralAutoencoder
-from specdm.models.denoisers import ControlledDenoiser, build_controlnet, build_denoiser
+from specdm.models.denoisers import LatentControlledDenoiser, build_latent_controlnet, build_denoiser
 from specdm.models.info import ModelInfo
 from specdm.pipelines import SpecDMPipeline
 from specdm.recipes.run_dir import prepare_run_dir
@@ -61,7 +61,7 @@ def print_estimate(cfg: Config, data: PreparedData, conditional: bool = False) -
     unet = build_denoiser(target, cfg.data.patch_size // ae.downsampling, tuple(d.block_out_channels),
                           d.layers_per_block, d.norm_num_groups, 0 if controlnet else cond)
     if controlnet:
-        unet = ControlledDenoiser(unet, build_controlnet(unet, cond))
+        unet = LatentControlledDenoiser(unet, build_latent_controlnet(unet, cond))
     s = cfg.sampling
     est = estimate_run(ae, unet, data.train, cfg.autoencoder.batch_size, d.batch_size, cfg.autoencoder.steps,
                        d.steps, s.num_samples, s.num_inference_steps, s.batch_size, cond)

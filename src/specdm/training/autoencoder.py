@@ -46,7 +46,7 @@ def train_autoencoder(
     square-root class frequency.
     """
     k = model.config["num_classes"]
-    weights = class_weights(patches, k, ignore_index) if balance_classes else None
+    weights = class_weights(patches, k, ignore_index) if balance_classes and k else None
     f = model.downsampling
     zshape = (model.latent_channels, patches.size // f, patches.size // f)
 
@@ -56,7 +56,9 @@ def train_autoencoder(
         x, y = x.to(rnd.device), y.to(rnd.device)
         rec, logits, mean, logvar = net(x, y, rnd.normal(*zshape))
         li, logs = image_loss(rec.flatten(0, 1), x.flatten(0, 1), sad_weight)
-        lm, logs_m = mask_loss(logits.float(), y, None if weights is None else weights.to(x.device), ignore_index)
+        lm, logs_m = 0.0, {}
+        if logits is not None:  # image-only autoencoders have no mask branch
+            lm, logs_m = mask_loss(logits.float(), y, None if weights is None else weights.to(x.device), ignore_index)
         kl = kl_divergence(mean.float(), logvar.float())
         return li + lm + kl_weight * kl, {**logs, **logs_m, "kl": kl.item()}
 
@@ -88,7 +90,8 @@ def reconstruction_report(model: SpectralAutoencoder, patches: PatchSet, max_win
         rec, logits = model.decode(mean)
         xs.append(x.numpy())
         recs.append(rec.clamp(0, 1).numpy())
-        agree.append((logits.argmax(1) == y).float().numpy())
+        if logits is not None:
+            agree.append((logits.argmax(1) == y).float().numpy())
     x, rec = np.concatenate(xs), np.concatenate(recs)  # (n, T, C, P, P)
     flat = lambda a: np.moveaxis(a.reshape(-1, *a.shape[2:]), 1, -1)  # noqa: E731  (n*T, P, P, C)
     p, r = flat(rec), flat(x)
@@ -100,6 +103,6 @@ def reconstruction_report(model: SpectralAutoencoder, patches: PatchSet, max_win
         "ssim": ssim(p, r) if min(p.shape[1:3]) >= 11 else None,  # SSIM's 11x11 window must fit
         "sam_rad": sad_stats(p, r)["mean_rad"],
         "rmse": rmse(p, r),
-        "mask_agreement": float(np.concatenate(agree).mean()),
+        "mask_agreement": float(np.concatenate(agree).mean()) if agree else None,
         "edges": edge_error_ratios(err),
     }

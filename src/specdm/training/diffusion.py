@@ -37,6 +37,7 @@ def latent_scale(ae: SpectralAutoencoder, mean: torch.Tensor, std: torch.Tensor)
     z = mean + std * torch.randn(mean.shape, generator=torch.Generator().manual_seed(0))
     c = ae.config["latent_channels"]
     parts = (ae.num_dates, 1) if ae.kind == "two_stream" else (ae.num_dates + 1,)
+    parts = parts if ae.has_masks else (ae.num_dates,)
     scales, start = [], 0
     for p in parts:
         s = 1.0 / z[:, start : start + p * c].std().clamp_min(1e-6)
@@ -91,16 +92,16 @@ def train_conditional_denoiser(
     (the mask's latent, a fresh posterior sample, clean) is the condition, dropped in a share ``p_uncond``
     of the items, so that one network predicts both the conditional and the unconditional noise
     (classifier-free guidance at sampling). A U-Net gets the condition concatenated to its noisy input
-    (zeros when dropped); a :class:`~specdm.models.denoisers.ControlledDenoiser` through its ControlNet
+    (zeros when dropped); a :class:`~specdm.models.denoisers.LatentControlledDenoiser` through its ControlNet
     (no residuals when dropped)."""
-    from specdm.models.denoisers import ControlledDenoiser
+    from specdm.models.denoisers import LatentControlledDenoiser
 
     sched = training_scheduler(**(schedule or {}))
     T = sched.config.num_train_timesteps
     shape = tuple(mean.shape[1:])
     scale4 = scale.view(1, -1, 1, 1)
     keep_permille = round(1000 * (1.0 - p_uncond))
-    controlled = isinstance(unet, ControlledDenoiser)  # decided before the engine wraps the module
+    controlled = isinstance(unet, LatentControlledDenoiser)  # decided before the engine wraps the module
 
     def step(net, items: torch.Tensor, rnd: StepRandom):
         idx = items.cpu()

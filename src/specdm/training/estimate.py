@@ -72,9 +72,9 @@ def estimate_run(autoencoder: torch.nn.Module, unet: torch.nn.Module, patches: P
             ae_opt.step()
 
         s1 = _timed(ae_step)
-        from specdm.models.denoisers import ControlledDenoiser
+        from specdm.models.denoisers import LatentControlledDenoiser
 
-        controlled = isinstance(unet, ControlledDenoiser)  # the condition goes through its ControlNet
+        controlled = isinstance(unet, LatentControlledDenoiser)  # the condition goes through its ControlNet
         config = unet.unet.config if controlled else unet.config
         c_out = config.out_channels
         size = config.sample_size

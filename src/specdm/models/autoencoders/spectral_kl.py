@@ -103,8 +103,11 @@ class SpectralAutoencoder(ModelMixin, ConfigMixin):
         args = (tuple(block_out_channels), layers_per_block, norm_num_groups, padding_mode, symmetric_downsampling)
         if kind == "two_stream":
             self.image_vae = _vae(num_bands, latent_channels, *args)
-            self.mask_vae = _vae(num_classes, latent_channels, *args)
+            if num_classes:  # image-only data (num_classes 0): no mask stream, z = [z_x1, (z_x2)]
+                self.mask_vae = _vae(num_classes, latent_channels, *args)
         else:
+            if not num_classes:
+                raise ValueError("the single-stream autoencoder encodes a mask; image-only data needs two_stream")
             joint = num_dates * num_bands + num_classes
             self.joint_vae = _vae(joint, (num_dates + 1) * latent_channels, *args)
 
@@ -121,9 +124,13 @@ class SpectralAutoencoder(ModelMixin, ConfigMixin):
         return 2 ** (len(self.config["block_out_channels"]) - 1)
 
     @property
+    def has_masks(self) -> bool:
+        return bool(self.config["num_classes"])
+
+    @property
     def latent_channels(self) -> int:
         """Channels of the whole latent ``z``."""
-        return (self.num_dates + 1) * self.config["latent_channels"]
+        return (self.num_dates + self.has_masks) * self.config["latent_channels"]
 
     def one_hot(self, mask: torch.Tensor) -> torch.Tensor:
         return F.one_hot(mask, self.config["num_classes"]).permute(0, 3, 1, 2).float()
@@ -148,15 +155,18 @@ class SpectralAutoencoder(ModelMixin, ConfigMixin):
         q = p // self.downsampling
         return vae.decode(F.pad(z, (q, q, q, q), mode="replicate")).sample[..., p:-p, p:-p]
 
-    def encode(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and log-variance of ``z``."""
+    def encode(self, images: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of ``z`` (``mask`` is ignored by an image-only autoencoder)."""
         n, t = images.shape[:2]
         if self.kind == "two_stream":
             px_mean, px_logvar = self._encode(self.image_vae, images.flatten(0, 1))
-            py_mean, py_logvar = self.encode_masks(mask)
 
             def dates(v):
                 return v.unflatten(0, (n, t)).flatten(1, 2)
+
+            if not self.has_masks:
+                return dates(px_mean), dates(px_logvar)
+            py_mean, py_logvar = self.encode_masks(mask)
 
             mean = torch.cat([dates(px_mean), py_mean], 1)
             logvar = torch.cat([dates(px_logvar), py_logvar], 1)
@@ -172,9 +182,11 @@ class SpectralAutoencoder(ModelMixin, ConfigMixin):
         n, t, c = zx.shape[0], self.num_dates, self.config["latent_channels"]
         return self._decode(self.image_vae, zx.unflatten(1, (t, c)).flatten(0, 1)).unflatten(0, (n, t))
 
-    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images ``(N, T, C, H, W)`` and mask logits ``(N, K, H, W)`` from ``z``."""
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images ``(N, T, C, H, W)`` and mask logits ``(N, K, H, W)`` (None when image-only) from ``z``."""
         t, c = self.num_dates, self.config["latent_channels"]
+        if not self.has_masks:
+            return self.decode_images(z), None
         if self.kind == "two_stream":
             return self.decode_images(z[:, : t * c]), self._decode(self.mask_vae, z[:, t * c :])
         out = self._decode(self.joint_vae, z)

@@ -18,9 +18,11 @@ def build_denoiser(
     layers_per_block: int = 2,
     norm_num_groups: int = 32,
     condition_channels: int = 0,
+    global_dim: int = 0,
 ) -> UNet2DConditionModel:
     """A U-Net mapping ``latent_channels`` (+ ``condition_channels`` concatenated after them) to
-    ``latent_channels`` on ``sample_size`` latents."""
+    ``latent_channels`` on ``sample_size`` latents; ``global_dim`` > 0 adds a learned projection of a
+    ``global_dim`` vector (``class_labels``) to the time embedding (controllable synthesis's global branch)."""
     n = len(block_out_channels)
     return UNet2DConditionModel(
         sample_size=sample_size,
@@ -33,4 +35,6 @@ def build_denoiser(
         layers_per_block=layers_per_block,
         norm_num_groups=norm_num_groups,
         cross_attention_dim=8,  # unused: no cross-attention blocks
+        class_embed_type="projection" if global_dim else None,
+        projection_class_embeddings_input_dim=global_dim or None,
     )
