@@ -217,7 +217,7 @@ def test_card_of_an_image_only_set(tmp_path, meta, rng):
         assert im.size[0] == im.size[1]  # the false colour alone
     readme = write_card(tmp_path, real, synth, meta, [preview])
     text = readme.read_text()
-    assert "synthetic images (no masks)" in text and "method controllable" in text
+    assert "synthetic images (no masks)" in text and "method controllable" in text and "data sets demo (" in text
     assert "## Class distribution" not in text and "mask format" not in text and "classes (" not in text
     (row,) = _table_rows(text, "## Spectral fidelity")
     assert row.startswith("| 0 | all pixels |") and "n/a" not in row
