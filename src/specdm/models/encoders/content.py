@@ -48,8 +48,4 @@ class ContentEncoder(ModelMixin, ConfigMixin):
     def embed(self, rgb: np.ndarray) -> np.ndarray:
         """The content condition of one RGB image ``(H, W, 3)`` in [0, 1]: ``(embedding_dim,)`` float32, unit length."""
         x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(rgb, np.float32), -1, 0)))[None]
-        was_training = self.training
-        self.eval()
-        out = self(x.to(self.device, self.dtype))[0].float().cpu().numpy()
-        self.train(was_training)
-        return out
+        return self(x.to(self.device, self.dtype))[0].float().cpu().numpy()  # GroupNorm: no train/eval difference
