@@ -113,7 +113,7 @@ def evaluate(pipe, data, args) -> dict:
         if h is None:
             continue
         x = np.stack([h.get(i)[0][0] for i in range(len(h))])
-        conds = [window_conditions(w, info.rgb_bands, pipe.conditions, params) for w in x]
+        conds = [window_conditions(w, info.rgb_bands, pipe.conditions, params, pipe.content) for w in x]
         text = data.sources[k].reference.text
         for c in conds:
             if text is not None and "text" in pipe.conditions:
@@ -141,7 +141,8 @@ def evaluate(pipe, data, args) -> dict:
             pr = spectral_precision_recall(spectra(x), spectra(images[name]), k=10, groups=5, seed=0)
             row["per_source"][name] = {"windows": len(x), "ssim_to_reference": reference_ssim(images[name], x),
                                        "spr": pr["precision"], "srec": pr["recall"],
-                                       "adherence": adherence(images[name], every, info.rgb_bands, params)}
+                                       "adherence": adherence(images[name], every, info.rgb_bands, params,
+                                                              pipe.content)}
         gen = np.concatenate(list(images.values()))
         row["fd_pooled"] = frechet_distance(extract_features(encoder, gen), real_feats)
         n = {k: v["windows"] for k, v in row["per_source"].items()}

@@ -202,3 +202,25 @@ def test_stac_item_can_be_left_out(tmp_path, meta, rng):
     stats = _stats([np.arange(16).reshape(4, 4) % 3], rng)
     write_card(tmp_path, stats, stats, meta, [], stac=False)
     assert not (tmp_path / "stac_item.json").exists() and (tmp_path / "README.md").is_file()
+
+
+def test_card_of_an_image_only_set(tmp_path, meta, rng):
+    """A set without masks (controllable synthesis): one 'all pixels' class, mean-spectrum SAD, false-colour
+    previews without a class map, no class distribution and no STAC label item."""
+    meta = {**meta, "task": "image", "method": "controllable", "class_names": [], "masks": False,
+            "ignore_index": None}
+    real, synth = ClassSpectra(1, 5), ClassSpectra(1, 5)
+    real.update(np.full((4, 4, 5), 0.5), np.zeros((4, 4), np.int64))
+    synth.update(np.full((4, 4, 5), 0.5) + np.arange(5) * 0.01, np.zeros((4, 4), np.int64))
+    preview = save_preview(rng.random((4, 4, 6)), None, (3, 2, 1), tmp_path / "previews" / "p.png", 1)
+    with Image.open(preview) as im:
+        assert im.size[0] == im.size[1]  # the false colour alone
+    readme = write_card(tmp_path, real, synth, meta, [preview])
+    text = readme.read_text()
+    assert "synthetic images (no masks)" in text and "method controllable" in text and "data sets demo (" in text
+    assert "## Class distribution" not in text and "mask format" not in text and "classes (" not in text
+    (row,) = _table_rows(text, "## Spectral fidelity")
+    assert row.startswith("| 0 | all pixels |") and "n/a" not in row
+    assert "Pixels: 16 real, 16 synthetic." in text and "beside the class map" not in text
+    assert (tmp_path / "card" / "mean_spectra.png").is_file()
+    assert not (tmp_path / "card" / "class_distribution.png").exists() and not (tmp_path / "stac_item.json").exists()

@@ -45,14 +45,15 @@ def make_scene(name, bands, lo, hi, rng, size=40):
                  text=f"scene {name}")
 
 
-def tiny_config(conditions=CONDITIONS, steps=20):
+def tiny_config(conditions=CONDITIONS, steps=20, content="encoder"):
     return validate(Config, {
         "method": "controllable", "data": {"dataset": "indian_pines", "align": {"bands": 12}, "patch_size": PATCH},
         "autoencoder": {"block_out_channels": [8, 16], "norm_num_groups": 4, "steps": steps, "batch_size": 4,
                         "latent_channels": 2},
         "diffusion": {"block_out_channels": [16, 32], "layers_per_block": 1, "norm_num_groups": 8, "steps": steps,
                       "batch_size": 8, "latent_augmentations": 2},
-        "controllable": {"conditions": list(conditions)}})
+        "controllable": {"conditions": list(conditions), "content": content,
+                         "content_encoder": {"embedding_dim": 16, "steps": steps, "batch_size": 8}}})
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def window(data, pipe):
     from specdm.conditions.controls import text_embedding
 
     x = data.train.get(0)[0][0]
-    conds = window_conditions(x, pipe.info.rgb_bands, CONDITIONS)
+    conds = window_conditions(x, pipe.info.rgb_bands, CONDITIONS, content=pipe.content)
     conds["text"] = text_embedding("scene a")
     return x, conds
 
@@ -286,12 +287,12 @@ def test_structure_scores_on_known_maps(data, pipe):
     # a real window scored against its own conditions adheres perfectly; another window does not
     x = np.stack([data.train.get(i)[0][0] for i in (0, len(data.train) - 1)])
     names = ["edges", "lines", "sketch", "segmentation", "content"]
-    own = [window_conditions(w, pipe.info.rgb_bands, names) for w in x]
+    own = [window_conditions(w, pipe.info.rgb_bands, names, content=pipe.content) for w in x]
     given = {c: np.stack([d[c] for d in own]) for c in names}
-    scores = adherence(x, given, pipe.info.rgb_bands)
+    scores = adherence(x, given, pipe.info.rgb_bands, content=pipe.content)
     assert scores["edges"] == {"ssim": pytest.approx(1.0), "f1": 1.0}
     assert scores["segmentation"]["ssim"] == pytest.approx(1.0) and scores["content"]["cosine"] == pytest.approx(1.0)
-    swapped = adherence(x[::-1], given, pipe.info.rgb_bands)
+    swapped = adherence(x[::-1], given, pipe.info.rgb_bands, content=pipe.content)
     assert swapped["edges"]["ssim"] < 0.9 and swapped["content"]["cosine"] < 0.999
     assert reference_ssim(x, x) == pytest.approx(1.0) and reference_ssim(x[::-1], x) < 0.9
 
@@ -309,7 +310,7 @@ more_data:
 autoencoder: {block_out_channels: [8, 16], norm_num_groups: 4, latent_channels: 2, steps: 3, batch_size: 4}
 diffusion: {block_out_channels: [16, 32], layers_per_block: 1, norm_num_groups: 8, steps: 3, batch_size: 4,
             latent_augmentations: 1}
-controllable: {conditions: [edges, content, text], params: {edges: {sigmas: [1.0]}}}
+controllable: {conditions: [edges, content, text], params: {edges: {sigmas: [1.0]}}, content_encoder: {steps: 3}}
 sampling: {num_samples: 3, sampler: ddim, num_inference_steps: 2, batch_size: 2}
 """)
     run = tmp_path / "run"
@@ -323,6 +324,10 @@ sampling: {num_samples: 3, sampler: ddim, num_inference_steps: 2, batch_size: 2}
     meta = json.loads((run / "synthetic" / "metadata.json").read_text())
     assert meta["complete"] and meta["conditions"] == {} and meta["num_samples"] == 3
     assert len(list((run / "synthetic" / "images").glob("*.tif"))) == 3
+    card = (run / "synthetic" / "README.md").read_text()  # the dataset card of an image-only set
+    assert "3 synthetic images (no masks)" in card and "| 0 | all pixels |" in card
+    assert len(list((run / "synthetic" / "previews").glob("*.png"))) == 3
+    assert info["real_stats"]["counts"][0] > 0 and not (run / "synthetic" / "stac_item.json").exists()
 
 
 def test_training_drops_each_condition_independently(tmp_path):
@@ -363,3 +368,97 @@ def test_training_drops_each_condition_independently(tmp_path):
     both = (edges & content).float().mean().item()
     assert both == pytest.approx(0.9 * 0.7 * 0.7, abs=0.04)  # independent given not all dropped
     assert (~edges & ~content).float().mean().item() == pytest.approx(0.1 + 0.9 * 0.3 * 0.3, abs=0.04)
+
+
+def test_content_encoder_training_lowers_its_loss(data, tmp_path):
+    """The content encoder learns each window's mean spectrum and spread from its RGB view, no labels."""
+    from specdm.models.encoders import ContentEncoder
+    from specdm.training.content import content_loss, train_content_encoder
+    from specdm.training.engine import LoopConfig
+
+    torch.set_num_threads(1)
+    rgb_bands = [8, 5, 2]
+    torch.manual_seed(0)
+    model = ContentEncoder(16, 2 * 12)
+    x = torch.from_numpy(np.stack([data.train.get(i)[0][0] for i in range(len(data.train))]))
+    with torch.no_grad():
+        before = content_loss(model, x, rgb_bands).item()
+    model = train_content_encoder(data.train, model, rgb_bands, LoopConfig(steps=60, batch_size=8, lr=3e-3,
+                                                                          checkpoint_every=1000), tmp_path)
+    with torch.no_grad():
+        after = content_loss(model, x, rgb_bands).item()
+    assert after < 0.5 * before
+    # windows of clearly different content get clearly different vectors; tiny noise moves a vector very little
+    from specdm.conditions.controls import window_rgb
+
+    mean = x.mean(dim=(2, 3))
+    far = int(((mean - mean[0]) ** 2).sum(1).argmax())  # the window whose mean spectrum differs most from window 0's
+    rgb = window_rgb(x[0].numpy(), rgb_bands)
+    v = model.embed(rgb)
+    assert float(np.dot(model.embed(window_rgb(x[far].numpy(), rgb_bands)), v)) < 0.8
+    noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 1e-3, rgb.shape), 0, 1).astype(np.float32)
+    assert float(np.dot(model.embed(noisy), v)) > 0.999
+
+
+def test_content_in_training_equals_specdm_conditions(data, model_dir, pipe, tmp_path):
+    """The content vector stage 2 trained on for a window is what `specdm conditions WINDOW --model` writes and what
+    `--condition content=RGB` reads; it has the encoder's width."""
+    from specdm.conditions.controls import window_rgb
+    from specdm.training.controllable import condition_table
+
+    assert (model_dir / "content_encoder" / "config.json").is_file()
+    assert json.loads((model_dir / "model_index.json").read_text())["content_encoder"] == "ContentEncoder"
+    assert pipe.widths["content"] == 16 and pipe.unet.config["global_widths"][0] == 16
+    _, glob = condition_table(data, pipe.info.rgb_bands, ["content"], {}, [None, None], 2, pipe.content, pipe.widths)
+    x = data.train.get(0)[0][0]
+    np.save(tmp_path / "window.npy", x)
+    assert main(["--threads", "1", "conditions", str(tmp_path / "window.npy"), "--out", str(tmp_path / "c"),
+                 "--model", str(model_dir)]) == 0
+    written = np.load(tmp_path / "c" / "content.npy")
+    assert written.shape == (16,)
+    np.testing.assert_allclose(glob[0, :16].numpy(), written, atol=1e-6)  # row 0: window 0, identity transform
+    assert glob[0, 16] == 1.0 and np.linalg.norm(written) == pytest.approx(1.0, abs=1e-5)
+    # an RGB file gives the same vector as the window it shows (read_condition: --condition content=IMAGE)
+    rgb = window_rgb(x, pipe.info.rgb_bands)
+    np.save(tmp_path / "rgb.npy", rgb)
+    np.testing.assert_allclose(recipe.read_conditions(pipe, {"content": str(tmp_path / "rgb.npy")})["content"],
+                               written, atol=1e-6)
+
+
+def test_wrong_width_content_is_refused_naming_the_file(model_dir, pipe, tmp_path, capsys):
+    bad = tmp_path / "content64.npy"
+    v = np.ones(64, np.float32) / 8  # a histogram-width vector, for a model whose encoder makes 16
+    np.save(bad, v)
+    with pytest.raises(DataError, match="have 16 values, this one 64") as e:
+        recipe.read_conditions(pipe, {"content": str(bad)})
+    assert e.value.path == str(bad)
+    capsys.readouterr()
+    assert main(["sample", str(model_dir), "--out", str(tmp_path / "x"), "--condition", f"content={bad}"]) == 2
+    assert error_line(capsys).startswith(f"error: {bad}: this model's content vectors have 16 values")
+
+
+def test_a_histogram_content_model_still_loads_and_samples(data, tmp_path):
+    """A model folder without a content encoder (made before it existed, or with content: histogram) uses the
+    64-d histogram descriptor, from a vector or from an RGB image."""
+    from PIL import Image
+
+    from specdm.conditions.controls import window_rgb
+
+    torch.set_num_threads(1)
+    cfg = tiny_config(["edges", "content"], steps=2, content="histogram")
+    recipe.train_stage1(cfg, tmp_path, data=data)
+    recipe.train_stage2(cfg, tmp_path, data=data)
+    model = tmp_path / "model"
+    assert not (model / "content_encoder").exists()
+    info = json.loads((model / "specdm.json").read_text())  # as written before the content encoder existed
+    for key in ("content", "content_encoder"):
+        del info["source"]["controllable"][key]
+    (model / "specdm.json").write_text(json.dumps(info))
+    pipe = load_pipeline(model)
+    assert pipe.content is None and pipe.widths["content"] == 64 and pipe.unet.config["global_widths"][0] == 64
+    rgb = window_rgb(data.train.get(0)[0][0], pipe.info.rgb_bands)
+    Image.fromarray(np.rint(rgb * 255).astype(np.uint8)).save(tmp_path / "look.png")
+    out = recipe.sample(model, tmp_path / "set", 2, {"content": str(tmp_path / "look.png")}, None, "ddim", 2,
+                        batch_size=2)
+    meta = json.loads(out.read_text())
+    assert meta["complete"] and np.load(tmp_path / "set" / "conditions" / "content.npy").shape == (64,)

@@ -189,8 +189,8 @@ def _sample_controlled(args, command: str) -> int:
     meta = sample(args.model_dir, args.out, opts.num_samples, _pairs(args.condition, "--condition"),
                   _pairs(args.condition_guidance, "--condition-guidance", number=True), opts.sampler,
                   opts.num_inference_steps, opts.eta, opts.batch_size, opts.seed, opts.image_format, args.resume,
-                  args.overwrite, command, args.device)
-    print(f"synthetic data set: {args.out}\nmetadata (conditions used): {meta}")
+                  args.overwrite, command, args.device, args.previews)
+    print(f"synthetic data set: {args.out}\nmetadata (conditions used): {meta}\ndataset card: {args.out / 'README.md'}")
     return 0
 
 

@@ -381,6 +381,15 @@ class LayoutConfig(Strict):
 CONDITIONS = ("edges", "lines", "sketch", "segmentation", "content", "text")  # specdm.conditions.controls
 
 
+class ContentEncoderConfig(Strict):
+    """The content encoder of controllable synthesis (``controllable.content: encoder``), trained before stage 2."""
+
+    embedding_dim: int = Field(64, ge=2)  # the content vector's width
+    steps: int = Field(400, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+
+
 class ControllableConfig(Strict):
     """Controllable synthesis (``method: controllable``, HSIGene): one model for the aligned scenes of ``data`` and
     ``more_data``, steered by any subset of its conditions."""
@@ -390,6 +399,10 @@ class ControllableConfig(Strict):
     p_drop: float = Field(0.3, ge=0.0, lt=1.0)  # each condition left out independently in this share of items
     p_uncond: float = Field(0.1, ge=0.0, lt=1.0)  # every condition left out together in this share of items
     guidance: dict[str, float] = Field(default_factory=dict)  # condition -> guidance scale at sampling (default 1)
+    # the content condition: a CNN specdm trains on the real training windows (predicting each window's mean and
+    # spectral spread from its RGB), or the fixed 64-d colour + gradient-orientation histogram
+    content: Literal["encoder", "histogram"] = "encoder"
+    content_encoder: ContentEncoderConfig = Field(default_factory=ContentEncoderConfig)
 
     @model_validator(mode="after")
     def _names(self):

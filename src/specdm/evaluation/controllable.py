@@ -4,7 +4,8 @@
   (the same extractor and parameters as training, :mod:`specdm.conditions.controls`) against the
   condition it was given: SSIM of the two maps (each channel on [0, 1]) and, for edge and line maps,
   F1 with a one-pixel tolerance (a pixel of one map counts as found when the other map marks a pixel
-  within one pixel of it); content: cosine similarity of the descriptors. Text has no extractor
+  within one pixel of it); content: cosine similarity of the content vectors (by the model's content
+  function, passed in: this stage does not load networks). Text has no extractor
   from an image and is not scored this way.
 - **fidelity to the reference**: SSIM of the generated image to the real window its conditions came
   from, per band on [0, 1] (Table 4's "SSIM").
@@ -42,9 +43,11 @@ def map_ssim(pred: np.ndarray, ref: np.ndarray) -> float:
     return ssim(np.asarray(pred, np.float32)[None], np.asarray(ref, np.float32)[None])
 
 
-def adherence(images: np.ndarray, given: dict[str, np.ndarray], rgb_bands, params: dict | None = None) -> dict:
+def adherence(images: np.ndarray, given: dict[str, np.ndarray], rgb_bands, params: dict | None = None,
+              content=None) -> dict:
     """Structure adherence of generated ``images`` ``(N, C, H, W)`` (model units) to the conditions they were given
-    (``name -> (N, ...)``), averaged over images: ``{name: {"ssim": ..., "f1": ...}}`` (content: ``cosine``)."""
+    (``name -> (N, ...)``), averaged over images: ``{name: {"ssim": ..., "f1": ...}}`` (content: ``cosine``, with
+    the model's ``content`` function, None: the histogram descriptor)."""
     params = params or {}
     out = {}
     for name, maps in given.items():
@@ -52,7 +55,7 @@ def adherence(images: np.ndarray, given: dict[str, np.ndarray], rgb_bands, param
             continue
         scores: dict[str, list] = {}
         for img, ref in zip(images, maps):
-            got = compute(name, window_rgb(img, rgb_bands), params.get(name))
+            got = compute(name, window_rgb(img, rgb_bands), params.get(name), content)
             if name == "content":
                 scores.setdefault("cosine", []).append(float(np.dot(got, ref)))
                 continue

@@ -16,6 +16,10 @@ statistics of the real scene(s) and of the synthetic samples
   ``label:type`` raster, ``label:tasks``, ``label:methods`` automated, ``label:overviews``
   with the synthetic class pixel counts).
 
+A data set without masks (``metadata.json``: ``"masks": false``, e.g. controllable synthesis) gets the
+same card with every pixel in one pseudo-class, ``all pixels``: mean spectrum real vs synthetic and
+their SAD, previews in false colour only, no class distribution and no STAC label item.
+
 Figures are drawn on matplotlib ``Figure`` objects rendered by Agg, without
 pyplot, so the caller's backend is left alone.
 
@@ -59,10 +63,17 @@ LICENSES = {
 }
 TASK_CATEGORIES = {"segmentation": ["image-segmentation"], "change": ["image-segmentation"]}  # else ["other"]
 STAC_TASKS = {"segmentation": "segmentation", "change": "change_detection"}
+ALL_PIXELS = "all pixels"  # the one pseudo-class of a data set without masks
+
+
+def card_classes(meta: dict) -> list[str]:
+    """The classes the card's statistics are kept for: the data set's, or ``[ALL_PIXELS]`` without masks."""
+    return [ALL_PIXELS] if meta.get("masks") is False else list(meta["class_names"])
 
 
 def save_preview(image, mask, rgb_bands, path, num_classes: int, stretch: tuple | None = None) -> Path:
-    """Write a PNG: false-colour composite of ``image`` (H, W, C) in [0, 1] beside the colour-coded ``mask`` (H, W).
+    """Write a PNG: false-colour composite of ``image`` (H, W, C) in [0, 1] beside the colour-coded ``mask`` (H, W)
+    (None: the composite alone).
 
     ``rgb_bands`` are the band indices shown as red, green, blue, stretched by
     ``stretch`` (low, high per channel; the real training split's, so that every
@@ -71,15 +82,18 @@ def save_preview(image, mask, rgb_bands, path, num_classes: int, stretch: tuple 
     Small images are enlarged by pixel replication to at least 256 px high.
     """
     path = Path(path)
-    image, mask = np.asarray(image, dtype=np.float64), np.asarray(mask)
-    if image.ndim != 3 or mask.shape != image.shape[:2]:
-        raise DataError(f"preview needs image (H, W, C) and mask (H, W), got {image.shape} and {mask.shape}", path)
-    if mask.size and (mask.min() < 0 or mask.max() >= num_classes):
-        raise DataError(f"mask values {mask.min()}..{mask.max()} outside the classes 0..{num_classes - 1}", path)
-    rgb = false_colour(image, rgb_bands, stretch)
-    labels = class_colors(num_classes)[mask.astype(np.int64)]
-    gap = np.ones((mask.shape[0], max(1, mask.shape[1] // 32), 3))
-    panel = np.concatenate([rgb, gap, labels], axis=1)
+    image = np.asarray(image, dtype=np.float64)
+    if mask is None:
+        panel = false_colour(image, rgb_bands, stretch)
+    else:
+        mask = np.asarray(mask)
+        if image.ndim != 3 or mask.shape != image.shape[:2]:
+            raise DataError(f"preview needs image (H, W, C) and mask (H, W), got {image.shape} and {mask.shape}", path)
+        if mask.size and (mask.min() < 0 or mask.max() >= num_classes):
+            raise DataError(f"mask values {mask.min()}..{mask.max()} outside the classes 0..{num_classes - 1}", path)
+        gap = np.ones((mask.shape[0], max(1, mask.shape[1] // 32), 3))
+        panel = np.concatenate([false_colour(image, rgb_bands, stretch), gap,
+                                class_colors(num_classes)[mask.astype(np.int64)]], axis=1)
     scale = max(1, math.ceil(MIN_PREVIEW_HEIGHT / panel.shape[0]))
     panel = panel.repeat(scale, axis=0).repeat(scale, axis=1)
     try:
@@ -129,10 +143,12 @@ def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, pre
     data's, free text starting with its SPDX identifier, e.g. ``"CC0-1.0 (...)"``),
     ``citation``, ``images`` (one folder per date). ``preview_paths`` are PNGs (see
     :func:`save_preview`) linked from the card. ``synth`` holds every date's pixels
-    (T per mask pixel), as :func:`~specdm.recipes.sampling.finish_dataset` gathers them.
+    (T per mask pixel), as :func:`~specdm.recipes.sampling.finish_dataset` gathers them. Without masks
+    (``meta["masks"]`` false) both hold one class, :data:`ALL_PIXELS`.
     """
     out_dir = Path(out_dir)
-    names = list(meta["class_names"])
+    names = card_classes(meta)
+    image_only = meta.get("masks") is False
     if not (len(names) == real.num_classes == synth.num_classes and real.num_bands == synth.num_bands):
         raise DataError(
             f"{len(names)} class names, real statistics {real.num_classes} classes x {real.num_bands} bands, "
@@ -143,12 +159,14 @@ def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, pre
     card_dir = out_dir / "card"
     try:
         card_dir.mkdir(parents=True, exist_ok=True)
-        dist_png = plot_class_distribution(real, synth, names, ignore, card_dir / "class_distribution.png")
-        spectra_png = plot_mean_spectra(real, synth, names, meta.get("wavelengths"), ignore, card_dir / "mean_spectra.png")
-        if stac:
+        figures = [Path(p) for p in extra_figures or []]
+        if not image_only:
+            figures.append(plot_class_distribution(real, synth, names, ignore, card_dir / "class_distribution.png"))
+        figures.append(plot_mean_spectra(real, synth, names, meta.get("wavelengths"), ignore,
+                                         card_dir / "mean_spectra.png"))
+        if stac and not image_only:
             write_stac_item(out_dir, synth, meta)
         readme = out_dir / "README.md"
-        figures = [Path(p) for p in extra_figures or []] + [dist_png, spectra_png]
         text = _readme(out_dir, real, synth, meta, figures, [Path(p) for p in preview_paths])
         readme.write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -269,7 +287,8 @@ def _method_sections(meta: dict) -> list[str]:
 
 
 def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], previews: list[Path]) -> str:
-    names = list(meta["class_names"])
+    names = card_classes(meta)
+    image_only = meta.get("masks") is False
     ignore = meta.get("ignore_index")
     bands = meta.get("band_names") or [f"band_{i + 1}" for i in range(real.num_bands)]
     wl = meta.get("wavelengths")
@@ -288,16 +307,19 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
         "",
         f"# {name}: synthetic {meta.get('task', 'segmentation')} data set",
         "",
-        f"{meta.get('num_samples', '?')} synthetic image/mask samples generated by specdm (latent diffusion, "
-        f"SpecDM-style) from the real labelled data `{json.dumps(_fmt(meta.get('source')))}`.",
+        (f"{meta.get('num_samples', '?')} synthetic images (no masks) generated by specdm (latent diffusion, method "
+         f"{meta.get('method')}) from the real data sets {', '.join(source_scenes(meta.get('source'))) or '?'} "
+         "(their settings: `metadata.json`, `source`)." if image_only else
+         f"{meta.get('num_samples', '?')} synthetic image/mask samples generated by specdm (latent diffusion, "
+         f"SpecDM-style) from the real labelled data `{json.dumps(_fmt(meta.get('source')))}`."),
         "",
         f"- task: {meta.get('task')}",
         f"- bands ({len(bands)}): {band_text}",
-        f"- classes ({len(names)}): "
-        + ", ".join(f"{c} = {_label(n, c, ignore)}" for c, n in enumerate(names)),
-        f"- ignore index: {ignore}",
+        *([] if image_only else [
+            f"- classes ({len(names)}): " + ", ".join(f"{c} = {_label(n, c, ignore)}" for c, n in enumerate(names)),
+            f"- ignore index: {ignore}"]),
         f"- image format: {meta.get('image_format')}",
-        f"- mask format: {meta.get('mask_format')}",
+        *([] if image_only else [f"- mask format: {meta.get('mask_format')}"]),
         "",
         "## How it was made",
         "",
@@ -321,27 +343,28 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
         "",
         *_layout(out_dir),
         "",
-        "## Class distribution",
-        "",
-        "Share of pixels per class in the real data and in the synthetic samples.",
-        "",
-        "| value | class | preview colour | real (%) | synthetic (%) |",
-        "|---:|---|---|---:|---:|",
     ]
-    for c, n in enumerate(names):
-        hexcol = "#{:02x}{:02x}{:02x}".format(*(int(round(255 * v)) for v in colors[c]))
-        lines.append(
-            f"| {c} | {_label(n, c, ignore)} | `{hexcol}` | "
-            f"{100 * real.proportions()[c]:.2f} | {100 * synth.proportions()[c]:.2f} |"
-        )
+    if not image_only:
+        lines += ["## Class distribution", "",
+                  "Share of pixels per class in the real data and in the synthetic samples.", "",
+                  "| value | class | preview colour | real (%) | synthetic (%) |",
+                  "|---:|---|---|---:|---:|"]
+        for c, n in enumerate(names):
+            hexcol = "#{:02x}{:02x}{:02x}".format(*(int(round(255 * v)) for v in colors[c]))
+            lines.append(
+                f"| {c} | {_label(n, c, ignore)} | `{hexcol}` | "
+                f"{100 * real.proportions()[c]:.2f} | {100 * synth.proportions()[c]:.2f} |"
+            )
+        lines.append("")
     lines += [
-        "",
         f"Pixels: {int(real.counts.sum())} real, {int(synth.counts.sum())} synthetic.",
         "",
         "## Spectral fidelity",
         "",
-        "Spectral angle (SAD) between the real and the synthetic class-mean spectrum of each class "
-        "(n/a: the class has no pixels in one of the two sets).",
+        ("Spectral angle (SAD) between the real and the synthetic mean spectrum over all pixels (n/a: no real "
+         "statistics in the model folder)." if image_only else
+         "Spectral angle (SAD) between the real and the synthetic class-mean spectrum of each class "
+         "(n/a: the class has no pixels in one of the two sets)."),
         "",
         "| value | class | SAD (rad) | SAD (deg) |",
         "|---:|---|---:|---:|",
@@ -352,7 +375,7 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
         cells = "n/a | n/a" if math.isnan(s) else f"{s:.4f} | {math.degrees(s):.2f}"
         lines.append(f"| {c} | {_label(n, c, ignore)} | {cells} |")
     valid = [s for c, s in sads.items() if c != ignore and not math.isnan(s)]
-    if valid:
+    if valid and not image_only:
         m = float(np.mean(valid))
         note = "" if ignore is None else " (ignored class excluded)"
         lines.append(f"| | **mean over {len(valid)} classes**{note} | {m:.4f} | {math.degrees(m):.2f} |")
@@ -363,7 +386,7 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
         stretch = meta.get("preview_stretch")
         how = ("one stretch for every preview and figure: the 2nd-98th percentiles of the real training windows' "
                "RGB bands" if stretch else "2-98 % stretch per band of each preview")
-        lines += ["## Previews", "", f"False colour ({how}) beside the class map.", ""]
+        lines += ["## Previews", "", f"False colour ({how}){'' if image_only else ' beside the class map'}.", ""]
         for i, p in enumerate(previews):
             lines += [f"![preview {i + 1}]({rel(p)})", ""]
     licence = meta.get("licence")

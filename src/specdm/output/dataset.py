@@ -223,7 +223,7 @@ class SyntheticDataset:
             raise DataError("not a specdm synthetic data set (metadata.json missing)", self.dir)
         self.meta = json.loads(meta.read_text())
         f = self.meta["format"]
-        self.image_format, self.mask_format = f["image"], f["mask"]
+        self.image_format, self.mask_format = f["image"], f.get("mask")  # sets without masks may name none
         self.t = len(self.meta["images"])
         self.has_masks = self.meta.get("masks", True)
         if self.image_format == "zarr":

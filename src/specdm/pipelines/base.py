@@ -30,6 +30,7 @@ COMPONENT_CLASSES = {
     "ControlledDenoiser": "specdm.models.denoisers.controlnet:ControlledDenoiser",
     "DDPMScheduler": "diffusers:DDPMScheduler",
     "ControlNetModel": "diffusers:ControlNetModel",
+    "ContentEncoder": "specdm.models.encoders:ContentEncoder",
 }
 
 

@@ -1,7 +1,8 @@
 """Controllable synthesis (HSIGene): spectral images for any subset of the model's conditions.
 
-Conditions are given as a dict ``name -> batch`` (local maps ``(N, H, W, k)``, content ``(N, 64)``,
-text ``(N, 384)`` embeddings, see :mod:`specdm.conditions.controls`); the names left out are left
+Conditions are given as a dict ``name -> batch`` (local maps ``(N, H, W, k)``, content ``(N, D)`` with D
+the content encoder's width (64 for models without one: the histogram descriptor), text ``(N, 384)``
+embeddings, see :mod:`specdm.conditions.controls`); the names left out are left
 out of the prediction exactly as training's dropout left them out. Guidance per condition: with
 the given conditions ``c_1 .. c_m`` in the model's order and ``eps_k`` the prediction given
 ``c_1 .. c_k`` (``eps_0``: none),
@@ -18,22 +19,33 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from specdm.conditions.controls import GLOBAL_WIDTHS, pack
+from specdm.conditions.controls import global_widths, pack
 from specdm.errors import CheckpointError, ConfigError, DataError
 from specdm.models.info import ModelInfo
 from specdm.pipelines.base import LatentPipeline
 from specdm.schedulers import DEFAULT_SAMPLER
 
 
+def content_settings(encoder) -> tuple:
+    """``(content function, global widths)`` that a :class:`~specdm.models.encoders.ContentEncoder` gives (its
+    ``embed`` and width), or, for None, the histogram descriptor's (None, 64): what the conditions stage takes."""
+    if encoder is None:
+        return None, global_widths()
+    return encoder.embed, global_widths(encoder.config["embedding_dim"])
+
+
 class ControllablePipeline(LatentPipeline):
     """``pipe(conditions, indices, seed, guidance)`` -> ``{"images": (N, 1, C, H, W) in the model's units,
     "masks": None}``. Components: an image-only :class:`SpectralAutoencoder`, a
-    :class:`~specdm.models.denoisers.controlnet.ControlledDenoiser` (as ``unet``) and the schedule."""
+    :class:`~specdm.models.denoisers.controlnet.ControlledDenoiser` (as ``unet``), the schedule and, optionally,
+    the :class:`~specdm.models.encoders.ContentEncoder` that makes the content condition (models without one use
+    the histogram descriptor)."""
 
     components = {"autoencoder": "SpectralAutoencoder", "unet": "ControlledDenoiser", "scheduler": "DDPMScheduler"}
+    optional_components = {"content_encoder": "ContentEncoder"}
 
-    def __init__(self, autoencoder, unet, info: ModelInfo, scheduler=None):
-        super().__init__(autoencoder, unet, info, scheduler)
+    def __init__(self, autoencoder, unet, info: ModelInfo, scheduler=None, content_encoder=None):
+        super().__init__(autoencoder, unet, info, scheduler, content_encoder=content_encoder)
         if autoencoder.has_masks:
             raise CheckpointError("controllable synthesis uses an image-only autoencoder (no mask stream)")
         if "controllable" not in info.source:
@@ -50,6 +62,16 @@ class ControllablePipeline(LatentPipeline):
     def settings(self) -> dict:
         """Conditions, extractor parameters, data sets' texts and default guidance, from ``specdm.json``."""
         return self.info.source["controllable"]
+
+    @property
+    def content(self):
+        """The content function (RGB ``(H, W, 3)`` -> unit vector): the content encoder's, None for the histogram."""
+        return content_settings(self.content_encoder)[0]
+
+    @property
+    def widths(self) -> dict[str, int]:
+        """The global conditions' widths: content as wide as the content encoder's embedding."""
+        return content_settings(self.content_encoder)[1]
 
     @property
     def conditions(self) -> list[str]:
@@ -71,7 +93,7 @@ class ControllablePipeline(LatentPipeline):
 
     def _pack(self, conditions: dict[str, np.ndarray], subset, n: int):
         items = [{c: conditions[c][i] for c in subset} for i in range(n)]
-        L, G = pack(items, self.conditions, self.info.patch_size)
+        L, G = pack(items, self.conditions, self.info.patch_size, self.widths)
         as_t = lambda a: None if a is None else torch.from_numpy(a).to(self.device)  # noqa: E731
         return as_t(L), as_t(G)
 
@@ -110,7 +132,7 @@ class ControllablePipeline(LatentPipeline):
         given = {}
         for name, v in conditions.items():
             a = np.asarray(v, dtype=np.float32)
-            single = a.ndim == (1 if name in GLOBAL_WIDTHS else 3)
+            single = a.ndim == (1 if name in self.widths else 3)
             a = np.broadcast_to(a, (n, *a.shape)) if single else a
             if len(a) != n:
                 raise DataError(f"{len(a)} {name} conditions for {n} samples")

@@ -31,20 +31,25 @@ from specdm.conditions.controls import read_condition, save_conditions
 from specdm.config import Config
 from specdm.data.multiscene import MultiSceneData, balanced_items, prepare_sources
 from specdm.errors import ConfigError
+from specdm.metrics.spectral import ClassSpectra
 from specdm.models.autoencoders import SpectralAutoencoder
 from specdm.models.denoisers import ControlledDenoiser
+from specdm.models.encoders import ContentEncoder
 from specdm.models.info import ModelInfo
 from specdm.output.dataset import MARKER, DatasetWriter, image_dirs, prepare_output
 from specdm.pipelines import ControllablePipeline, load_pipeline
+from specdm.pipelines.controllable import content_settings
 from specdm.recipes.run_dir import prepare_run_dir
+from specdm.recipes.sampling import finish_dataset
 from specdm.recipes.specdm import save_stage2
 from specdm.schedulers import DEFAULT_SAMPLER, default_steps
 from specdm.training.autoencoder import reconstruction_report, train_autoencoder
+from specdm.training.content import train_content_encoder
 from specdm.training.controllable import condition_table, train_controlled_denoiser
 from specdm.training.diffusion import encode_patches, latent_scale
 from specdm.training.engine import LoopConfig
 
-__all__ = ["prepare", "run", "sample", "train_stage1", "train_stage2"]
+__all__ = ["prepare", "run", "sample", "train_content", "train_stage1", "train_stage2"]
 
 
 def prepare(cfg: Config) -> MultiSceneData:
@@ -58,6 +63,16 @@ def _balanced(data: MultiSceneData):
 
     t = data.train
     return PatchSet(t.images, t.masks, [t.windows[i] for i in balanced_items(data.source_of_window)], t.size)
+
+
+def _pixel_statistics(data: MultiSceneData) -> ClassSpectra:
+    """Mean and spread of every pixel of the pooled training windows (model units) as one class: what the dataset
+    card of an image-only set compares its samples with."""
+    stats = ClassSpectra(1, data.sources[0].reference.num_bands)
+    for i in range(len(data.train)):
+        x = np.moveaxis(data.train.get(i)[0][0], 0, -1)
+        stats.update(x, np.zeros(x.shape[:2], np.int64))
+    return stats
 
 
 def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: MultiSceneData | None = None):
@@ -92,14 +107,41 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: MultiSc
                   "texts": {n: s.text for n, s in zip(data.names, scenes)}}
         info = ModelInfo.from_scene(ref, data.identity_normalizer().to_dict(), cfg.data.patch_size, source)
         info.task, info.class_names, info.ignore_index = "image", [], None
+        info.real_stats = _pixel_statistics(data).to_dict()
         info.save(model_dir)
+    PartialState().wait_for_everyone()
+    return model
+
+
+def train_content(cfg: Config, run_dir: Path, resume: bool = False,
+                  data: MultiSceneData | None = None) -> ContentEncoder | None:
+    """The content encoder (``controllable.content: encoder`` with a content condition), trained on the pooled
+    training windows (scene-balanced) and written to ``model/content_encoder``; None for the histogram."""
+    c = cfg.controllable
+    if c.content != "encoder" or "content" not in c.conditions:
+        return None
+    model_dir = Path(run_dir) / "model"
+    path = model_dir / "content_encoder"
+    if resume and (path / ContentEncoder.config_name).is_file():
+        return ContentEncoder.from_pretrained(path)
+    data = data or prepare(cfg)
+    info, e = ModelInfo.load(model_dir), c.content_encoder
+    set_seed(cfg.train.seed)
+    model = ContentEncoder(e.embedding_dim, 2 * info.num_bands)
+    loop = LoopConfig(e.steps, e.batch_size, e.lr, cfg.train.seed, cfg.train.checkpoint_every,
+                      mixed_precision=cfg.train.mixed_precision)
+    model = train_content_encoder(_balanced(data), model, info.rgb_bands, loop,
+                                  Path(run_dir) / "checkpoints" / "content_encoder", resume)
+    if PartialState().is_main_process:
+        model.save_pretrained(path)
     PartialState().wait_for_everyone()
     return model
 
 
 def train_stage2(cfg: Config, run_dir: Path, resume: bool = False,
                  data: MultiSceneData | None = None) -> ControllablePipeline:
-    """Encode the pooled windows, extract their conditions, train the controlled denoiser; write ``model/unet``."""
+    """Train the content encoder (:func:`train_content`), encode the pooled windows, extract their conditions,
+    train the controlled denoiser; write ``model/unet``."""
     model_dir = Path(run_dir) / "model"
     info = ModelInfo.load(model_dir)
     if resume and info.method == "controllable" and info.latent_scale is not None and (model_dir / "unet").is_dir():
@@ -107,28 +149,31 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False,
     ae = SpectralAutoencoder.from_pretrained(model_dir / "autoencoder")
     data = data or prepare(cfg)
     d, c = cfg.diffusion, cfg.controllable
+    encoder = train_content(cfg, run_dir, resume, data)
     mean, std = encode_patches(ae, data.train, d.latent_augmentations)
     scale = latent_scale(ae, mean, std)
     texts = [p.reference.text for p in data.sources]
-    local, glob = condition_table(data, info.rgb_bands, c.conditions, c.params, texts, d.latent_augmentations)
+    content, widths = content_settings(encoder)
+    local, glob = condition_table(data, info.rgb_bands, c.conditions, c.params, texts, d.latent_augmentations,
+                                  content, widths)
     a = d.latent_augmentations
     rows = (balanced_items(data.source_of_window)[:, None] * a + np.arange(a)).ravel()
-    from specdm.conditions.controls import GLOBAL_WIDTHS, LOCAL_WIDTHS
+    from specdm.conditions.controls import LOCAL_WIDTHS
 
     set_seed(cfg.train.seed)
     net = ControlledDenoiser(ae.latent_channels, cfg.data.patch_size // ae.downsampling, ae.downsampling,
                              tuple(LOCAL_WIDTHS[n] for n in c.conditions if n in LOCAL_WIDTHS),
-                             tuple(GLOBAL_WIDTHS[n] for n in c.conditions if n in GLOBAL_WIDTHS),
+                             tuple(widths[n] for n in c.conditions if n in widths),
                              tuple(d.block_out_channels), d.layers_per_block, d.norm_num_groups)
     loop = LoopConfig(d.steps, d.batch_size, d.lr, cfg.train.seed, cfg.train.checkpoint_every,
                       ema_decay=d.ema_decay, mixed_precision=cfg.train.mixed_precision)
     net = train_controlled_denoiser(net, mean, std, scale, local, glob, rows, c.conditions, loop,
                                     Path(run_dir) / "checkpoints" / "controllable", c.p_drop, c.p_uncond,
-                                    cfg.schedule(), resume)
+                                    cfg.schedule(), resume, widths)
     info.latent_scale = scale.tolist()
     info.method = "controllable"
     info.source = {**info.source, "controllable": c.model_dump(mode="json")}
-    pipe = save_stage2(ControllablePipeline(ae, net, info, DDPMScheduler(**cfg.schedule())), model_dir)
+    pipe = save_stage2(ControllablePipeline(ae, net, info, DDPMScheduler(**cfg.schedule()), encoder), model_dir)
     pipe.model_dir = model_dir
     return pipe
 
@@ -137,17 +182,19 @@ def read_conditions(pipe: ControllablePipeline, given: dict[str, str]) -> dict[s
     """The conditions ``name -> file`` (text: the sentence) read and checked against ``pipe``'s model."""
     pipe.check_names(given)
     params = pipe.settings.get("params") or {}
-    return {n: read_condition(n, v, pipe.info.patch_size, params.get(n)) for n, v in given.items()}
+    return {n: read_condition(n, v, pipe.info.patch_size, params.get(n), pipe.content, pipe.widths)
+            for n, v in given.items()}
 
 
 def sample(model_dir: Path, out_dir: Path, num_samples: int, conditions: dict[str, str] | None = None,
            guidance: dict[str, float] | None = None, sampler: str = DEFAULT_SAMPLER,
            num_inference_steps: int | None = None, eta: float = 0.0, batch_size: int = 50, seed: int = 0,
            image_format: str = "tif", resume: bool = False, overwrite: bool = False, command: str = "",
-           device: str | None = None) -> Path:
+           device: str | None = None, previews: int = 8) -> Path:
     """Write ``num_samples`` images of a controllable model for the given ``conditions`` (name -> file, or the
     sentence for text; none: unconditional); the conditions used are written beside the samples
-    (``conditions/<name>.npy``, ``.png`` for maps) and described in ``metadata.json``, whose path is returned."""
+    (``conditions/<name>.npy``, ``.png`` for maps) and described in ``metadata.json``, whose path is returned.
+    A complete set gets its dataset card (``README.md``, ``previews`` false-colour previews)."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     pipe = load_pipeline(model_dir, device or PartialState().device)
     if not isinstance(pipe, ControllablePipeline):
@@ -198,6 +245,8 @@ def sample(model_dir: Path, out_dir: Path, num_samples: int, conditions: dict[st
             writer.write(i, images)
     meta["complete"] = not writer.pending()
     meta_file.write_text(json.dumps(meta, indent=1))
+    if meta["complete"] and PartialState().is_main_process:
+        finish_dataset(out_dir, info, previews)
     return meta_file
 
 
@@ -227,12 +276,13 @@ def extract_conditions(image: Path, out_dir: Path, model_dir: Path | None = None
 
     ``image``: an RGB image file (PNG, JPEG, BMP, TIFF, or an ``(H, W, 3)`` ``.npy`` in [0, 1]); with ``model_dir``
     also a spectral window ``.npy`` of the model's bands (``(C, H, W)``, normalized units), whose RGB view is taken
-    as in training. With ``model_dir`` the model's conditions and extractor parameters are used.
+    as in training. With ``model_dir`` the model's conditions, extractor parameters and content encoder are used.
     """
     from specdm.conditions.controls import CONDITIONS, compute, read_map, window_rgb
 
     image = Path(image)
     params: dict = {}
+    content = None
     names = list(names or [n for n in CONDITIONS if n != "text"])
     a = read_map(image)
     if model_dir is not None:
@@ -242,6 +292,8 @@ def extract_conditions(image: Path, out_dir: Path, model_dir: Path | None = None
             raise ConfigError(f"the model was made by method '{info.method}', which takes no conditions", model_dir)
         params = settings.get("params") or {}
         names = [n for n in settings["conditions"] if n != "text"]
+        encoder_dir = Path(model_dir) / "content_encoder"
+        content = ContentEncoder.from_pretrained(encoder_dir).embed if encoder_dir.is_dir() else None
         if a.ndim == 3 and a.shape[0] == info.num_bands and a.shape[-1] != 3:
             a = window_rgb(a, info.rgb_bands)
     if a.ndim != 3 or a.shape[-1] != 3:
@@ -250,4 +302,4 @@ def extract_conditions(image: Path, out_dir: Path, model_dir: Path | None = None
                           image)
     if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
         raise ConfigError(f"the RGB image must lie in [0, 1]; got {np.nanmin(a):g}..{np.nanmax(a):g}", image)
-    return save_conditions({n: compute(n, a, params.get(n)) for n in names}, out_dir)
+    return save_conditions({n: compute(n, a, params.get(n), content) for n in names}, out_dir)

@@ -272,9 +272,11 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Pat
                    autoencoder=None) -> Path:
     """Read the finished data set back, write previews, statistics and the card. With the model folder's real
     example windows, every picture shares one colour stretch (the real windows' 2nd-98th percentiles) and the
-    card shows real windows, their reconstructions and synthetic samples side by side."""
+    card shows real windows, their reconstructions and synthetic samples side by side. A set without masks keeps
+    its statistics over all pixels (:func:`~specdm.output.card.card_classes`; real ones: ``info.real_stats`` when
+    the model has them)."""
     from specdm.data.plot import rgb_stretch
-    from specdm.output.card import plot_comparison
+    from specdm.output.card import card_classes, plot_comparison
 
     norm = Normalizer.from_dict(info.normalization)
     examples = _real_examples(model_dir, autoencoder)
@@ -282,24 +284,26 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Pat
     if examples is not None:
         stretch = rgb_stretch(np.moveaxis(examples[0][:, 0], 1, -1), info.rgb_bands)
     ds = SyntheticDataset(out_dir)
-    synth = ClassSpectra(len(info.class_names), info.num_bands)
+    meta = json.loads((out_dir / "metadata.json").read_text())
+    names = card_classes(meta)
+    synth = ClassSpectra(len(names), info.num_bands)
     preview_paths, firsts = [], []  # firsts: (date-1 image, mask) of the samples the comparison figure shows
     n_examples = 0 if examples is None else len(examples[0])
     (out_dir / "previews").mkdir(exist_ok=True)
     for k in range(len(ds)):
         item = ds[k]
         imgs = [norm(im.transpose(1, 2, 0)) for im in item["images"]]
+        mask = item.get("mask")
         for im in imgs:
-            synth.update(im, item["mask"])
+            synth.update(im, np.zeros(im.shape[:2], np.int64) if mask is None else mask)
         if k < n_examples:
-            firsts.append((imgs[0], item["mask"]))
+            firsts.append((imgs[0], mask))
         if k < previews:
             p = out_dir / "previews" / f"{ds.indices[k]:06d}.png"
             preview_paths.append(save_preview(np.concatenate(imgs, 1) if len(imgs) > 1 else imgs[0],
-                                              np.tile(item["mask"], (1, len(imgs))), info.rgb_bands, p,
-                                              len(info.class_names), stretch))
-    real = ClassSpectra.from_dict(info.real_stats)
-    meta = json.loads((out_dir / "metadata.json").read_text())
+                                              None if mask is None else np.tile(mask, (1, len(imgs))), info.rgb_bands,
+                                              p, len(names), stretch))
+    real = ClassSpectra.from_dict(info.real_stats) if info.real_stats else ClassSpectra(len(names), info.num_bands)
     summary = filter_summary(out_dir, info.class_names)
     if summary is not None:
         meta["filter"] = {**meta.get("filter", {}), **summary}
