@@ -7,10 +7,12 @@ from pathlib import Path
 from specdm.errors import CheckpointError
 from specdm.models.info import ModelInfo
 from specdm.pipelines.base import SpecdmPipeline, sample_seed
+from specdm.pipelines.hyperldm import HyperLDMPipeline
 from specdm.pipelines.layout import LayoutPipeline
 from specdm.pipelines.specdm import SpecDMPipeline
 
-PIPELINES: dict[str, type[SpecdmPipeline]] = {"specdm": SpecDMPipeline, "layout": LayoutPipeline}
+PIPELINES: dict[str, type[SpecdmPipeline]] = {"specdm": SpecDMPipeline, "layout": LayoutPipeline,
+                                              "hyperldm": HyperLDMPipeline}
 
 
 def load_pipeline(model_dir: str | Path, device="cpu") -> SpecdmPipeline:
@@ -22,4 +24,4 @@ def load_pipeline(model_dir: str | Path, device="cpu") -> SpecdmPipeline:
     return PIPELINES[info.method].from_pretrained(model_dir, device)
 
 
-__all__ = ["PIPELINES", "LayoutPipeline", "SpecDMPipeline", "SpecdmPipeline", "load_pipeline", "sample_seed"]
+__all__ = ["PIPELINES", "HyperLDMPipeline", "LayoutPipeline", "SpecDMPipeline", "SpecdmPipeline", "load_pipeline", "sample_seed"]

@@ -12,7 +12,7 @@ from types import ModuleType
 
 from specdm.errors import ConfigError
 
-RECIPES = {"specdm": "specdm.recipes.specdm", "layout": "specdm.recipes.layout"}
+RECIPES = {"specdm": "specdm.recipes.specdm", "layout": "specdm.recipes.layout", "hyperldm": "specdm.recipes.hyperldm"}
 
 
 def get_recipe(method: str) -> ModuleType:
