@@ -147,6 +147,8 @@ def test_run_writes_versions_of_the_held_out_rgb(rgb_run):
     assert ds.meta["rgb"]["sources"][0]["rgb"].endswith("rows 32-48 cols 0-48")
     a, b = ds[0]["images"], ds[1]["images"]
     assert a.shape == (1, 6, 16, 48) and np.isfinite(a).all() and not np.array_equal(a, b)
+    card = (run / "synthetic" / "README.md").read_text()
+    assert "output head: direct output (hyperldm.library is null)" in card and "rows 32-48 cols 0-48" in card
 
 
 def test_pipeline_versions_differ_per_seed_and_are_reproducible(rgb_run):

@@ -219,10 +219,10 @@ def _dispatch(args, command: str) -> int:
                 raise ConfigError(f"-k must be at least 1, got {args.versions}")
             from specdm.recipes.hyperldm import read_rgb_files, synthesize_rgb
 
-            meta = synthesize_rgb(args.model_dir, read_rgb_files(args.rgb), args.out, args.versions, opts.sampler,
+            card = synthesize_rgb(args.model_dir, read_rgb_files(args.rgb), args.out, args.versions, opts.sampler,
                                   args.steps, opts.eta, opts.batch_size, opts.seed, opts.image_format, args.resume,
                                   args.overwrite, command, args.device)
-            print(f"synthetic data set: {args.out}\nmetadata: {meta}")
+            print(f"synthetic data set: {args.out}\ndataset card: {card}")
             return 0
         from specdm.recipes.sampling import layout_options, synthesize
 

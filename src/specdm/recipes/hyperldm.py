@@ -26,11 +26,12 @@ from specdm.config import Config
 from specdm.data.datamodule import PatchSet, PreparedData, prepare_data
 from specdm.data.spectra import library_for_scene
 from specdm.datasets.paths import data_root
-from specdm.errors import DataError
+from specdm.errors import ConfigError, DataError
 from specdm.models.autoencoders import HyperVQAutoencoder
 from specdm.models.autoencoders.hyper_vq import RGB_CHANNELS, library_calibration
 from specdm.models.denoisers import build_denoiser
 from specdm.models.info import ModelInfo
+from specdm.output.card import write_rgb_card
 from specdm.output.dataset import DatasetWriter, prepare_output
 from specdm.pipelines import HyperLDMPipeline, load_pipeline
 from specdm.recipes.run_dir import prepare_run_dir
@@ -92,6 +93,9 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
         return HyperVQAutoencoder.from_pretrained(model_dir / "autoencoder")
     data = data or prepare_data(cfg.data)
     ref, a, h = data.reference, cfg.autoencoder, cfg.hyperldm
+    if len(ref.images) > 1:
+        raise ConfigError(f"RGB-conditioned synthesis makes one image per RGB image; '{ref.name}' has "
+                          f"{len(ref.images)} dates", ref.source, hint="use a single-date data set")
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     train_pixels = np.concatenate([ref.images[0][g.r0 : g.r1, g.c0 : g.c1].reshape(-1, ref.num_bands)
                                    for g in data.split["train"]])
@@ -158,7 +162,7 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     latents = torch.cat([z, cond], 1)
     unet = train_conditional_denoiser(unet, latents, torch.zeros_like(latents), scale, n, loop,
                                       Path(run_dir) / "checkpoints" / "hyperldm", cfg.hyperldm.p_uncond,
-                                      cfg.schedule(), resume)
+                                      cfg.schedule(), resume, desc="stage 2 (RGB-conditioned)")
     info.latent_scale = [s] * n
     info.method = "hyperldm"
     info.source = {**info.source, "p_uncond": cfg.hyperldm.p_uncond}
@@ -199,7 +203,8 @@ def synthesize_rgb(
 ) -> Path:
     """``k`` spectral versions of every RGB image in ``sources`` (``(name, (H, W, 3))``, any size): sample
     ``i * k + v`` is version ``v`` of source ``i``, drawn by the run seeded ``sample_seed(seed, i)``. Written
-    without masks; ``metadata.json`` lists each sample's RGB source and version. Returns ``metadata.json``."""
+    without masks; ``metadata.json`` lists each sample's RGB source and version, ``README.md`` (the card) says
+    which head made them. Returns the card's path."""
     from specdm.pipelines.base import sample_seed
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -209,7 +214,7 @@ def synthesize_rgb(
                         f"'{pipe.info.method}'", model_dir)
     steps = pipe.steps(sampler, num_inference_steps)
     meta = dataset_metadata(pipe, model_dir, len(sources) * k, sampler, steps, eta, seed, image_format, "png", command)
-    meta.update(masks=False, patch_size=None, class_names=None,
+    meta.update(masks=False, mask_format=None, patch_size=None, class_names=None,
                 format={"image": image_format, "mask": None, "image_layout": "(bands, rows, cols) float32, the data's "
                         "own units, each the size of its RGB image"},
                 seed_rule="version v of RGB source i is sample i*k+v; tile j of it uses SeedSequence([s_i, v*tiles+j]) "
@@ -239,7 +244,7 @@ def synthesize_rgb(
         print(f"{name}: {k} versions of {rgb.shape[0]}x{rgb.shape[1]} in {time.time() - t0:.1f} s", flush=True)
     meta["complete"] = not writer.pending()
     meta_file.write_text(json.dumps(meta, indent=1))
-    return meta_file
+    return write_rgb_card(out_dir, meta)
 
 
 def region_rgb(data: PreparedData, info: ModelInfo) -> list[tuple[str, np.ndarray]]:
@@ -256,7 +261,7 @@ def region_rgb(data: PreparedData, info: ModelInfo) -> list[tuple[str, np.ndarra
 
 def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False, command: str = "") -> Path:
     """Train both stages, then write ``hyperldm.num_versions`` spectral versions of each held-out region's RGB;
-    returns the data set's ``metadata.json``."""
+    returns the data set's card."""
     run_dir = Path(run_dir)
     t0 = time.time()
     prepare_run_dir(run_dir, resume, overwrite, create=False)
