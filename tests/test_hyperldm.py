@@ -156,7 +156,7 @@ def test_pipeline_versions_differ_per_seed_and_are_reproducible(rgb_run):
 
     pipe = load_pipeline(rgb_run / "run" / "model")
     rgb = np.random.default_rng(0).random((20, 24, 3)).astype(np.float32)
-    kw = dict(sampler="ddpm", num_inference_steps=5)
+    kw = {"sampler": "ddpm", "num_inference_steps": 5}
     a = pipe.sample_image(rgb, 3, seed=0, batch_size=32, **kw)
     b = pipe.sample_image(rgb, 3, seed=0, batch_size=2, **kw)  # other batching, same samples
     c = pipe.sample_image(rgb, 3, seed=1, batch_size=32, **kw)
@@ -187,14 +187,18 @@ def test_sample_rgb_cli_on_an_odd_sized_png(rgb_run, tmp_path):
     assert not np.array_equal(ds[0]["images"], ds[1]["images"])
 
 
-@pytest.mark.parametrize("kind", ["two_channels", "corrupt", "four_channel_npy"])
+@pytest.mark.parametrize("kind", ["two_channels", "corrupt", "four_channel_npy", "no_images"])
 def test_bad_rgb_files_name_the_file(rgb_run, tmp_path, capsys, kind):
     from PIL import Image
 
     folder = tmp_path / "rgb"
     folder.mkdir()
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "good.png")
-    if kind == "two_channels":
+    if kind != "no_images":
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "good.png")
+    if kind == "no_images":
+        bad = folder
+        (folder / "notes.txt").write_text("no image here")
+    elif kind == "two_channels":
         bad = folder / "bad.png"
         Image.fromarray(np.zeros((8, 8, 2), np.uint8), mode="LA").save(bad)
     elif kind == "corrupt":
@@ -211,7 +215,7 @@ def test_bad_rgb_files_name_the_file(rgb_run, tmp_path, capsys, kind):
 
 
 def test_vq_training_lowers_the_reconstruction_error_on_a_real_crop(data_dir, tmp_path, one_thread):
-    from specdm.config import validate, Config
+    from specdm.config import Config, validate
     from specdm.data.datamodule import prepare_data
     from specdm.recipes.hyperldm import build_vq, reconstruction_scores, scene_library
     from specdm.training.engine import LoopConfig
@@ -236,4 +240,5 @@ def test_vq_training_lowers_the_reconstruction_error_on_a_real_crop(data_dir, tm
     model = train_vq_autoencoder(data.train, model, rgb, LoopConfig(60, 4, 2e-3, checkpoint_every=1000),
                                  tmp_path / "ckpt")
     after = reconstruction_scores(model, data.train, rgb)
-    assert after["rmse"] < 0.6 * before["rmse"] and after["sam_rad"] < before["sam_rad"]
+    # measured on one thread: RMSE 0.453 -> 0.238, SAM 0.909 -> 0.288 rad
+    assert after["rmse"] < 0.7 * before["rmse"] and after["sam_rad"] < 0.5 * before["sam_rad"]
