@@ -4,6 +4,7 @@
     specdm train-autoencoder CONFIG   stage 1 only
     specdm train-diffusion CONFIG     stage 2 only (needs stage 1 in the same run folder)
     specdm sample MODEL_DIR --out DIR synthesize a data set from a trained model folder
+                                      (--rgb DIR_OR_FILE -k K: K spectral versions of each RGB image)
     specdm evaluate CONFIG SYNTH      score a synthetic data set against the config's real training split
     specdm benchmark CONFIG --synthetic NAME=DIR
                                       does synthetic data help downstream models? (held-out test split)
@@ -82,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "RGB image, or text=\"a sentence\" (repeatable; conditions not given are left out)")
     s.add_argument("--condition-guidance", action="append", default=[], metavar="NAME=SCALE",
                    help="controllable models: guidance of one condition (default: the model's, else 1; 0 leaves it out)")
+    s.add_argument("--rgb", type=Path, default=None, metavar="DIR_OR_FILE",
+                   help="RGB-conditioned (hyperldm) models: spectral versions of these RGB images (PNG, JPEG, BMP, "
+                        "(Geo)TIFF, .npy; any size)")
+    s.add_argument("-k", "--versions", type=int, default=10, help="with --rgb: spectral versions per RGB image")
     s.add_argument("--device", default=None, help="torch device (default: accelerate's choice)")
     s.add_argument("--resume", action="store_true", help="complete an interrupted data set")
     s.add_argument("--overwrite", action="store_true", help="replace an existing data set made by specdm")
@@ -272,6 +277,16 @@ def _dispatch(args, command: str) -> int:
             "source": "dir" if args.masks else "real", "masks_dir": str(args.masks) if args.masks else None,
             "class_targets": targets, "balance": args.balance, "copy_paste": args.copy_paste,
             "guidance_scale": args.guidance, "redraw_layouts": args.redraw_layouts}, "specdm sample")
+        if args.rgb is not None:
+            if args.versions < 1:
+                raise ConfigError(f"-k must be at least 1, got {args.versions}")
+            from specdm.recipes.hyperldm import read_rgb_files, synthesize_rgb
+
+            card = synthesize_rgb(args.model_dir, read_rgb_files(args.rgb), args.out, args.versions, opts.sampler,
+                                  args.steps, opts.eta, opts.batch_size, opts.seed, opts.image_format, args.resume,
+                                  args.overwrite, command, args.device)
+            print(f"synthetic data set: {args.out}\ndataset card: {card}")
+            return 0
         from specdm.recipes.sampling import layout_options, synthesize
 
         card = synthesize(

@@ -18,7 +18,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from specdm.errors import ConfigError
 from specdm.schedulers import DEFAULT_SAMPLER, PAPER_SCHEDULE, SAMPLERS, default_steps
 
-METHODS = ("specdm", "layout", "controllable")  # one recipe each in specdm.recipes
+METHODS = ("specdm", "layout", "controllable", "hyperldm")  # one recipe each in specdm.recipes
+# HyperLDM: T = 100, betas linear from 0.005 M to M, M = 0.02
+HYPERLDM_SCHEDULE = dict(num_train_timesteps=100, beta_start=1e-4, beta_end=0.02, beta_schedule="linear")
 
 
 def _check_wavelengths(v: list[float]) -> list[float]:
@@ -414,6 +416,29 @@ class ControllableConfig(Strict):
                 raise ValueError(f"controllable.{what} names {', '.join(unknown)}, which controllable.conditions "
                                  f"({', '.join(self.conditions)}) does not hold")
         return self
+class HyperLDMConfig(Strict):
+    """RGB-conditioned synthesis (``method: hyperldm``): spectral images for RGB images.
+
+    Stage 1 (the conditional VQ autoencoder) takes its size and training from ``autoencoder``
+    (``latent_channels``, default 16 here; ``block_out_channels``, ``steps``, ``batch_size``, ``lr``),
+    stage 2 from ``diffusion`` (the paper's schedule, T = 100, unless set).
+    """
+
+    rgb_method: Literal["auto", "bands", "cie"] = "auto"  # conditions.rgb: sensor bands, CIE 1931, or auto
+    rgb_percentile: float = Field(99.0, gt=0.0, le=100.0)  # the RGB scale: this percentile of the training colours
+    # "usgs": USGS splib07 (AV95) under the data root; a path: an ENVI spectral library; null: direct output head
+    library: str | None = "usgs"
+    max_spectra: int | None = Field(128, ge=1)  # library spectra kept (k-means on shape); null keeps all
+    library_select: Literal["kmeans", "random"] = "kmeans"
+    use_rgb: bool = True  # the decoder sees the RGB (the paper's; false: the ablation)
+    num_codes: int = Field(1024, ge=2)  # codebook size K
+    condition_channels: int = Field(16, ge=1)  # channels of the decoder's RGB features C(rgb)
+    head_channels: int = Field(64, ge=1)
+    l1_weight: float = Field(1.0, ge=0.0)  # paper: 100 x L1 + 1000 x (1 - cos), here divided by 100
+    cosine_weight: float = Field(10.0, ge=0.0)
+    commitment_weight: float = Field(0.25, ge=0.0)
+    p_uncond: float = Field(0.0, ge=0.0, lt=1.0)  # share of stage-2 steps without the RGB
+    num_versions: int = Field(10, ge=1)  # K: spectral versions per RGB image written by `specdm run`
 
 
 class TrainConfig(Strict):
@@ -434,6 +459,7 @@ class Config(Strict):
     # more data sets trained together with `data` (method controllable): each split and normalized on its own,
     # all on data.align's grid (an entry without `align` takes data's) and cut into data.patch_size windows
     more_data: list[DataConfig] = Field(default_factory=list)
+    hyperldm: HyperLDMConfig = Field(default_factory=HyperLDMConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     @model_validator(mode="after")
@@ -461,6 +487,12 @@ class Config(Strict):
                 if (g.start, g.stop, g.bands) != (h.start, h.stop, h.bands) or g.outside == "drop" or h.outside == "drop":
                     raise ValueError(f"more_data.{k}.align must give data.align's grid and keep every band "
                                      f"(outside error or mask)")
+        if self.method == "hyperldm":  # the paper's sizes and schedule where the config does not set them
+            if "latent_channels" not in self.autoencoder.model_fields_set:
+                self.autoencoder.latent_channels = 16
+            for key, value in HYPERLDM_SCHEDULE.items():
+                if key not in self.diffusion.model_fields_set:
+                    setattr(self.diffusion, key, value)
         return self
 
     @model_validator(mode="after")

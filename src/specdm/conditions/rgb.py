@@ -43,7 +43,7 @@ METHODS = ("auto", "bands", "cie")
 RGB_TARGETS_NM = (650.0, 550.0, 470.0)
 MAX_BAND_OFFSET_NM = 60.0  # a band further than this from 650/550/470 nm is not that colour
 SENTINEL2_RGB = ("B04", "B03", "B02")
-RGB_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", *TIFF_SUFFIXES)
+RGB_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".npy", *TIFF_SUFFIXES)
 
 # Wyman, Sloan, Shirley (2013), multi-lobe fit of the CIE 1931 2-degree observer:
 # per function, lobes (weight, mean nm, sigma below the mean, sigma above the mean).
@@ -99,8 +99,21 @@ def rgb_from_scene(
         raise DataError(f"{len(wl)} wavelengths for {n} bands", source)
     if band_names is not None and len(band_names) != n:
         raise DataError(f"{len(band_names)} band names for {n} bands", source)
+    linear = linear_rgb(x, wl, band_names, method, rgb_bands, source)[0]
+    top = float(scale) if scale is not None else float(np.percentile(linear, percentile)) if linear.size else 0.0
+    rgb = np.clip(linear / top, 0.0, 1.0) if top > 0 else np.zeros_like(linear)
+    if srgb:
+        rgb = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.power(rgb, 1 / 2.4) - 0.055)
+    return rgb.astype(np.float32)
+
+
+def linear_rgb(x: np.ndarray, wl: np.ndarray | None, band_names=None, method: str = "auto", rgb_bands=None,
+               source=None) -> tuple[np.ndarray, str, list[int] | None]:
+    """Linear, unscaled colours of spectra ``x (..., C)`` (negatives clipped): ``(linear, method, bands)`` with
+    ``"auto"`` resolved and, for ``"bands"``, the band indices used."""
     if method == "auto":
         method = "cie" if wl is not None and covers_visible(wl) and rgb_bands is None else "bands"
+    bands = None
     if method == "cie":
         if wl is None or not covers_visible(wl):
             got = "no wavelengths" if wl is None else f"bands at {_list_nm(wl)}"
@@ -109,13 +122,33 @@ def rgb_from_scene(
                             hint="use method='bands'")
         linear = x @ cie_weights(wl).T
     else:
-        linear = x[..., list(pick_rgb_bands(n, wl, band_names, rgb_bands, source))]
-    linear = np.maximum(linear, 0.0)
-    top = float(scale) if scale is not None else float(np.percentile(linear, percentile)) if linear.size else 0.0
-    rgb = np.clip(linear / top, 0.0, 1.0) if top > 0 else np.zeros_like(linear)
-    if srgb:
-        rgb = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.power(rgb, 1 / 2.4) - 0.055)
-    return rgb.astype(np.float32)
+        bands = list(pick_rgb_bands(x.shape[-1], wl, band_names, rgb_bands, source))
+        linear = x[..., bands]
+    return np.maximum(linear, 0.0), method, bands
+
+
+def fit_rgb(
+    pixels,
+    wavelengths: Sequence[float] | None = None,
+    band_names: Sequence[str] | None = None,
+    method: str = "auto",
+    rgb_bands: Sequence[int] | None = None,
+    percentile: float = 99.0,
+    source=None,
+) -> dict:
+    """The settings of :func:`rgb_from_scene` fixed on training ``pixels`` ``(..., C)`` in the data's units:
+    ``{"method", "rgb_bands", "scale", "srgb"}`` with ``"auto"`` resolved, the bands picked and one ``scale``
+    (the ``percentile``-th percentile of the linear colours), so that every window of a scene, at training
+    and at evaluation, gets its RGB the same way: ``rgb_from_scene(x, wavelengths, band_names, **settings)``."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown RGB method '{method}'; choose one of {', '.join(METHODS)}")
+    wl = None if wavelengths is None else np.asarray(wavelengths, dtype=np.float64)
+    linear, method, bands = linear_rgb(np.asarray(pixels, dtype=np.float64), wl, band_names, method, rgb_bands, source)
+    scale = float(np.percentile(linear, percentile))
+    if not scale > 0:
+        raise DataError(f"the training pixels' colours are all zero (the {percentile:g}th percentile is {scale:g})",
+                        source)
+    return {"method": method, "rgb_bands": bands, "scale": scale, "srgb": True}
 
 
 def cie_weights(wavelengths: Sequence[float]) -> np.ndarray:
@@ -164,7 +197,8 @@ def pick_rgb_bands(num_bands: int, wavelengths=None, band_names=None, rgb_bands=
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """An RGB image file as ``(H, W, 3)`` float32 in [0, 1]: PNG, JPEG, BMP (Pillow) or (Geo)TIFF (tifffile).
+    """An RGB image file as ``(H, W, 3)`` float32 in [0, 1]: PNG, JPEG, BMP (Pillow), (Geo)TIFF (tifffile) or
+    ``.npy`` (an ``(H, W, 3)`` array, read without pickles).
 
     Integer values are divided by their type's maximum (255 for 8 bits, 65535 for 16);
     float values must already lie in [0, 1]. A palette image gives its colours; an alpha
@@ -179,6 +213,11 @@ def read_rgb(path: str | Path) -> np.ndarray:
         array, _ = read_label_array(path)  # tifffile; bands stored one after another come channel-last
     elif not path.is_file():
         raise DataError("file not found", path)
+    elif suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise DataError(f"not a readable .npy array, truncated or corrupt ({err})", path) from None
     else:
         try:
             with Image.open(path) as im:
@@ -209,3 +248,21 @@ def read_rgb(path: str | Path) -> np.ndarray:
 def _list_nm(wl: np.ndarray, most: int = 8) -> str:
     text = ", ".join(f"{w:g}" for w in wl[:most])
     return f"{text}{', ...' if len(wl) > most else ''} nm"
+
+
+class WindowRGB:
+    """The RGB of normalized spectral windows, made the same way at training and at evaluation.
+
+    ``windows (N, C, H, W)`` in normalized units are mapped back to the data's units
+    (``normalizer.inverse``) and through :func:`rgb_from_scene` with the ``settings`` of
+    :func:`fit_rgb` -> ``(N, 3, H, W)`` float32 in [0, 1].
+    """
+
+    def __init__(self, normalizer, wavelengths, band_names, settings: dict):
+        self.normalizer, self.wavelengths, self.band_names = normalizer, wavelengths, band_names
+        self.settings = dict(settings)
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        spectra = self.normalizer.inverse(np.moveaxis(np.asarray(windows, np.float32), 1, -1))
+        rgb = rgb_from_scene(spectra, self.wavelengths, self.band_names, **self.settings)
+        return np.ascontiguousarray(np.moveaxis(rgb, -1, 1))

@@ -559,3 +559,28 @@ def write_stac_item(out_dir, synth: ClassSpectra, meta: dict) -> Path:
     path = out_dir / STAC_FILE
     path.write_text(json.dumps(stac_item(synth, meta, meta.get("name") or out_dir.name), indent=1))
     return path
+
+
+def write_rgb_card(out_dir: Path, meta: dict) -> Path:
+    """``README.md`` of a data set of spectral versions of RGB images (RGB-conditioned synthesis): the model's
+    output head (library mixture, or direct output and why), how the RGB was made, each RGB source and its
+    samples. Written from ``metadata.json``'s fields."""
+    src, rgb = meta.get("source", {}), meta["rgb"]
+    lib = src.get("library")
+    lines = [f"# Spectral versions of {len(rgb['sources'])} RGB image(s)", "",
+             f"Made by `{meta.get('command') or 'specdm'}` with the {meta['method']} model `{meta['model']['path']}`: "
+             f"{rgb['versions_per_image']} versions per RGB image, {len(meta['band_names'])} bands, "
+             f"no masks; images `(bands, rows, cols)` float32 in the data's own units, each the size of its RGB image.",
+             "", "## Model", "",
+             f"- output head: {src.get('head', 'unknown')}",
+             *([f"- spectral library: `{lib['file']}`, {lib['spectra']} spectra ({lib['select']})"] if lib else []),
+             f"- decoder sees the RGB: {src.get('use_rgb', True)}",
+             f"- the RGB it was trained on (conditions.rgb.rgb_from_scene): `{json.dumps(_fmt(src.get('rgb')))}`",
+             f"- sampler: {meta['sampler']['name']}, {meta['sampler']['num_inference_steps']} steps; seed {meta['seed']} "
+             f"({meta['seed_rule']})",
+             f"- tiling: {rgb['tiling']}", "", "## RGB sources", "", "| samples | RGB | rows x cols |", "|---|---|---|"]
+    lines += [f"| {s['samples'][0]}-{s['samples'][1]} | `{s['rgb']}` | {s['shape'][0]} x {s['shape'][1]} |"
+              for s in rgb["sources"]]
+    path = Path(out_dir) / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -8,11 +8,12 @@ from specdm.errors import CheckpointError
 from specdm.models.info import ModelInfo
 from specdm.pipelines.base import SpecdmPipeline, sample_seed
 from specdm.pipelines.controllable import ControllablePipeline
+from specdm.pipelines.hyperldm import HyperLDMPipeline
 from specdm.pipelines.layout import LayoutPipeline
 from specdm.pipelines.specdm import SpecDMPipeline
 
 PIPELINES: dict[str, type[SpecdmPipeline]] = {"specdm": SpecDMPipeline, "layout": LayoutPipeline,
-                                               "controllable": ControllablePipeline}
+                                               "controllable": ControllablePipeline, "hyperldm": HyperLDMPipeline}
 
 
 def load_pipeline(model_dir: str | Path, device="cpu") -> SpecdmPipeline:
@@ -24,4 +25,5 @@ def load_pipeline(model_dir: str | Path, device="cpu") -> SpecdmPipeline:
     return PIPELINES[info.method].from_pretrained(model_dir, device)
 
 
-__all__ = ["PIPELINES", "ControllablePipeline", "LayoutPipeline", "SpecDMPipeline", "SpecdmPipeline", "load_pipeline", "sample_seed"]
+__all__ = ["PIPELINES", "ControllablePipeline", "HyperLDMPipeline", "LayoutPipeline", "SpecDMPipeline", "SpecdmPipeline",
+           "load_pipeline", "sample_seed"]

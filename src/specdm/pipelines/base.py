@@ -26,6 +26,7 @@ MODEL_INDEX = "model_index.json"
 # class name in model_index.json -> "module:attribute"
 COMPONENT_CLASSES = {
     "SpectralAutoencoder": "specdm.models.autoencoders:SpectralAutoencoder",
+    "HyperVQAutoencoder": "specdm.models.autoencoders:HyperVQAutoencoder",
     "UNet2DConditionModel": "diffusers:UNet2DConditionModel",
     "ControlledDenoiser": "specdm.models.denoisers.controlnet:ControlledDenoiser",
     "DDPMScheduler": "diffusers:DDPMScheduler",

@@ -13,7 +13,7 @@ from types import ModuleType
 from specdm.errors import ConfigError
 
 RECIPES = {"specdm": "specdm.recipes.specdm", "layout": "specdm.recipes.layout",
-           "controllable": "specdm.recipes.controllable"}
+           "controllable": "specdm.recipes.controllable", "hyperldm": "specdm.recipes.hyperldm"}
 
 
 def get_recipe(method: str) -> ModuleType:

@@ -87,6 +87,7 @@ def train_conditional_denoiser(
     p_uncond: float = 0.1,
     schedule: dict | None = None,
     resume: bool = False,
+    desc: str = "stage 2 (layout-conditioned)",
 ) -> torch.nn.Module:
     """Layout-conditioned training: the first ``target_channels`` of ``z`` are denoised, the rest of ``z``
     (the mask's latent, a fresh posterior sample, clean) is the condition, dropped in a share ``p_uncond``
@@ -118,4 +119,4 @@ def train_conditional_denoiser(
             pred = net(torch.cat([zt, cond * keep], 1), t, encoder_hidden_states=None).sample
         return F.mse_loss(pred.float(), noise), {}
 
-    return train_loop(unet, step, mean.shape[0], loop, ckpt_dir, resume, desc="stage 2 (layout-conditioned)")
+    return train_loop(unet, step, mean.shape[0], loop, ckpt_dir, resume, desc=desc)
