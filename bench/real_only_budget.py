@@ -62,7 +62,10 @@ def main() -> None:
             st = result["settings"]
             if result["config"]["name"] != a.config or st["steps"] != n or a.model not in st["models"]:
                 raise SystemExit(f"{reuse[n]}: not a {a.config} benchmark of {a.model} at {n} steps")
-            runs = [r for r in result["runs"] if r["arm"] == "real" and r["model"] == a.model and r["seed"] < a.seeds]
+            runs = [r for r in result["runs"] if r["arm"] == "real" and r.get("setting", "full") == "full"
+                    and r["model"] == a.model and r["seed"] < a.seeds]
+            if st.get("lr_schedule", "constant") != "cosine" or st["batch_size"] != 16 or st["lr"] != 1e-3:
+                raise SystemExit(f"{reuse[n]}: made with another schedule, batch size or learning rate")
             scores[n] = {r["seed"]: r["scores"][metric] for r in runs}
             vals = np.array(list(scores[n].values()))
             rows.append({"steps": n, "seeds": len(vals), "mean": float(vals.mean()), "sd": float(vals.std(ddof=1)),
@@ -74,7 +77,7 @@ def main() -> None:
                         "--limited", "0", "--out", str(sub), "--resume"], check=True)
         wall = time.time() - start
         result = json.loads((sub / "benchmark.json").read_text())
-        runs = [r for r in result["runs"] if r["arm"] == "real"]
+        runs = [r for r in result["runs"] if r["arm"] == "real" and r.get("setting", "full") == "full"]
         scores[n] = {r["seed"]: r["scores"][metric] for r in runs}
         vals = np.array(list(scores[n].values()))
         rows.append({"steps": n, "seeds": len(vals), "mean": float(vals.mean()), "sd": float(vals.std(ddof=1)) if len(vals) > 1 else None,
