@@ -439,7 +439,7 @@ class HyperLDMConfig(Strict):
     commitment_weight: float = Field(0.25, ge=0.0)
     p_uncond: float = Field(0.0, ge=0.0, lt=1.0)  # share of stage-2 steps without the RGB
     # stage 1: spatial (2-D PatchGAN) and spectral (1-D, per pixel) discriminators, hinge loss (the paper's;
-    # off by default: +45 % per stage-1 step on one CPU thread, no measured gain yet; docs/design.md)
+    # off by default: +45 % per stage-1 step on one CPU thread for a small gain; docs/design.md)
     discriminators: bool = False
     discriminator_weight: float = Field(0.1, ge=0.0)  # weight of the autoencoder's adversarial term
     discriminator_every: int = Field(3, ge=1)  # the discriminators step every this many steps (paper: 3)
