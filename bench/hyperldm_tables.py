@@ -7,10 +7,17 @@ on RGB vs RGB -> synthetic spectra vs real spectra (Table VI style).
 Variants (each trained in ``runs/hyperldm_bench/<config>/<variant>``, reused when there):
 
 - ``hyperldm``: the conditional VQ autoencoder with the library head, the decoder seeing the RGB,
-  and the RGB-conditioned denoiser (the paper's schedule, T = 100);
+  and the RGB-conditioned denoiser (T = 100; the config's defaults, so zero terminal SNR and the SSIM term
+  since they were added: the stored ``hyperldm`` rows of ``bench/results/hyperldm/*.json`` predate them);
 - ``no_rgb_decoder``: the same without the RGB in the decoder (the paper's ablation);
 - ``no_library``: the direct output head instead of the library mixture;
-- ``baseline``: the one-to-one residual CNN (:class:`specdm.models.hscnn.RGBToSpectra`), same pairs and loss.
+- ``baseline``: the one-to-one residual CNN (:class:`specdm.models.hscnn.RGBToSpectra`), same pairs and loss;
+- ``ssim``, ``zero_snr``, ``ssim_zero_snr`` (only when named in ``--variants``): ``hyperldm`` with stage 2's
+  loss MSE + 0.1 x (1 - SSIM(x0_hat, x0)), with the schedule rescaled to zero terminal SNR (v prediction), or
+  both (today's defaults); ``discriminators``: today's defaults with stage 1's discriminators (both stages
+  trained). A run folder
+  holding only a copy of ``hyperldm``'s stage 1 (``model/autoencoder``, ``specdm.json``,
+  ``stage1_quality.json``) retrains stage 2 alone.
 
 Every model gets the RGB of the whole held-out region (the config's ``test`` split, made as in training:
 ``conditions.rgb``) and returns K versions of it (tiled, ``HyperLDMPipeline.sample_image``, DDPM, T steps).
@@ -57,7 +64,12 @@ VARIANTS = {
     "no_rgb_decoder": ["hyperldm.use_rgb=false"],
     "no_library": ["hyperldm.library=null"],
     "baseline": [],
+    "ssim": ["hyperldm.ssim_weight=0.1", "hyperldm.zero_terminal_snr=false"],
+    "zero_snr": ["hyperldm.ssim_weight=0", "hyperldm.zero_terminal_snr=true"],
+    "ssim_zero_snr": ["hyperldm.ssim_weight=0.1", "hyperldm.zero_terminal_snr=true"],
+    "discriminators": ["hyperldm.ssim_weight=0.1", "hyperldm.zero_terminal_snr=true", "hyperldm.discriminators=true"],
 }
+DEFAULT_VARIANTS = "hyperldm,no_rgb_decoder,no_library,baseline"
 COLUMNS = ("rmse", "mrae", "sam_rad", "mssim", "mpsnr", "sd", "sdm")
 
 
@@ -124,7 +136,7 @@ def main() -> None:
     p.add_argument("--baseline-steps", type=int, default=1500)
     p.add_argument("--max-spectra", type=int, default=128)
     p.add_argument("-k", type=int, default=10)
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--variants", default=DEFAULT_VARIANTS)
     p.add_argument("--classification-seeds", type=int, default=0,
                    help="0: no classification table (one already in the result file is kept)")
     p.add_argument("--classifier-steps", type=int, default=1500)

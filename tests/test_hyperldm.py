@@ -17,6 +17,7 @@ from specdm.models.autoencoders import HyperVQAutoencoder
 from specdm.models.autoencoders.hyper_vq import library_calibration
 from specdm.output.dataset import SyntheticDataset
 from specdm.pipelines.hyperldm import tent, tile_grid
+from specdm.schedulers import ZERO_TERMINAL_SNR
 
 WAVELENGTHS = [450.0, 550.0, 650.0, 850.0, 1600.0, 2200.0]
 
@@ -131,7 +132,8 @@ def test_hyperldm_config_takes_the_papers_schedule_unless_set():
 
     with tempfile.TemporaryDirectory() as d:
         cfg = load({}, Path(d) / "a.yaml")
-        assert cfg.schedule() == HYPERLDM_SCHEDULE and cfg.autoencoder.latent_channels == 16
+        assert cfg.schedule() == {**HYPERLDM_SCHEDULE, **ZERO_TERMINAL_SNR} and cfg.autoencoder.latent_channels == 16
+        assert load({"hyperldm": {"zero_terminal_snr": False}}, Path(d) / "c.yaml").schedule() == HYPERLDM_SCHEDULE
         cfg = load({"diffusion": {"num_train_timesteps": 200}, "autoencoder": {"latent_channels": 8}}, Path(d) / "b.yaml")
         assert cfg.schedule()["num_train_timesteps"] == 200 and cfg.schedule()["beta_end"] == 0.02
         assert cfg.autoencoder.latent_channels == 8
@@ -242,3 +244,138 @@ def test_vq_training_lowers_the_reconstruction_error_on_a_real_crop(data_dir, tm
     after = reconstruction_scores(model, data.train, rgb)
     # measured on one thread: RMSE 0.453 -> 0.238, SAM 0.909 -> 0.288 rad
     assert after["rmse"] < 0.7 * before["rmse"] and after["sam_rad"] < 0.5 * before["sam_rad"]
+
+
+def tiny_patches(bands=5, size=8):
+    """Four 8x8 windows of one random 5-band, 16x16 scene and an RGB that is the first three bands."""
+    from specdm.data.datamodule import PatchSet
+    from specdm.data.windows import Window
+
+    image = np.random.default_rng(0).uniform(0, 1, (1, bands, 16, 16)).astype(np.float32)
+    windows = [Window(0, r, c) for r in (0, 8) for c in (0, 8)]
+    return PatchSet([image], [np.zeros((16, 16), np.int64)], windows, size), lambda x: x[:, :3].copy()
+
+
+def test_discriminators_step_every_third_step_and_resume_exactly(tmp_path, one_thread):
+    import copy
+
+    from specdm.models.discriminators import Discriminators
+    from specdm.training.engine import LoopConfig
+    from specdm.training.hyperldm import train_vq_autoencoder
+
+    patches, rgb = tiny_patches()
+    torch.manual_seed(0)
+    vq, critics = tiny_vq(5), Discriminators(5, 8, 8)
+    start = copy.deepcopy(critics.state_dict())
+
+    def train(steps, folder, resume=False):
+        loop = LoopConfig(steps, 2, 1e-3, checkpoint_every=1, log_every=1)
+        model, disc = copy.deepcopy(vq), copy.deepcopy(critics)
+        out = train_vq_autoencoder(patches, model, rgb, loop, tmp_path / folder, resume=resume, discriminators=disc,
+                                   discriminator_weight=0.1, discriminator_every=3)
+        return out, disc
+
+    ae2, disc2 = train(2, "a")
+    assert all(torch.equal(disc2.state_dict()[k], v) for k, v in start.items())  # steps 1, 2: critics untouched
+    assert not torch.equal(ae2.encoder.conv_in.weight, vq.encoder.conv_in.weight)
+    ae3, disc3 = train(3, "a", resume=True)  # step 3 from the step-2 checkpoint: the critics step
+    assert not torch.equal(disc3.spatial[0].weight, start["spatial.0.weight"])
+    assert not torch.equal(disc3.spectral.net[0].weight, start["spectral.net.0.weight"])
+    log = [json.loads(line) for line in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "aux_loss" in r] == [3]
+    assert all(math.isfinite(r["adversarial"]) for r in log) and math.isfinite(log[-1]["aux_loss"])
+    straight, disc_straight = train(3, "b")  # the same three steps without a break: bit-identical
+    assert all(torch.equal(v, straight.state_dict()[k]) for k, v in ae3.state_dict().items())
+    assert all(torch.equal(v, disc_straight.state_dict()[k]) for k, v in disc3.state_dict().items())
+
+
+def test_vq_training_without_discriminators_is_the_plain_loop(tmp_path, one_thread):
+    """Off, stage 1 is the loop it was before discriminators existed (same seed: bit-identical weights)."""
+    import copy
+
+    from specdm.training.engine import LoopConfig, train_loop
+    from specdm.training.hyperldm import init_codebook, pair_batch, spectral_losses, train_vq_autoencoder
+
+    patches, rgb = tiny_patches()
+    torch.manual_seed(0)
+    vq = tiny_vq(5)
+    loop = LoopConfig(4, 2, 1e-3, checkpoint_every=1000)
+    ours = train_vq_autoencoder(patches, copy.deepcopy(vq), rgb, loop, tmp_path / "a")
+
+    def step(net, items, rnd):  # the stage-1 step as it was
+        x, c = pair_batch(patches, rgb, items.tolist(), rnd.integers(8).tolist())
+        out = net(x, c)
+        l1, cos = spectral_losses(out.image.float(), x)
+        return l1 + 10 * cos + out.codebook_loss + 0.25 * out.commitment_loss, {}
+
+    plain = copy.deepcopy(vq)
+    init_codebook(plain, patches, rgb, loop.seed)
+    plain = train_loop(plain, step, len(patches), loop, tmp_path / "b")
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in ours.state_dict().items())
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_stage2_loss_ssim_term(prediction):
+    import torch.nn.functional as F
+
+    from specdm.schedulers import training_scheduler
+    from specdm.training.diffusion import denoising_loss, predicted_x0
+
+    sched = training_scheduler(**HYPERLDM_SCHEDULE, prediction_type=prediction,
+                               rescale_betas_zero_snr=prediction == "v_prediction")
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 4, 8, 8, generator=g)
+    t = torch.tensor([0, 50, 99])
+    zt = sched.add_noise(x0, noise, t)
+    exact = sched.get_velocity(x0, noise, t) if prediction == "v_prediction" else noise
+    torch.testing.assert_close(predicted_x0(sched, zt, exact, t), x0, atol=1e-4, rtol=1e-4)
+    off = exact + 0.3 * torch.randn(exact.shape, generator=g)
+    loss, _ = denoising_loss(sched, off, noise, x0, zt, t, 0.0)  # weight 0: the MSE alone, exactly
+    assert torch.equal(loss, F.mse_loss(off, exact))
+    loss, logs = denoising_loss(sched, exact, noise, x0, zt, t, 0.1)  # exact prediction: no SSIM term
+    assert abs(loss.item()) < 1e-5 and abs(logs["1-ssim"]) < 1e-5
+    loss, logs = denoising_loss(sched, off, noise, x0, zt, t, 0.1)
+    assert logs["1-ssim"] > 0.01 and loss.item() == pytest.approx(logs["mse"] + 0.1 * logs["1-ssim"], rel=1e-5)
+
+
+def test_torch_ssim_is_the_reference_ssim():
+    from specdm.metrics import ssim
+    from specdm.metrics.reference import ssim_torch
+
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0, 1, (2, 12, 13, 3)), rng.uniform(0, 1, (2, 12, 13, 3))
+    got = ssim_torch(torch.from_numpy(a).permute(0, 3, 1, 2), torch.from_numpy(b).permute(0, 3, 1, 2))
+    assert got.mean().item() == pytest.approx(ssim(a, b), abs=1e-12) and got.shape == (2,)
+    assert ssim_torch(torch.from_numpy(a).permute(0, 3, 1, 2), torch.from_numpy(a).permute(0, 3, 1, 2)).tolist() == [
+        pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_zero_terminal_snr_run_stores_and_samples_its_schedule(tmp_path, one_thread):
+    """Discriminators, the SSIM term and zero terminal SNR on: the model folder's scheduler is the training
+    schedule (alpha_bar_T = 0, v prediction), and every sampler starts at t = T - 1 and gives finite spectra."""
+    from specdm.pipelines import load_pipeline
+    from specdm.schedulers import sampling_scheduler, training_scheduler
+
+    data = write_fake_files(tmp_path / "data", np.random.default_rng(3))
+    data["wavelengths"] = WAVELENGTHS
+    cfg = tiny_config(data)
+    cfg["method"] = "hyperldm"
+    cfg["autoencoder"]["latent_channels"] = 4
+    cfg["hyperldm"] = {"library": None, "num_codes": 32, "num_versions": 1, "condition_channels": 4, "head_channels": 8,
+                       "discriminators": True, "ssim_weight": 0.1, "zero_terminal_snr": True}
+    path = write_config(tmp_path / "cfg.yaml", cfg)
+    assert main(["--threads", "1", "run", str(path), "--run-dir", str(tmp_path / "run")]) == 0
+    stored = json.loads((tmp_path / "run" / "model" / "scheduler" / "scheduler_config.json").read_text())
+    assert stored["rescale_betas_zero_snr"] is True and stored["prediction_type"] == "v_prediction"
+    schedule = load_config(str(path)).schedule()
+    assert training_scheduler(**schedule).alphas_cumprod[-1].item() == 0.0
+    pipe = load_pipeline(tmp_path / "run" / "model", "cpu")
+    assert pipe.schedule == schedule  # sampling reads the schedule training used
+    for sampler in ("ddpm", "ddim", "dpm++sde"):
+        s = sampling_scheduler(sampler, pipe.schedule)
+        s.set_timesteps(pipe.steps(sampler, 4))
+        assert int(s.timesteps[0]) == 99
+        out = pipe(np.full((1, 16, 16, 3), 0.4, np.float32), [0], sampler=sampler, num_inference_steps=4)["images"]
+        assert np.isfinite(out).all() and out.std() > 0
+    trained = json.loads((tmp_path / "run" / "model" / "specdm.json").read_text())["source"]
+    assert trained["ssim_weight"] == 0.1

@@ -16,7 +16,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from specdm.errors import ConfigError
-from specdm.schedulers import DEFAULT_SAMPLER, PAPER_SCHEDULE, SAMPLERS, default_steps
+from specdm.schedulers import DEFAULT_SAMPLER, PAPER_SCHEDULE, SAMPLERS, ZERO_TERMINAL_SNR, default_steps
 
 METHODS = ("specdm", "layout", "controllable", "hyperldm")  # one recipe each in specdm.recipes
 # HyperLDM: T = 100, betas linear from 0.005 M to M, M = 0.02
@@ -438,6 +438,17 @@ class HyperLDMConfig(Strict):
     cosine_weight: float = Field(10.0, ge=0.0)
     commitment_weight: float = Field(0.25, ge=0.0)
     p_uncond: float = Field(0.0, ge=0.0, lt=1.0)  # share of stage-2 steps without the RGB
+    # stage 1: spatial (2-D PatchGAN) and spectral (1-D, per pixel) discriminators, hinge loss (the paper's;
+    # off by default: +45 % per stage-1 step on one CPU thread for a small gain; docs/design.md)
+    discriminators: bool = False
+    discriminator_weight: float = Field(0.1, ge=0.0)  # weight of the autoencoder's adversarial term
+    discriminator_every: int = Field(3, ge=1)  # the discriminators step every this many steps (paper: 3)
+    # stage 2: noise MSE + ssim_weight * (1 - SSIM(x0_hat, x0)) on the latents (paper: 0.1; 0 = MSE only)
+    ssim_weight: float = Field(0.1, ge=0.0)
+    # stage 2: betas rescaled to alpha_bar_T = 0 with v prediction (schedulers.ZERO_TERMINAL_SNR), so that
+    # sampling from pure noise matches training (measured: docs/results.md); false: the paper's schedule,
+    # alpha_bar_T = 0.36 at T = 100
+    zero_terminal_snr: bool = True
     num_versions: int = Field(10, ge=1)  # K: spectral versions per RGB image written by `specdm run`
 
 
@@ -516,9 +527,12 @@ class Config(Strict):
         return self
 
     def schedule(self) -> dict:
+        """The noise schedule of stage 2 (scheduler keyword arguments), zero terminal SNR where HyperLDM asks."""
         d = self.diffusion
+        zero_snr = ZERO_TERMINAL_SNR if self.method == "hyperldm" and self.hyperldm.zero_terminal_snr else {}
         return dict(
-            num_train_timesteps=d.num_train_timesteps, beta_start=d.beta_start, beta_end=d.beta_end, beta_schedule=d.beta_schedule
+            num_train_timesteps=d.num_train_timesteps, beta_start=d.beta_start, beta_end=d.beta_end,
+            beta_schedule=d.beta_schedule, **zero_snr
         )
 
 

@@ -30,12 +30,18 @@ def check_sampler(name: str) -> str:
     return name
 
 
+# what ``rescale_betas_zero_snr`` (zero terminal SNR, Lin et al. 2024) comes with: at alpha_bar_T = 0 an epsilon
+# prediction cannot give x0 (it divides by sqrt(alpha_bar_T)), a v prediction can
+ZERO_TERMINAL_SNR = dict(rescale_betas_zero_snr=True, prediction_type="v_prediction")
+
+
 def training_scheduler(**schedule):
-    """The forward-process scheduler used in training (epsilon prediction, no clipping of latents)."""
+    """The forward-process scheduler used in training (epsilon prediction unless ``schedule`` names another,
+    no clipping of latents)."""
     from diffusers import DDPMScheduler
 
-    cfg = {**PAPER_SCHEDULE, **schedule}
-    return DDPMScheduler(**cfg, prediction_type="epsilon", clip_sample=False)
+    cfg = {**PAPER_SCHEDULE, "prediction_type": "epsilon", **schedule}
+    return DDPMScheduler(**cfg, clip_sample=False)
 
 
 def sampling_scheduler(name: str, schedule: dict, eta: float = 0.0):
@@ -44,13 +50,15 @@ def sampling_scheduler(name: str, schedule: dict, eta: float = 0.0):
     ``ddpm``: ancestral sampling (the paper's; 1000 steps). ``ddim``: DDIM with
     ``eta`` (0 = deterministic). ``dpm++``: DPM-Solver++ (2nd order, multistep).
     ``dpm++sde``: its stochastic (SDE) variant, which injects fresh noise like DDPM.
+    A schedule rescaled to zero terminal SNR starts every sampler at t = T - 1 ("trailing" spacing).
     """
     from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
     check_sampler(name)
-    cfg = {**PAPER_SCHEDULE, **schedule, "prediction_type": "epsilon"}
+    cfg = {**PAPER_SCHEDULE, "prediction_type": "epsilon", **schedule}
     if name == "ddpm":
-        return DDPMScheduler(**cfg, clip_sample=False)
+        spacing = "trailing" if cfg.get("rescale_betas_zero_snr") else "leading"
+        return DDPMScheduler(**cfg, clip_sample=False, timestep_spacing=spacing)
     if name == "ddim":
         return DDIMScheduler(**cfg, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
     algorithm = "dpmsolver++" if name == "dpm++" else "sde-dpmsolver++"

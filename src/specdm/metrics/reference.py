@@ -54,21 +54,29 @@ def ssim(pred, ref, data_range: float = 1.0) -> float:
     the mean of its SSIM map. Images must be at least 11x11.
     """
     p, r = _pair(pred, ref)
-    n, h, w, c = p.shape
+    h, w = p.shape[1:3]
     if h < 11 or w < 11:
         raise DataError(f"SSIM needs images of at least 11x11 pixels, got {h}x{w}")
-    g = _gaussian_window()
+    x, y = (torch.from_numpy(a).permute(0, 3, 1, 2) for a in (p, r))
+    return float(ssim_torch(x, y, data_range).mean())
+
+
+def ssim_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int = 11) -> torch.Tensor:
+    """Differentiable SSIM of channel-first tensors ``(N, C, H, W)``: one value per image, the mean over
+    bands of each band's SSIM map (as :func:`ssim`, which it computes, with a ``window``-pixel Gaussian of
+    sigma 1.5; the images must be at least ``window`` pixels on each side)."""
+    n, c, h, w = x.shape
+    g = _gaussian_window(window).to(x.dtype)
 
     def blur(z: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.conv2d(z, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
 
-    x = torch.from_numpy(p).permute(0, 3, 1, 2).reshape(n * c, 1, h, w)
-    y = torch.from_numpy(r).permute(0, 3, 1, 2).reshape(n * c, 1, h, w)
+    x, y = x.reshape(n * c, 1, h, w), y.reshape(n * c, 1, h, w)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mx, my = blur(x), blur(y)
     vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
     ssim_map = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return float(ssim_map.mean(dim=(1, 2, 3)).mean())
+    return ssim_map.mean(dim=(1, 2, 3)).view(n, c).mean(1)
 
 
 def sam(pred, ref) -> float:

@@ -122,7 +122,9 @@ class SpecdmPipeline:
         return {name: folder_hash(Path(path) / name) for name in self.modules}
 
 
-SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
+# the scheduler config entries that define the training schedule (and what the network predicts)
+SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "rescale_betas_zero_snr",
+                 "prediction_type")
 
 
 class LatentPipeline(SpecdmPipeline):

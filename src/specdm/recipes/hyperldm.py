@@ -30,6 +30,7 @@ from specdm.errors import ConfigError, DataError
 from specdm.models.autoencoders import HyperVQAutoencoder
 from specdm.models.autoencoders.hyper_vq import RGB_CHANNELS, library_calibration
 from specdm.models.denoisers import build_denoiser
+from specdm.models.discriminators import Discriminators
 from specdm.models.info import ModelInfo
 from specdm.output.card import write_rgb_card
 from specdm.output.dataset import DatasetWriter, prepare_output
@@ -104,10 +105,12 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     library, about = scene_library(cfg, data)
     set_seed(cfg.train.seed)
     model = build_vq(cfg, ref.num_bands, library, data.normalizer, train_pixels.mean(0))
+    critics = Discriminators(ref.num_bands) if h.discriminators else None
     loop = LoopConfig(a.steps, a.batch_size, a.lr, cfg.train.seed, cfg.train.checkpoint_every,
                       mixed_precision=cfg.train.mixed_precision)
     model = train_vq_autoencoder(data.train, model, rgb, loop, run_dir / "checkpoints" / "autoencoder", h.l1_weight,
-                                 h.cosine_weight, h.commitment_weight, resume)
+                                 h.cosine_weight, h.commitment_weight, resume, critics, h.discriminator_weight,
+                                 h.discriminator_every)
     if PartialState().is_main_process:
         model.save_pretrained(model_dir / "autoencoder")
         source = {"scenes": [s.name for s in data.scenes], "split": cfg.data.split.model_dump(),
@@ -162,10 +165,11 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     latents = torch.cat([z, cond], 1)
     unet = train_conditional_denoiser(unet, latents, torch.zeros_like(latents), scale, n, loop,
                                       Path(run_dir) / "checkpoints" / "hyperldm", cfg.hyperldm.p_uncond,
-                                      cfg.schedule(), resume, desc="stage 2 (RGB-conditioned)")
+                                      cfg.schedule(), resume, desc="stage 2 (RGB-conditioned)",
+                                      ssim_weight=cfg.hyperldm.ssim_weight)
     info.latent_scale = [s] * n
     info.method = "hyperldm"
-    info.source = {**info.source, "p_uncond": cfg.hyperldm.p_uncond}
+    info.source = {**info.source, "p_uncond": cfg.hyperldm.p_uncond, "ssim_weight": cfg.hyperldm.ssim_weight}
     return save_stage2(HyperLDMPipeline(ae, unet, info, DDPMScheduler(**cfg.schedule())), model_dir)
 
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from specdm.data.datamodule import PatchSet
+from specdm.metrics.reference import ssim_torch
 from specdm.models.autoencoders import SpectralAutoencoder
 from specdm.schedulers import training_scheduler
 from specdm.training.engine import LoopConfig, StepRandom, train_loop
@@ -76,6 +77,39 @@ def train_denoiser(
     return train_loop(unet, step, mean.shape[0], loop, ckpt_dir, resume, desc="stage 2 (diffusion)")
 
 
+def predicted_x0(sched, zt: torch.Tensor, pred: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The clean latent the network's output implies at timesteps ``t``: from the predicted noise,
+    ``(z_t - sqrt(1 - a) eps) / sqrt(a)``; from a v prediction, ``sqrt(a) z_t - sqrt(1 - a) v``
+    (``a = alpha_bar_t`` of the scheduler ``sched``)."""
+    a = sched.alphas_cumprod.to(zt.device)[t.to(zt.device)].view(-1, 1, 1, 1)
+    if sched.config.prediction_type == "v_prediction":
+        return a.sqrt() * zt - (1 - a).sqrt() * pred
+    return (zt - (1 - a).sqrt() * pred) / a.sqrt()
+
+
+def ssim_term(x0_hat: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """``1 - SSIM(x0_hat, x0)`` over the latent grid (:func:`~specdm.metrics.reference.ssim_torch`: a Gaussian
+    window as wide as the grid allows, at most 11, odd; data range that of ``x0``), averaged over the batch."""
+    side = min(11, *x0.shape[2:])
+    window = side - (side + 1) % 2
+    data_range = (x0.max() - x0.min()).clamp_min(1e-6).item()
+    return 1 - ssim_torch(x0_hat.float(), x0.float(), data_range, window).mean()
+
+
+def denoising_loss(sched, pred: torch.Tensor, noise: torch.Tensor, x0: torch.Tensor, zt: torch.Tensor,
+                   t: torch.Tensor, ssim_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """MSE to the scheduler's target (the noise, or the velocity under v prediction), plus
+    ``ssim_weight * (1 - SSIM(x0_hat, x0))`` (:func:`ssim_term`) with ``x0_hat`` from the prediction
+    (:func:`predicted_x0`) when the weight is positive."""
+    v = sched.config.prediction_type == "v_prediction"
+    target = sched.get_velocity(x0, noise, t.to(x0.device)) if v else noise
+    loss = F.mse_loss(pred.float(), target)
+    if not ssim_weight:
+        return loss, {}
+    term = ssim_term(predicted_x0(sched, zt, pred.float(), t), x0)
+    return loss + ssim_weight * term, {"mse": loss.item(), "1-ssim": term.item()}
+
+
 def train_conditional_denoiser(
     unet: torch.nn.Module,
     mean: torch.Tensor,
@@ -88,13 +122,14 @@ def train_conditional_denoiser(
     schedule: dict | None = None,
     resume: bool = False,
     desc: str = "stage 2 (layout-conditioned)",
+    ssim_weight: float = 0.0,
 ) -> torch.nn.Module:
     """Layout-conditioned training: the first ``target_channels`` of ``z`` are denoised, the rest of ``z``
     (the mask's latent, a fresh posterior sample, clean) is the condition, dropped in a share ``p_uncond``
     of the items, so that one network predicts both the conditional and the unconditional noise
     (classifier-free guidance at sampling). A U-Net gets the condition concatenated to its noisy input
     (zeros when dropped); a :class:`~specdm.models.denoisers.LatentControlledDenoiser` through its ControlNet
-    (no residuals when dropped)."""
+    (no residuals when dropped). The loss is :func:`denoising_loss` (``ssim_weight``: its SSIM term)."""
     from specdm.models.denoisers import LatentControlledDenoiser
 
     sched = training_scheduler(**(schedule or {}))
@@ -117,6 +152,6 @@ def train_conditional_denoiser(
             pred = net(zt, t, cond, keep)
         else:
             pred = net(torch.cat([zt, cond * keep], 1), t, encoder_hidden_states=None).sample
-        return F.mse_loss(pred.float(), noise), {}
+        return denoising_loss(sched, pred, noise, target, zt, t, ssim_weight)
 
     return train_loop(unet, step, mean.shape[0], loop, ckpt_dir, resume, desc=desc)

@@ -13,6 +13,7 @@ anything (a checkpoint folder from elsewhere cannot run code)::
 
     model.safetensors       the model's state dict (unwrapped)
     optimizer.safetensors   the optimizer's per-parameter tensors, ``state.<param>.<name>``
+    aux_optimizer.safetensors  the same for the second optimizer (:class:`AuxOptimizer`)   [with one]
     ema.safetensors         the EMA's shadow parameters, ``shadow.<i>``        [with EMA]
     training_state.json     the optimizer's param groups and scalar state (step counters) as
                             numbers, the EMA's counters, the loss scaler's state, the step
@@ -59,10 +60,21 @@ class LoopConfig:
     log_every: int = 25
 
 
+@dataclass
+class AuxOptimizer:
+    """A part of the model with its own AdamW (e.g. discriminators): the parameters of the submodule
+    ``model.<module>`` leave the main optimizer, and on the steps where the step function returns a third
+    value (a loss), that loss updates them (after the main update, its gradients alone)."""
+
+    module: str
+    lr: float
+
+
 class StepRandom:
-    """Randomness of one step: drawn for the whole batch, returned for this process' slice."""
+    """Randomness of one step (``step``, from 0): drawn for the whole batch, returned for this process' slice."""
 
     def __init__(self, seed: int, step: int, batch_size: int, shard: slice, device):
+        self.step = step
         self.gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
         self.batch_size, self.shard, self.device = batch_size, shard, device
 
@@ -73,7 +85,7 @@ class StepRandom:
         return torch.randint(0, high, (self.batch_size,), generator=self.gen)[self.shard].to(self.device)
 
 
-StepFn = Callable[[torch.nn.Module, torch.Tensor, StepRandom], tuple[torch.Tensor, dict]]
+StepFn = Callable[[torch.nn.Module, torch.Tensor, StepRandom], tuple]
 
 
 def make_accelerator(mixed_precision: str = "no") -> Accelerator:
@@ -89,12 +101,14 @@ def train_loop(
     resume: bool = False,
     desc: str = "training",
     accelerator: Accelerator | None = None,
+    aux: AuxOptimizer | None = None,
 ) -> torch.nn.Module:
     """Train ``model`` for ``cfg.steps`` steps; returns the unwrapped model (EMA weights if used).
 
     ``step_fn(model, items, rnd)`` gets this process' item indices (into a data
     set of ``num_items`` items) and its :class:`StepRandom`, and returns
-    ``(loss, logs)``.
+    ``(loss, logs)``; with ``aux``, ``(loss, logs, aux_loss)``, ``aux_loss`` None on the
+    steps that leave the auxiliary parameters alone.
     """
     acc = accelerator or make_accelerator(cfg.mixed_precision)
     world, rank = acc.num_processes, acc.process_index
@@ -103,8 +117,16 @@ def train_loop(
     local = cfg.batch_size // world
     shard = slice(rank * local, (rank + 1) * local)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    model, optimizer = acc.prepare(model, optimizer)
+    if aux is None:
+        aux_optimizer = None
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        model, optimizer = acc.prepare(model, optimizer)
+    else:
+        main_params = [p for n, p in model.named_parameters() if not n.startswith(aux.module + ".")]
+        optimizer = torch.optim.AdamW(main_params, lr=cfg.lr, weight_decay=0.0)
+        aux_params = list(model.get_submodule(aux.module).parameters())
+        aux_optimizer = torch.optim.AdamW(aux_params, lr=aux.lr, weight_decay=0.0)
+        model, optimizer, aux_optimizer = acc.prepare(model, optimizer, aux_optimizer)
     ema = None
     if cfg.ema_decay:
         ema = EMAModel(acc.unwrap_model(model).parameters(), decay=cfg.ema_decay)
@@ -115,7 +137,7 @@ def train_loop(
     if resume:
         last = latest_checkpoint(ckpt_dir)
         if last is not None:
-            start = load_checkpoint(acc, last, model, optimizer, ema)
+            start = load_checkpoint(acc, last, model, optimizer, ema, aux_optimizer)
             acc.print(f"resuming {desc} from step {start} ({last})")
 
     log_file = ckpt_dir / "train_log.jsonl"
@@ -125,14 +147,24 @@ def train_loop(
         rnd = StepRandom(cfg.seed, step, cfg.batch_size, shard, acc.device)
         items = rnd.integers(num_items)
         with acc.autocast():
-            loss, logs = step_fn(model, items, rnd)
-        if not torch.isfinite(loss):
-            raise CheckpointError(f"{desc}: loss became {loss.item()} at step {step}; lower the learning rate", ckpt_dir)
+            loss, logs, *rest = step_fn(model, items, rnd)
+        aux_loss = rest[0] if aux_optimizer is not None else None
+        for value in (loss, aux_loss):
+            if value is not None and not torch.isfinite(value):
+                raise CheckpointError(f"{desc}: loss became {value.item()} at step {step}; lower the learning rate",
+                                      ckpt_dir)
         optimizer.zero_grad(set_to_none=True)
         acc.backward(loss)
         if cfg.grad_clip:
-            acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            acc.clip_grad_norm_(model.parameters() if aux is None else main_params, cfg.grad_clip)
         optimizer.step()
+        if aux_loss is not None:
+            aux_optimizer.zero_grad(set_to_none=True)
+            acc.backward(aux_loss)
+            if cfg.grad_clip:
+                acc.clip_grad_norm_(aux_params, cfg.grad_clip)
+            aux_optimizer.step()
+            logs = {**logs, "aux_loss": aux_loss.item()}
         if ema is not None:
             ema.step(acc.unwrap_model(model).parameters())
         done = step + 1
@@ -142,7 +174,7 @@ def train_loop(
             with log_file.open("a") as f:
                 f.write(json.dumps({"step": done, "loss": loss.item(), **logs}) + "\n")
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_checkpoint(acc, ckpt_dir, done, cfg.keep_checkpoints, model, optimizer, ema)
+            save_checkpoint(acc, ckpt_dir, done, cfg.keep_checkpoints, model, optimizer, ema, aux_optimizer)
     bar.close()
     acc.wait_for_everyone()
     net = acc.unwrap_model(model)
@@ -159,6 +191,7 @@ def train_loop(
 FORMAT = "specdm-checkpoint"
 FORMAT_VERSION = 1
 MODEL_FILE, OPTIMIZER_FILE, EMA_FILE = "model.safetensors", "optimizer.safetensors", "ema.safetensors"
+AUX_OPTIMIZER_FILE = "aux_optimizer.safetensors"
 STATE_FILE, PROGRESS_FILE = "training_state.json", "progress.json"
 # dtypes a 0-d tensor of the optimizer state (e.g. AdamW's step counter) may be stored as, by name
 _SCALAR_DTYPES = {str(d).removeprefix("torch."): d for d in (
@@ -169,8 +202,10 @@ BROKEN_HINT = "delete this step folder to resume from the checkpoint before it, 
 
 
 def save_checkpoint(acc: Accelerator, ckpt_dir: Path, step: int, keep: int, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, ema: EMAModel | None = None) -> Path:
-    """Write ``step_XXXXXXX`` (model, optimizer, EMA: safetensors + JSON) and prune all but the newest ``keep``.
+                    optimizer: torch.optim.Optimizer, ema: EMAModel | None = None,
+                    aux_optimizer: torch.optim.Optimizer | None = None) -> Path:
+    """Write ``step_XXXXXXX`` (model, optimizer, EMA, auxiliary optimizer: safetensors + JSON) and prune all
+    but the newest ``keep``.
 
     Only the main process writes (into a hidden folder, renamed once complete); all processes wait.
     """
@@ -179,7 +214,7 @@ def save_checkpoint(acc: Accelerator, ckpt_dir: Path, step: int, keep: int, mode
     if acc.is_main_process:
         tmp = ckpt_dir / f".{path.name}.tmp"
         try:
-            _write_checkpoint(acc, tmp, path, step, model, optimizer, ema)
+            _write_checkpoint(acc, tmp, path, step, model, optimizer, ema, aux_optimizer)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise OutputError(f"cannot write the checkpoint ({e.strerror or e})", path,
@@ -190,7 +225,8 @@ def save_checkpoint(acc: Accelerator, ckpt_dir: Path, step: int, keep: int, mode
     return path
 
 
-def _write_checkpoint(acc: Accelerator, tmp: Path, path: Path, step: int, model, optimizer, ema) -> None:
+def _write_checkpoint(acc: Accelerator, tmp: Path, path: Path, step: int, model, optimizer, ema,
+                      aux_optimizer=None) -> None:
     """Write the checkpoint's files into ``tmp``, ``progress.json`` last, then rename ``tmp`` to ``path``."""
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -205,6 +241,9 @@ def _write_checkpoint(acc: Accelerator, tmp: Path, path: Path, step: int, model,
     scaler = getattr(acc, "scaler", None)
     state = {"step": step, "optimizer": opt_json, "ema": ema_json,
              "scaler": None if scaler is None else scaler.state_dict()}
+    if aux_optimizer is not None:
+        state["aux_optimizer"], aux_tensors = _encode_optimizer(aux_optimizer.state_dict())
+        files[AUX_OPTIMIZER_FILE] = save_safetensors(aux_tensors)
     files[STATE_FILE] = json.dumps(state, indent=1).encode()
     for name, data in files.items():
         (tmp / name).write_bytes(data)
@@ -217,7 +256,7 @@ def _write_checkpoint(acc: Accelerator, tmp: Path, path: Path, step: int, model,
 
 
 def load_checkpoint(acc: Accelerator, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    ema: EMAModel | None = None) -> int:
+                    ema: EMAModel | None = None, aux_optimizer: torch.optim.Optimizer | None = None) -> int:
     """Restore model, optimizer (and EMA, loss scaler) from a folder written by :func:`save_checkpoint`;
     returns its step. Reads only JSON and safetensors; every file is checked against its recorded SHA-256.
     Raises :class:`CheckpointError` naming the file that is missing, corrupt or does not fit."""
@@ -236,13 +275,14 @@ def load_checkpoint(acc: Accelerator, path: Path, model: torch.nn.Module, optimi
     if not isinstance(step, int) or not isinstance(sums, dict) or path.name != f"step_{step:07d}":
         raise CheckpointError(f"is corrupt (step {step!r} does not match the folder name, or checksums missing)",
                               path / PROGRESS_FILE, hint=BROKEN_HINT)
-    need = [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE] + ([EMA_FILE] if ema is not None else [])
+    need = [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE] + ([EMA_FILE] if ema is not None else []) + (
+        [AUX_OPTIMIZER_FILE] if aux_optimizer is not None else [])
     data = {}
     for name in need:
         f = path / name
         if name not in sums:
-            raise CheckpointError(f"is not listed in {PROGRESS_FILE}; the checkpoint was written without "
-                                  f"{'EMA' if name == EMA_FILE else 'it'}", f)
+            what = {EMA_FILE: "EMA", AUX_OPTIMIZER_FILE: "a second optimizer (discriminators)"}.get(name, "it")
+            raise CheckpointError(f"is not listed in {PROGRESS_FILE}; the checkpoint was written without {what}", f)
         if not f.is_file():
             raise CheckpointError("is missing; the checkpoint is incomplete", f, hint=BROKEN_HINT)
         data[name] = f.read_bytes()
@@ -261,6 +301,9 @@ def load_checkpoint(acc: Accelerator, path: Path, model: torch.nn.Module, optimi
          lambda: optimizer.load_state_dict(_decode_optimizer(state["optimizer"], tensors[OPTIMIZER_FILE])))
     if ema is not None:
         _fit(path / EMA_FILE, lambda: _load_ema(ema, state.get("ema"), tensors[EMA_FILE]))
+    if aux_optimizer is not None:
+        _fit(path / AUX_OPTIMIZER_FILE, lambda: aux_optimizer.load_state_dict(
+            _decode_optimizer(state.get("aux_optimizer"), tensors[AUX_OPTIMIZER_FILE])))
     scaler = getattr(acc, "scaler", None)
     if scaler is not None and state.get("scaler"):
         _fit(path / STATE_FILE, lambda: scaler.load_state_dict(state["scaler"]))

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from specdm.data.datamodule import PatchSet
 from specdm.models.autoencoders.hyper_vq import HyperVQAutoencoder, rgb_condition
-from specdm.training.engine import LoopConfig, StepRandom, train_loop
+from specdm.models.discriminators import Discriminators
+from specdm.training.engine import AuxOptimizer, LoopConfig, StepRandom, train_loop
 
 
 def pair_batch(patches: PatchSet, rgb, indices, codes=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,6 +44,22 @@ def init_codebook(model: HyperVQAutoencoder, patches: PatchSet, rgb, seed: int =
     model.codebook.weight.copy_(flat[rows] + 0.01 * flat.std() * noise)
 
 
+class AdversarialVQ(torch.nn.Module):
+    """The autoencoder and its discriminators as one module for the engine (the discriminators are its
+    :class:`~specdm.training.engine.AuxOptimizer` part): ``forward`` returns the autoencoder's output, its
+    adversarial term and, when ``critic`` is set, the discriminators' hinge loss (else None)."""
+
+    def __init__(self, autoencoder: HyperVQAutoencoder, discriminators: Discriminators):
+        super().__init__()
+        self.autoencoder, self.discriminators = autoencoder, discriminators
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, offset: tuple[int, int], critic: bool):
+        out = self.autoencoder(x, c)
+        fake = out.image.float()
+        d_loss = self.discriminators.discriminator_loss(x, fake, offset) if critic else None
+        return out, self.discriminators.generator_loss(fake, offset), d_loss
+
+
 def train_vq_autoencoder(
     patches: PatchSet,
     model: HyperVQAutoencoder,
@@ -53,20 +70,42 @@ def train_vq_autoencoder(
     cosine_weight: float = 10.0,
     commitment_weight: float = 0.25,
     resume: bool = False,
+    discriminators: Discriminators | None = None,
+    discriminator_weight: float = 0.1,
+    discriminator_every: int = 3,
 ) -> HyperVQAutoencoder:
     """``l1_weight * L1 + cosine_weight * (1 - cos) + codebook + commitment_weight * commitment`` on random D4
-    transforms of the training windows and their RGB (``rgb``: :class:`~specdm.conditions.rgb.WindowRGB`)."""
+    transforms of the training windows and their RGB (``rgb``: :class:`~specdm.conditions.rgb.WindowRGB`).
+
+    With ``discriminators``, ``+ discriminator_weight * adversarial`` (:class:`AdversarialVQ`), and the
+    discriminators take an AdamW step (the loop's learning rate) on every ``discriminator_every``-th step;
+    the spectral critic's pixel grid offset is drawn from the step's generator."""
     init_codebook(model, patches, rgb, loop.seed)
 
-    def step(net, items: torch.Tensor, rnd: StepRandom):
-        x, c = pair_batch(patches, rgb, items.tolist(), rnd.integers(8).tolist())
-        x, c = x.to(rnd.device), c.to(rnd.device)
-        out = net(x, c)
+    def losses(out, x) -> tuple[torch.Tensor, dict]:
         l1, cos = spectral_losses(out.image.float(), x)
         loss = l1_weight * l1 + cosine_weight * cos + out.codebook_loss + commitment_weight * out.commitment_loss
         return loss, {"l1": l1.item(), "cos": cos.item(), "codes_used": int(out.indices.unique().numel())}
 
-    return train_loop(model, step, len(patches), loop, ckpt_dir, resume, desc="stage 1 (VQ autoencoder)")
+    def step(net, items: torch.Tensor, rnd: StepRandom):
+        x, c = pair_batch(patches, rgb, items.tolist(), rnd.integers(8).tolist())
+        x, c = x.to(rnd.device), c.to(rnd.device)
+        return losses(net(x, c), x)
+
+    def adversarial_step(net, items: torch.Tensor, rnd: StepRandom):
+        x, c = pair_batch(patches, rgb, items.tolist(), rnd.integers(8).tolist())
+        x, c = x.to(rnd.device), c.to(rnd.device)
+        offset = tuple(torch.randint(0, discriminators.stride, (2,), generator=rnd.gen).tolist())
+        out, g_loss, d_loss = net(x, c, offset, (rnd.step + 1) % discriminator_every == 0)
+        loss, logs = losses(out, x)
+        return loss + discriminator_weight * g_loss, {**logs, "adversarial": g_loss.item()}, d_loss
+
+    desc = "stage 1 (VQ autoencoder)"
+    if discriminators is None:
+        return train_loop(model, step, len(patches), loop, ckpt_dir, resume, desc=desc)
+    pair = train_loop(AdversarialVQ(model, discriminators), adversarial_step, len(patches), loop, ckpt_dir, resume,
+                      desc=desc, aux=AuxOptimizer("discriminators", loop.lr))
+    return pair.autoencoder
 
 
 @torch.no_grad()
