@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,21 @@ def data_dir() -> Path:
     return d
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train faster on one thread, and the cores may be shared."""
+@contextmanager
+def single_thread():
+    """Tiny models train faster on one thread, and the cores may be shared; restores the count after."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    with single_thread():
+        yield
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from conftest import tiny_config, write_config, write_fake_files
+from conftest import single_thread, tiny_config, write_config, write_fake_files
 from test_evaluate import write_synthetic
 
 from specdm.cli import main
@@ -55,10 +54,8 @@ def seg(tmp_path_factory):
     args = ["benchmark", str(cfg_path), "--synthetic", f"copy={synth}", "--out", str(out), "--seeds", "2",
             "--steps", str(STEPS), "--batch-size", "4", "--models", "unet", "--amounts", "1", "--limited", "0.5",
             "--device", "cpu"]  # fmt: skip
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    assert main(args) == 0
-    torch.set_num_threads(before)
+    with single_thread():
+        assert main(args) == 0
     return cfg, synth, out, args, json.loads((out / "benchmark.json").read_text())
 
 

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import single_thread
 
 from specdm.cli import main
 from specdm.conditions.controls import (
@@ -68,11 +69,11 @@ def data():
 
 @pytest.fixture(scope="module")
 def model_dir(data, tmp_path_factory):
-    torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("controllable")
     cfg = tiny_config()
-    recipe.train_stage1(cfg, run, data=data)
-    recipe.train_stage2(cfg, run, data=data)
+    with single_thread():
+        recipe.train_stage1(cfg, run, data=data)
+        recipe.train_stage2(cfg, run, data=data)
     return run / "model"
 
 
@@ -205,8 +206,7 @@ def test_bad_conditions_name_the_file(pipe, tmp_path):
         pipe.check_names(["depth"])
 
 
-def test_model_without_text_refuses_text_and_untrained_conditions(data, tmp_path, capsys):
-    torch.set_num_threads(1)
+def test_model_without_text_refuses_text_and_untrained_conditions(data, tmp_path, capsys, one_thread):
     cfg = tiny_config(["edges", "content"], steps=2)
     recipe.train_stage1(cfg, tmp_path, data=data)
     recipe.train_stage2(cfg, tmp_path, data=data)
@@ -370,13 +370,12 @@ def test_training_drops_each_condition_independently(tmp_path):
     assert (~edges & ~content).float().mean().item() == pytest.approx(0.1 + 0.9 * 0.3 * 0.3, abs=0.04)
 
 
-def test_content_encoder_training_lowers_its_loss(data, tmp_path):
+def test_content_encoder_training_lowers_its_loss(data, tmp_path, one_thread):
     """The content encoder learns each window's mean spectrum and spread from its RGB view, no labels."""
     from specdm.models.encoders import ContentEncoder
     from specdm.training.content import content_loss, train_content_encoder
     from specdm.training.engine import LoopConfig
 
-    torch.set_num_threads(1)
     rgb_bands = [8, 5, 2]
     torch.manual_seed(0)
     model = ContentEncoder(16, 2 * 12)
@@ -437,14 +436,13 @@ def test_wrong_width_content_is_refused_naming_the_file(model_dir, pipe, tmp_pat
     assert error_line(capsys).startswith(f"error: {bad}: this model's content vectors have 16 values")
 
 
-def test_a_histogram_content_model_still_loads_and_samples(data, tmp_path):
+def test_a_histogram_content_model_still_loads_and_samples(data, tmp_path, one_thread):
     """A model folder without a content encoder (made before it existed, or with content: histogram) uses the
     64-d histogram descriptor, from a vector or from an RGB image."""
     from PIL import Image
 
     from specdm.conditions.controls import window_rgb
 
-    torch.set_num_threads(1)
     cfg = tiny_config(["edges", "content"], steps=2, content="histogram")
     recipe.train_stage1(cfg, tmp_path, data=data)
     recipe.train_stage2(cfg, tmp_path, data=data)

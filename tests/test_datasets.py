@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import shutil
 from functools import cache
 from pathlib import Path
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config, write_config, write_fake_files
+from conftest import single_thread, tiny_config, write_config, write_fake_files
 
 from specdm.cli import main
 from specdm.conditions.rgb import WindowRGB, fit_rgb, rgb_from_scene
@@ -37,12 +37,8 @@ def rgb_run(tmp_path_factory):
     cfg["method"] = "hyperldm"
     cfg["autoencoder"]["latent_channels"] = 4
     cfg["hyperldm"] = {"library": None, "num_codes": 32, "num_versions": 2, "condition_channels": 4, "head_channels": 8}
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         assert main(["run", str(write_config(tmp / "cfg.yaml", cfg)), "--run-dir", str(tmp / "run")]) == 0
-    finally:
-        torch.set_num_threads(before)
     return tmp
 
 

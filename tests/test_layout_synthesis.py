@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config, write_config, write_fake_files
+from conftest import single_thread, tiny_config, write_config, write_fake_files
 
 from specdm.cli import main
 from specdm.conditions.layouts import RealLayouts, class_targets
@@ -21,12 +21,8 @@ def layout_run(tmp_path_factory):
     cfg = tiny_config(data, sampling={"num_samples": 4, "num_inference_steps": 3, "previews": 1})
     cfg["method"] = "layout"
     cfg["layout"] = {"copy_paste": 0.0}
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         assert main(["run", str(write_config(tmp / "cfg.yaml", cfg)), "--run-dir", str(tmp / "run")]) == 0
-    finally:
-        torch.set_num_threads(before)
     return tmp
 
 
