@@ -40,7 +40,7 @@ from specdm.output.dataset import MARKER, DatasetWriter, image_dirs, prepare_out
 from specdm.pipelines import ControllablePipeline, load_pipeline
 from specdm.pipelines.controllable import content_settings
 from specdm.recipes.run_dir import prepare_run_dir
-from specdm.recipes.sampling import finish_dataset
+from specdm.recipes.sampling import check_resumable, finish_dataset
 from specdm.recipes.specdm import save_stage2
 from specdm.schedulers import DEFAULT_SAMPLER, default_steps
 from specdm.training.autoencoder import reconstruction_report, train_autoencoder
@@ -230,11 +230,7 @@ def sample(model_dir: Path, out_dir: Path, num_samples: int, conditions: dict[st
             "seed_rule": "sample i uses numpy SeedSequence([seed, i])",
             "model": {"path": str(model_dir), **pipe.hashes(model_dir)}, "source": info.source, "command": command}
     meta_file = out_dir / "metadata.json"
-    if resume and meta_file.is_file():
-        old = json.loads(meta_file.read_text())
-        if any(old.get(k) != meta[k] for k in ("num_samples", "seed", "model", "conditions", "sampler")):
-            raise ConfigError("holds a data set made with other settings, conditions or another model; use --overwrite",
-                              out_dir)
+    check_resumable(meta_file, meta, resume, ("num_samples", "seed", "model", "conditions", "sampler"))
     meta_file.write_text(json.dumps(meta, indent=1))
     writer = DatasetWriter(out_dir, num_samples, 1, info.num_bands, info.patch_size, None, image_format)
     todo = writer.pending()

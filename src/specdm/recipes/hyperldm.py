@@ -36,7 +36,7 @@ from specdm.output.card import write_rgb_card
 from specdm.output.dataset import DatasetWriter, prepare_output
 from specdm.pipelines import HyperLDMPipeline, load_pipeline
 from specdm.recipes.run_dir import prepare_run_dir
-from specdm.recipes.sampling import dataset_metadata
+from specdm.recipes.sampling import check_resumable, dataset_metadata
 from specdm.recipes.specdm import save_stage2
 from specdm.schedulers import DEFAULT_SAMPLER
 from specdm.training.diffusion import train_conditional_denoiser
@@ -229,10 +229,7 @@ def synthesize_rgb(
                                  for i, (name, a) in enumerate(sources)]})
     meta_file = out_dir / "metadata.json"
     prepare_output(out_dir, resume, overwrite)
-    if resume and meta_file.is_file():
-        old = json.loads(meta_file.read_text())
-        if any(old.get(key) != meta.get(key) for key in ("num_samples", "sampler", "seed", "model", "rgb")):
-            raise DataError("holds a data set made with other settings, RGB images or model; use --overwrite", out_dir)
+    check_resumable(meta_file, meta, resume, ("num_samples", "sampler", "seed", "model", "rgb"))
     out_dir.mkdir(parents=True, exist_ok=True)
     meta_file.write_text(json.dumps(meta, indent=1))
     writer = DatasetWriter(out_dir, len(sources) * k, 1, pipe.info.num_bands, None, None, image_format)

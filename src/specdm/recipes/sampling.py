@@ -130,15 +130,13 @@ def synthesize(
                               "threshold": opts["filter_threshold"], "max_attempts": opts.get("max_attempts", 4),
                               "classifier": scorer.trained_on}
         meta_file = out_dir / "metadata.json"
-        if resume and meta_file.is_file():
-            old = json.loads(meta_file.read_text())
-            keys = ("num_samples", "sampler", "seed", "model", "format", "layouts")
 
-            def rule(m):  # the filter's settings, not the summary that finishing adds
-                return {k: v for k, v in (m.get("filter") or {}).items() if k in ("threshold", "max_attempts")}
+        def rule(m):  # the filter's settings, not the summary that finishing adds
+            return {k: v for k, v in (m.get("filter") or {}).items() if k in ("threshold", "max_attempts")}
 
-            if any(old.get(k) != meta.get(k) for k in keys) or rule(old) != rule(meta):
-                raise OutputError("holds a data set made with other settings or another model; use --overwrite", out_dir)
+        check_resumable(meta_file, {**meta, "filter": rule(meta)}, resume,
+                        ("num_samples", "sampler", "seed", "model", "format", "layouts", "filter"),
+                        lambda old: {**old, "filter": rule(old)})
         meta_file.write_text(json.dumps(meta, indent=1))
         DatasetWriter(out_dir, *shape)
     state.wait_for_everyone()
@@ -162,6 +160,16 @@ def synthesize(
         card = finish_dataset(out_dir, info, previews, model_dir, pipe.autoencoder)
     state.wait_for_everyone()
     return card
+
+
+def check_resumable(meta_file: Path, meta: dict, resume: bool, keys, view=lambda old: old) -> None:
+    """Before resuming into ``meta_file``'s data set: refuse one whose ``keys`` (of ``view(old metadata)``)
+    differ from ``meta``'s, i.e. a set made with other settings, inputs or another model."""
+    if resume and meta_file.is_file():
+        old = view(json.loads(meta_file.read_text()))
+        if any(old.get(k) != meta.get(k) for k in keys):
+            raise OutputError("holds a data set made with other settings, inputs or another model; use --overwrite",
+                              meta_file.parent)
 
 
 def _sample_batch(pipe, writer: DatasetWriter, pending: list[int], seed: int, kw: dict, layouts, scorer, opts: dict,
