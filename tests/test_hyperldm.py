@@ -375,3 +375,16 @@ def test_zero_terminal_snr_run_stores_and_samples_its_schedule(tmp_path, one_thr
         assert np.isfinite(out).all() and out.std() > 0
     trained = json.loads((tmp_path / "run" / "model" / "specdm.json").read_text())["source"]
     assert trained["ssim_weight"] == 0.1
+
+
+def test_a_scene_without_rgb_bands_is_refused_before_the_run_folder_exists(tmp_path, capsys):
+    """Wavelengths far from red, green and blue and no rgb_bands: one error naming the image, no folder left."""
+    data = write_fake_files(tmp_path / "data", np.random.default_rng(4))
+    data["wavelengths"] = [1000.0 + 100 * k for k in range(6)]  # all in the infrared
+    cfg = tiny_config(data)
+    cfg["method"] = "hyperldm"
+    cfg["hyperldm"] = {"library": None, "rgb_method": "bands"}
+    code = main(["run", str(write_config(tmp_path / "cfg.yaml", cfg)), "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[0].startswith(f"error: {data['image']}: ") and "red, green and blue" in err[0]
+    assert not (tmp_path / "run").exists()

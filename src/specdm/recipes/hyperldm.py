@@ -84,6 +84,21 @@ def build_vq(cfg: Config, num_bands: int, library: np.ndarray | None, normalizer
                               0 if lib is None else len(lib), lib, offset)
 
 
+def fit_inputs(cfg: Config, data: PreparedData) -> tuple[np.ndarray, dict]:
+    """The training pixels and the RGB settings fitted to them; fails (naming the file) on a data set this method
+    cannot take: several dates, or no way to make RGB from its bands. Cheap, so ``run`` calls it before it
+    creates the run folder."""
+    ref = data.reference
+    if len(ref.images) > 1:
+        raise ConfigError(f"RGB-conditioned synthesis makes one image per RGB image; '{ref.name}' has "
+                          f"{len(ref.images)} dates", ref.source, hint="use a single-date data set")
+    train_pixels = np.concatenate([ref.images[0][g.r0 : g.r1, g.c0 : g.c1].reshape(-1, ref.num_bands)
+                                   for g in data.split["train"]])
+    h = cfg.hyperldm
+    settings = fit_rgb(train_pixels, ref.wavelengths, ref.band_names, h.rgb_method, None, h.rgb_percentile, ref.source)
+    return train_pixels, settings
+
+
 def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: PreparedData | None = None
                  ) -> HyperVQAutoencoder:
     """Fit the RGB and the library to the training split, train the VQ autoencoder; write ``model/autoencoder``,
@@ -94,13 +109,8 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
         return HyperVQAutoencoder.from_pretrained(model_dir / "autoencoder")
     data = data or prepare_data(cfg.data)
     ref, a, h = data.reference, cfg.autoencoder, cfg.hyperldm
-    if len(ref.images) > 1:
-        raise ConfigError(f"RGB-conditioned synthesis makes one image per RGB image; '{ref.name}' has "
-                          f"{len(ref.images)} dates", ref.source, hint="use a single-date data set")
+    train_pixels, settings = fit_inputs(cfg, data)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    train_pixels = np.concatenate([ref.images[0][g.r0 : g.r1, g.c0 : g.c1].reshape(-1, ref.num_bands)
-                                   for g in data.split["train"]])
-    settings = fit_rgb(train_pixels, ref.wavelengths, ref.band_names, h.rgb_method, None, h.rgb_percentile, ref.source)
     rgb = WindowRGB(data.normalizer, ref.wavelengths, ref.band_names, settings)
     library, about = scene_library(cfg, data)
     set_seed(cfg.train.seed)
@@ -267,6 +277,7 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = Fals
     t0 = time.time()
     prepare_run_dir(run_dir, resume, overwrite, create=False)
     data = prepare_data(cfg.data)
+    fit_inputs(cfg, data)  # refuse what this method cannot take before the run folder exists
     if PartialState().is_main_process:
         prepare_run_dir(run_dir, resume, overwrite)
     print(f"{len(data.train)} training windows of {cfg.data.patch_size}x{cfg.data.patch_size}, "
