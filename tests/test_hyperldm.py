@@ -388,3 +388,12 @@ def test_a_scene_without_rgb_bands_is_refused_before_the_run_folder_exists(tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[0].startswith(f"error: {data['image']}: ") and "red, green and blue" in err[0]
     assert not (tmp_path / "run").exists()
+    # the hint's remedy works: data.rgb_bands picks the bands, and the run goes through
+    cfg["data"]["rgb_bands"] = [2, 1, 0]
+    cfg["autoencoder"].update(steps=2)
+    cfg["diffusion"] = {**cfg.get("diffusion", {}), "steps": 2}
+    cfg["hyperldm"].update(num_versions=1, num_codes=8, condition_channels=4, head_channels=8)
+    with single_thread():
+        assert main(["run", str(write_config(tmp_path / "cfg.yaml", cfg)), "--run-dir", str(tmp_path / "run")]) == 0
+    info = json.loads((tmp_path / "run" / "model" / "specdm.json").read_text())
+    assert info["source"]["rgb"]["rgb_bands"] == [2, 1, 0]

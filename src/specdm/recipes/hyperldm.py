@@ -95,7 +95,8 @@ def fit_inputs(cfg: Config, data: PreparedData) -> tuple[np.ndarray, dict]:
     train_pixels = np.concatenate([ref.images[0][g.r0 : g.r1, g.c0 : g.c1].reshape(-1, ref.num_bands)
                                    for g in data.split["train"]])
     h = cfg.hyperldm
-    settings = fit_rgb(train_pixels, ref.wavelengths, ref.band_names, h.rgb_method, None, h.rgb_percentile, ref.source)
+    chosen = ref.rgb_bands if cfg.data.rgb_bands is not None else None  # the user's data.rgb_bands, resolved
+    settings = fit_rgb(train_pixels, ref.wavelengths, ref.band_names, h.rgb_method, chosen, h.rgb_percentile, ref.source)
     return train_pixels, settings
 
 
