@@ -297,7 +297,7 @@ def test_structure_scores_on_known_maps(data, pipe):
     assert reference_ssim(x, x) == pytest.approx(1.0) and reference_ssim(x[::-1], x) < 0.9
 
 
-def test_specdm_run_on_two_aligned_sensors(data_dir, tmp_path, monkeypatch):
+def test_specdm_run_on_two_aligned_sensors(data_dir, tmp_path, monkeypatch, capsys):
     """`specdm run` with method controllable: Samson and Moffett aligned to one grid, one model, an unconditional set."""
     monkeypatch.setenv("SPECDM_DATA_DIR", str(data_dir))
     cfg = tmp_path / "c.yaml"
@@ -315,6 +315,7 @@ sampling: {num_samples: 3, sampler: ddim, num_inference_steps: 2, batch_size: 2}
 """)
     run = tmp_path / "run"
     assert main(["--threads", "1", "run", str(cfg), "--run-dir", str(run)]) == 0
+    assert f"dataset card: {run / 'synthetic' / 'README.md'}" in capsys.readouterr().out
     info = json.loads((run / "model" / "specdm.json").read_text())
     assert info["source"]["scenes"] == ["samson", "moffett"]
     assert info["source"]["texts"] == {"samson": "rocks and water", "moffett": None}

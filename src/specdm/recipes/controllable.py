@@ -247,7 +247,8 @@ def sample(model_dir: Path, out_dir: Path, num_samples: int, conditions: dict[st
 
 
 def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False, command: str = "") -> Path:
-    """Train both stages on the aligned data sets, then write an unconditional data set; returns its metadata."""
+    """Train both stages on the aligned data sets, then write an unconditional data set; returns its card's path
+    (like every recipe's ``run``)."""
     run_dir = Path(run_dir)
     t0 = time.time()
     prepare_run_dir(run_dir, resume, overwrite, create=False)
@@ -262,7 +263,7 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = Fals
     meta = sample(run_dir / "model", run_dir / "synthetic", s.num_samples, None, None, s.sampler, s.num_inference_steps,
                   s.eta, s.batch_size, s.seed, s.image_format, resume=resume, command=command)
     PartialState().print(f"done in {time.time() - t0:.0f} s")
-    return meta
+    return meta.parent / "README.md"
 
 
 def extract_conditions(image: Path, out_dir: Path, model_dir: Path | None = None,
