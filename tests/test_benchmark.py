@@ -174,6 +174,30 @@ def test_resume_skips_finished_runs_and_adds_seeds(seg, tmp_path, monkeypatch):
         bm.benchmark(other, {"copy": synth}, tmp_path, seeds=2, resume=True, **kw)
 
 
+def test_resume_adds_a_synthetic_set_and_trains_only_its_arms(seg, tmp_path, monkeypatch):
+    cfg, synth = seg[:2]
+    calls = []
+    train = bm.train_downstream
+    monkeypatch.setattr(bm, "train_downstream", lambda *a, **kw: calls.append(a[0]) or train(*a, **kw))
+    kw = dict(models=["unet"], **{**FAST, "limited": 0})
+    first = bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, arms=["real", "copy"], **kw)
+    assert len(calls) == 2
+    result = bm.benchmark(cfg, {"copy": synth, "again": synth}, tmp_path, seeds=1, arms=["real", "copy", "again"],
+                          resume=True, **kw)
+    assert len(calls) == 3  # only "again x1" trained; real and copy kept and paired with it
+    kept = {r["arm"]: r["scores"]["miou"] for r in result["runs"]}
+    assert kept["real"] == first["runs"][0]["scores"]["miou"]
+    assert set(result["summary"]["unet"]["full"]["miou"]) == {"real", "copy x1", "again x1"}
+    # the same folder under the same name, same seed and batches: the new arm repeats the stored one exactly
+    assert kept["again x1"] == pytest.approx(kept["copy x1"])
+    for changed, match in (({"copy": tmp_path / "elsewhere", "again": synth}, r"set\(s\) copy missing or pointing"),
+                           ({"copy": synth}, r"set\(s\) again missing"),
+                           ({"again": synth, "copy": synth}, "first synthetic set")):
+        with pytest.raises(OutputError, match=match):
+            bm.benchmark(cfg, changed, tmp_path, seeds=1, arms=["real"], resume=True, **kw)
+    assert len(calls) == 3
+
+
 def test_files_from_before_lr_schedules_resume_as_constant(seg, tmp_path):
     cfg, synth = seg[:2]
     kw = dict(models=["unet"], arms=["real"], **{**FAST, "limited": 0})

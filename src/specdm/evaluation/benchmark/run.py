@@ -296,7 +296,21 @@ def _pairing_keys(fingerprint: dict) -> dict:
     out = dict(fingerprint)
     if isinstance(out.get("config"), dict):
         out["config"] = out["config"].get("data")
+    out.pop("synthetic", None)  # compared on its own: sets may be added (_synthetic_compatible)
     return out
+
+
+def _synthetic_compatible(stored: dict, new: dict) -> str | None:
+    """Why stored runs cannot pair with ``new`` synthetic sets, or None when they can.
+
+    Sets may be added: every stored name must name the same folder, and the first set (the one
+    ``synthetic_only`` draws from) must stay first."""
+    changed = [k for k, v in stored.items() if new.get(k) != v]
+    if changed:
+        return f"synthetic set(s) {', '.join(changed)} missing or pointing elsewhere"
+    if stored and next(iter(stored)) != next(iter(new), None):
+        return f"the first synthetic set (synthetic_only's) was {next(iter(stored))}"
+    return None
 
 
 def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: bool) -> dict | None:
@@ -309,10 +323,16 @@ def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: boo
         old = json.loads(result_file.read_text())
     except (OSError, ValueError) as e:
         raise OutputError(f"cannot be read to resume ({e})", result_file) from None
-    if _pairing_keys({"lr_schedule": "constant", **old.get("fingerprint", {})}) != _pairing_keys(json_safe(fingerprint)):
-        raise OutputError("was made with another config, synthetic sets, steps, batch size, lr, lr schedule, limited "
+    stored = {"lr_schedule": "constant", **old.get("fingerprint", {})}
+    if _pairing_keys(stored) != _pairing_keys(json_safe(fingerprint)):
+        raise OutputError("was made with another config, steps, batch size, lr, lr schedule, limited "
                           "share or tiling; its runs cannot be paired with new ones", result_file,
                           hint="pass --overwrite to start afresh, or another --out")  # fmt: skip
+    why = _synthetic_compatible(stored.get("synthetic", {}), json_safe(fingerprint)["synthetic"])
+    if why:
+        raise OutputError(f"was made with other synthetic sets ({why}); its runs cannot be paired with new ones",
+                          result_file, hint="keep every stored --synthetic NAME=DIR (new ones may be added after "
+                          "them), pass --overwrite to start afresh, or another --out")  # fmt: skip
     return old
 
 
@@ -345,8 +365,8 @@ def benchmark(
     (default all; ``real`` is required). Writes ``<out_dir>/benchmark.json``
     after every training, then ``report.md`` / ``report.html``
     (:mod:`specdm.evaluation.benchmark.report`); an existing benchmark.json is continued
-    with ``resume`` (finished runs skipped; seeds, models, arms and amounts may
-    be added) or replaced with ``overwrite``. ``device`` defaults to CUDA when
+    with ``resume`` (finished runs skipped; seeds, models, arms, amounts and
+    synthetic sets may be added) or replaced with ``overwrite``. ``device`` defaults to CUDA when
     available. Returns the JSON dict.
     """
     from specdm.evaluation.benchmark.report import write_report
