@@ -81,7 +81,7 @@ def main() -> int:
             child = Child(cmd, env=env, cwd=a.work, log=a.work / f"p{procs}x{threads}_{stage}.log")
             res = child.wait()
             if res["returncode"] != 0:
-                raise SystemExit(f"failed:\n" + "\n".join(child.err_tail))
+                raise SystemExit("failed:\n" + "\n".join(child.err_tail))
             rate = child.step_rate(STAGES[stage][1], skip=a.skip, before_end=True)
             row = {"processes": procs, "threads_per_process": threads, "stage": stage, **res, "step_time": rate,
                    "s_per_step": rate and rate["s_per_step"], "steps_per_s": rate and rate["steps_per_s"],
