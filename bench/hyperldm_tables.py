@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -55,7 +56,7 @@ from specdm.metrics.spectral import sad_stats
 from specdm.models.hscnn import RGBToSpectra
 from specdm.pipelines import HyperLDMPipeline
 from specdm.recipes import hyperldm as recipe
-from specdm.recipes.run_dir import prepare_run_dir
+from specdm.recipes.run_dir import RUN_MARKER, prepare_run_dir
 from specdm.training.engine import LoopConfig
 from specdm.training.hyperldm import train_rgb_regressor
 
@@ -68,7 +69,12 @@ VARIANTS = {
     "zero_snr": ["hyperldm.ssim_weight=0", "hyperldm.zero_terminal_snr=true"],
     "ssim_zero_snr": ["hyperldm.ssim_weight=0.1", "hyperldm.zero_terminal_snr=true"],
     "discriminators": ["hyperldm.ssim_weight=0.1", "hyperldm.zero_terminal_snr=true", "hyperldm.discriminators=true"],
+    "features": ["hyperldm.denoiser_rgb=features"],
+    "folded": ["hyperldm.denoiser_rgb=folded"],
 }
+# variants that differ from `hyperldm` in stage 2 only: they start from a copy of its stage 1
+STAGE2_ONLY = {"ssim", "zero_snr", "ssim_zero_snr", "features", "folded"}
+STAGE1_FILES = ("autoencoder", "specdm.json", "stage1_quality.json", "real_examples.safetensors")
 DEFAULT_VARIANTS = "hyperldm,no_rgb_decoder,no_library,baseline"
 COLUMNS = ("rmse", "mrae", "sam_rad", "mssim", "mpsnr", "sd", "sdm")
 
@@ -79,6 +85,16 @@ def train_variant(config: str, name: str, a, run_dir: Path):
             f"hyperldm.max_spectra={a.max_spectra}", *VARIANTS[name]]
     cfg = load_config(config, sets)
     t0 = time.time()
+    first = run_dir.parent / "hyperldm" / "model"
+    if name in STAGE2_ONLY and not (run_dir / "model").exists() and (first / "autoencoder").is_dir():
+        (run_dir / "model").mkdir(parents=True)
+        for f in STAGE1_FILES:
+            if (first / f).is_dir():
+                shutil.copytree(first / f, run_dir / "model" / f)
+            elif (first / f).is_file():
+                shutil.copy2(first / f, run_dir / "model" / f)
+        shutil.copy2(first.parent / RUN_MARKER, run_dir / RUN_MARKER)
+        print(f"{name}: stage 1 copied from {first}", flush=True)
     if not (run_dir / "model" / "unet").is_dir():
         prepare_run_dir(run_dir, resume=True, overwrite=False)
         data = prepare_data(cfg.data)
@@ -141,8 +157,13 @@ def main() -> None:
                    help="0: no classification table (one already in the result file is kept)")
     p.add_argument("--classifier-steps", type=int, default=1500)
     p.add_argument("--sampler", default="ddpm")
+    p.add_argument("--samplers", default="",
+                   help="few-step sampler sweep on the first variant's model: NAME:STEPS,... (e.g. "
+                        "ddpm:100,ddim:10,ddim:20,dpm++:10,dpm++:20,dpm++sde:20); same K, seed and RGB as the table")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "hyperldm")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--work", type=Path, default=REPO / "runs" / "hyperldm_bench",
+                   help="where the variants' run folders live (<work>/<config>/<variant>)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     name = Path(a.config).stem
@@ -152,7 +173,7 @@ def main() -> None:
     result.update(config=a.config, k=a.k, sampler=a.sampler, machine=machine_info(),
                   budget={"stage1_steps": a.s1_steps, "stage2_steps": a.s2_steps, "baseline_steps": a.baseline_steps,
                           "max_spectra": a.max_spectra})
-    runs = REPO / "runs" / "hyperldm_bench" / name
+    runs = a.work / name
     base_cfg = load_config(a.config, ["method=hyperldm"])
     data = prepare_data(base_cfg.data)
     norm = data.normalizer
@@ -218,6 +239,11 @@ def main() -> None:
         print(variant, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items() if k != "sets"},
               flush=True)
         result_file.write_text(json.dumps(result, indent=1))
+    if a.samplers:
+        first = a.variants.split(",")[0]
+        result["samplers"] = sampler_sweep(a, pipes[first], first, data, real_test, norm, features, runs,
+                                           result.get("samplers", {}))
+        result_file.write_text(json.dumps(result, indent=1))
     if a.classification_seeds:
         result["classification"] = classification(a, data, pipes["hyperldm"], norm, real_train, mask_train,
                                                   real_test, mask_test, lab_tr, lab_te, runs)
@@ -225,6 +251,32 @@ def main() -> None:
     result_file.write_text(json.dumps(result, indent=1))
     (a.out / f"{name}.md").write_text(markdown(result))
     print(markdown(result))
+
+
+def sampler_sweep(a, pipe, variant: str, data, real_test, norm, features, runs, old: dict) -> dict:
+    """Table II scores, SD/SDM and sampling time of the K versions of the held-out RGB per ``NAME:STEPS``
+    setting (same seed, K and tiling as the table); versions cached in ``runs/<variant>/samplers/``."""
+    rgb = recipe.region_rgb(data, pipe.info)[0][1]
+    out = {}
+    folder = runs / variant / "samplers"
+    folder.mkdir(exist_ok=True)
+    for setting in a.samplers.split(","):
+        name, steps = setting.split(":")
+        saved = folder / f"{name}_{steps}.npy"
+        if saved.is_file() and setting in old:
+            versions, sample_s = np.load(saved), old[setting]["sample_s"]
+        else:
+            t1 = time.time()
+            versions = np.moveaxis(pipe.sample_image(rgb, a.k, seed=0, sampler=name,
+                                                     num_inference_steps=int(steps)), 1, -1)
+            sample_s = time.time() - t1
+            np.save(saved, versions.astype(np.float32))
+        row = scores(versions, real_test, norm, features)
+        row.update(sample_s=round(sample_s, 1), steps=pipe.steps(name, int(steps)))
+        out[setting] = row
+        print(variant, setting, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()
+                                 if k != "mean_of_versions"}, flush=True)
+    return out
 
 
 def classification(a, data, pipe, norm, real_train, mask_train, real_test, mask_test, lab_tr, lab_te, runs) -> dict:
@@ -287,6 +339,13 @@ def markdown(result: dict) -> str:
                   "| model | RMSE | MRAE | SAM (rad) | MSSIM | MPSNR (dB) |", "|---|---:|---:|---:|---:|---:|"]
         lines += [f"| {n} | {r['rmse']:.4f} | {r['mrae']:.4f} | {r['sam_rad']:.4f} | {r['mssim']:.4f} | "
                   f"{r['mpsnr']:.2f} |" for n, r in means.items()]
+    sweep = result.get("samplers")
+    if sweep:
+        lines += ["", "Samplers on the same model (K versions of the held-out RGB, seed 0):", "",
+                  "| sampler:steps | RMSE | MRAE | SAM (rad) | MSSIM | MPSNR (dB) | SD (rad) | SDM | sample s |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {n} | {r['rmse']:.4f} | {r['mrae']:.4f} | {r['sam_rad']:.4f} | {r['mssim']:.4f} | "
+                  f"{r['mpsnr']:.2f} | {r['sd']:.4f} | {r['sdm']:.4f} | {r['sample_s']} |" for n, r in sweep.items()]
     c = result.get("classification")
     if c:
         lines += ["", f"Pixel classification ({c['seeds']} seeds, {c['classifier_steps']} steps each; mean +- std; "

@@ -397,3 +397,45 @@ def test_a_scene_without_rgb_bands_is_refused_before_the_run_folder_exists(tmp_p
         assert main(["run", str(write_config(tmp_path / "cfg.yaml", cfg)), "--run-dir", str(tmp_path / "run")]) == 0
     info = json.loads((tmp_path / "run" / "model" / "specdm.json").read_text())
     assert info["source"]["rgb"]["rgb_bands"] == [2, 1, 0]
+
+
+def test_denoiser_on_rgb_features_sees_stage_1s_condition_encoder(rgb_run, tmp_path, one_thread):
+    """`hyperldm.denoiser_rgb: features`: stage 2 retrained on the fixture's stage 1 takes C(rgb) of the frozen
+    condition encoder (the paper's), records it, and the pipeline feeds exactly those features; models without
+    the record load as folded; the option needs the decoder's RGB."""
+    import shutil
+
+    from specdm.models.autoencoders.hyper_vq import denoiser_condition, rgb_condition
+    from specdm.pipelines import load_pipeline
+    from specdm.recipes import hyperldm as recipe
+
+    run = tmp_path / "run"
+    shutil.copytree(rgb_run / "run" / "model", run / "model", ignore=shutil.ignore_patterns("unet", "scheduler"))
+    cfg = load_config(str(rgb_run / "cfg.yaml"), ["hyperldm.denoiser_rgb=features", "diffusion.steps=3"])
+    pipe = recipe.train_stage2(cfg, run)
+    ae = pipe.autoencoder
+    assert pipe.rgb_input == "features" and pipe.info.source["denoiser_rgb"] == "features"
+    assert pipe.unet.config.in_channels == ae.config.latent_channels + ae.config.condition_channels
+    rgb = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        expected = ae.condition_encoder(rgb)
+    assert torch.equal(denoiser_condition(ae, rgb, "features"), expected)
+    seen = []
+    forward = pipe.unet.forward
+    pipe.unet.forward = lambda x, *a, **kw: seen.append(x.clone()) or forward(x, *a, **kw)
+    pipe(np.moveaxis(rgb.numpy(), 1, -1), [0, 1], sampler="ddim", num_inference_steps=2)
+    n = ae.config.latent_channels
+    assert len(seen) == 2 and all(torch.allclose(x[:, n:], expected, atol=1e-6) for x in seen)
+    # a model written before the option (no record) is the folded kind
+    info_file = rgb_run / "run" / "model" / "specdm.json"
+    old = load_pipeline(rgb_run / "run" / "model")
+    assert old.rgb_input == "folded" and old.info.source["denoiser_rgb"] == "folded"
+    info = json.loads(info_file.read_text())
+    del info["source"]["denoiser_rgb"]
+    copy = tmp_path / "old"
+    shutil.copytree(rgb_run / "run" / "model", copy)
+    (copy / "specdm.json").write_text(json.dumps(info))
+    assert load_pipeline(copy).rgb_input == "folded"
+    assert torch.equal(denoiser_condition(ae, rgb, "folded"), rgb_condition(rgb, ae.downsampling))
+    with pytest.raises(Exception, match="use_rgb: false"):
+        load_config(str(rgb_run / "cfg.yaml"), ["hyperldm.denoiser_rgb=features", "hyperldm.use_rgb=false"])

@@ -438,6 +438,9 @@ class HyperLDMConfig(Strict):
     cosine_weight: float = Field(10.0, ge=0.0)
     commitment_weight: float = Field(0.25, ge=0.0)
     p_uncond: float = Field(0.0, ge=0.0, lt=1.0)  # share of stage-2 steps without the RGB
+    # the denoiser's RGB input: "folded" = the RGB pixels folded onto the latent grid (space-to-depth, no
+    # parameter); "features" = stage 1's condition encoder C(rgb), frozen (the paper's; needs use_rgb)
+    denoiser_rgb: Literal["folded", "features"] = "folded"
     # stage 1: spatial (2-D PatchGAN) and spectral (1-D, per pixel) discriminators, hinge loss (the paper's;
     # off by default: +45 % per stage-1 step on one CPU thread for a small gain; docs/design.md)
     discriminators: bool = False
@@ -478,6 +481,9 @@ class Config(Strict):
         if self.method == "layout" and self.autoencoder.kind != "two_stream":
             raise ValueError("method 'layout' conditions on the two-stream autoencoder's mask latent; "
                              "set autoencoder.kind: two_stream")
+        if self.hyperldm.denoiser_rgb == "features" and not self.hyperldm.use_rgb:
+            raise ValueError("hyperldm.denoiser_rgb 'features' feeds the denoiser stage 1's RGB condition encoder, "
+                             "which hyperldm.use_rgb: false leaves out; use denoiser_rgb: folded")
         if self.more_data and self.method != "controllable":
             raise ValueError(f"more_data trains several data sets together (method controllable); method is {self.method}")
         if self.method == "controllable":

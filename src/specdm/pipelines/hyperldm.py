@@ -1,8 +1,9 @@
 """RGB-conditioned synthesis (HyperLDM): several plausible spectral images for one RGB image.
 
-The denoiser sees the RGB folded onto the latent grid
-(:func:`~specdm.models.autoencoders.hyper_vq.rgb_condition`) concatenated to the noisy latent
-and predicts its noise; the denoised latent is scaled back, snapped to the nearest codes
+The denoiser sees its RGB input (:func:`~specdm.models.autoencoders.hyper_vq.denoiser_condition`:
+the RGB folded onto the latent grid, or stage 1's condition features ``C(rgb)``, as the model's
+``specdm.json`` records under ``source.denoiser_rgb``) concatenated to the noisy latent and
+predicts its noise; the denoised latent is scaled back, snapped to the nearest codes
 (L1) and decoded with the RGB. Sample ``i`` of a run seeded ``s`` draws its noise from
 ``SeedSequence([s, i])``, so the K versions of an RGB image differ from each other and are
 the same in any batch. :meth:`HyperLDMPipeline.sample_image` takes an RGB image of any size:
@@ -18,7 +19,7 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from specdm.errors import CheckpointError, DataError
 from specdm.models.autoencoders import HyperVQAutoencoder
-from specdm.models.autoencoders.hyper_vq import RGB_CHANNELS, rgb_condition
+from specdm.models.autoencoders.hyper_vq import RGB_CHANNELS, denoiser_condition, denoiser_condition_channels
 from specdm.models.info import ModelInfo
 from specdm.pipelines.base import LatentPipeline
 from specdm.schedulers import DEFAULT_SAMPLER, default_steps
@@ -34,10 +35,14 @@ class HyperLDMPipeline(LatentPipeline):
                  scheduler: DDPMScheduler | None = None):
         super().__init__(autoencoder, unet, info, scheduler)
         n = autoencoder.config.latent_channels
-        cond = RGB_CHANNELS * autoencoder.downsampling**2
+        self.rgb_input = info.source.get("denoiser_rgb", "folded")  # models from before the option: folded
+        if self.rgb_input == "features" and autoencoder.condition_encoder is None:
+            raise CheckpointError("the denoiser takes the RGB features C(rgb), and the autoencoder has no condition "
+                                  "encoder")
+        cond = denoiser_condition_channels(autoencoder, self.rgb_input)
         if unet.config.in_channels != n + cond or unet.config.out_channels != n:
             raise CheckpointError(f"the denoiser maps {unet.config.in_channels} -> {unet.config.out_channels} channels; "
-                                  f"RGB-conditioned synthesis needs {n + cond} -> {n}")
+                                  f"RGB-conditioned synthesis with the {self.rgb_input} RGB input needs {n + cond} -> {n}")
 
     def steps(self, sampler: str, num_inference_steps: int | None) -> int:
         """The sampler's steps, at most the training schedule's length (DDPM's default 1000 on a T = 100 model
@@ -62,7 +67,7 @@ class HyperLDMPipeline(LatentPipeline):
             raise DataError(f"{len(indices)} sample indices for RGB windows of shape {rgb.shape}; the model makes "
                             f"{p}x{p} windows (use sample_image for other sizes)")
         c = torch.from_numpy(np.ascontiguousarray(np.moveaxis(rgb, -1, 1))).to(self.device)
-        cond = rgb_condition(c, self.autoencoder.downsampling)
+        cond = denoiser_condition(self.autoencoder, c, self.rgb_input)
         n = self.autoencoder.config.latent_channels
         shape = (len(indices), n, *cond.shape[2:])
         predict = lambda z, t: self.unet(torch.cat([z, cond], 1), t, encoder_hidden_states=None).sample  # noqa: E731

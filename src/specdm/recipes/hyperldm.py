@@ -28,7 +28,7 @@ from specdm.data.spectra import library_for_scene
 from specdm.datasets.paths import data_root
 from specdm.errors import ConfigError, DataError
 from specdm.models.autoencoders import HyperVQAutoencoder
-from specdm.models.autoencoders.hyper_vq import RGB_CHANNELS, library_calibration
+from specdm.models.autoencoders.hyper_vq import library_calibration
 from specdm.models.denoisers import build_denoiser
 from specdm.models.discriminators import Discriminators
 from specdm.models.info import ModelInfo
@@ -164,13 +164,14 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     data = data or prepare_data(cfg.data)
     info.check_scene(data.reference, model_dir)
     dcfg = cfg.diffusion
-    z, cond = encode_pairs(ae, data.train, window_rgb(info), dcfg.latent_augmentations)
+    kind = cfg.hyperldm.denoiser_rgb
+    z, cond = encode_pairs(ae, data.train, window_rgb(info), dcfg.latent_augmentations, condition=kind)
     n, f = z.shape[1], ae.downsampling
     s = 1.0 / z.std().clamp_min(1e-6).item()
     scale = torch.tensor([s] * n + [1.0] * cond.shape[1])
     set_seed(cfg.train.seed)
     unet = build_denoiser(n, cfg.data.patch_size // f, tuple(dcfg.block_out_channels), dcfg.layers_per_block,
-                          dcfg.norm_num_groups, condition_channels=RGB_CHANNELS * f * f)
+                          dcfg.norm_num_groups, condition_channels=cond.shape[1])
     loop = LoopConfig(dcfg.steps, dcfg.batch_size, dcfg.lr, cfg.train.seed, cfg.train.checkpoint_every,
                       ema_decay=dcfg.ema_decay, mixed_precision=cfg.train.mixed_precision)
     latents = torch.cat([z, cond], 1)
@@ -180,7 +181,8 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
                                       ssim_weight=cfg.hyperldm.ssim_weight)
     info.latent_scale = [s] * n
     info.method = "hyperldm"
-    info.source = {**info.source, "p_uncond": cfg.hyperldm.p_uncond, "ssim_weight": cfg.hyperldm.ssim_weight}
+    info.source = {**info.source, "p_uncond": cfg.hyperldm.p_uncond, "ssim_weight": cfg.hyperldm.ssim_weight,
+                   "denoiser_rgb": kind}
     return save_stage2(HyperLDMPipeline(ae, unet, info, DDPMScheduler(**cfg.schedule())), model_dir)
 
 

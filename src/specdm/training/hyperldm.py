@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from specdm.data.datamodule import PatchSet
-from specdm.models.autoencoders.hyper_vq import HyperVQAutoencoder, rgb_condition
+from specdm.models.autoencoders.hyper_vq import HyperVQAutoencoder, denoiser_condition
 from specdm.models.discriminators import Discriminators
 from specdm.training.engine import AuxOptimizer, LoopConfig, StepRandom, train_loop
 
@@ -109,17 +109,18 @@ def train_vq_autoencoder(
 
 
 @torch.no_grad()
-def encode_pairs(model: HyperVQAutoencoder, patches: PatchSet, rgb, augmentations: int = 8, batch_size: int = 32
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_pairs(model: HyperVQAutoencoder, patches: PatchSet, rgb, augmentations: int = 8, batch_size: int = 32,
+                 condition: str = "folded") -> tuple[torch.Tensor, torch.Tensor]:
     """Quantized latents ``(N * augmentations, n_x, h, w)`` of every training window under the first
-    ``augmentations`` D4 transforms, and the RGB condition of each (:func:`rgb_condition`)."""
+    ``augmentations`` D4 transforms, and the denoiser's RGB input of each (:func:`denoiser_condition` of kind
+    ``condition``)."""
     items = [(i, k) for i in range(len(patches)) for k in range(augmentations)]
     zs, conds = [], []
     for s in range(0, len(items), batch_size):
         chunk = items[s : s + batch_size]
         x, c = pair_batch(patches, rgb, [i for i, _ in chunk], [k for _, k in chunk])
         zs.append(model.quantize(model.encode(x.to(model.device)))[1].cpu())
-        conds.append(rgb_condition(c, model.downsampling))
+        conds.append(denoiser_condition(model, c, condition).cpu())
     return torch.cat(zs), torch.cat(conds)
 
 

@@ -149,6 +149,29 @@ class HyperVQAutoencoder(ModelMixin, ConfigMixin):
         return VQOutput(self.decode(zq, rgb), codebook, commitment, indices)
 
 
+DENOISER_RGB = ("folded", "features")
+
+
+def denoiser_condition(model: HyperVQAutoencoder, rgb: torch.Tensor, kind: str = "folded") -> torch.Tensor:
+    """The latent denoiser's RGB input for RGB windows ``rgb (N, 3, H, W)`` in [0, 1]: ``"folded"``
+    (:func:`rgb_condition`, ``3 f^2`` channels) or ``"features"``, the features ``C(rgb)`` of ``model``'s
+    condition encoder (``condition_channels`` channels on the latent grid; the paper's). Deterministic and
+    without gradients to the autoencoder, identical at training and sampling."""
+    if kind == "folded":
+        return rgb_condition(rgb, model.downsampling)
+    if kind != "features":
+        raise DataError(f"unknown denoiser RGB input {kind!r}; choose from {', '.join(DENOISER_RGB)}")
+    if model.condition_encoder is None:
+        raise DataError("this autoencoder has no RGB condition encoder (use_rgb false): its denoiser takes 'folded'")
+    with torch.no_grad():
+        return model.condition_encoder(rgb.to(model.device, model.dtype)).to(rgb.dtype)
+
+
+def denoiser_condition_channels(model: HyperVQAutoencoder, kind: str = "folded") -> int:
+    """Channels of :func:`denoiser_condition`'s output."""
+    return RGB_CHANNELS * model.downsampling**2 if kind == "folded" else model.config.condition_channels
+
+
 def rgb_condition(rgb: torch.Tensor, downsampling: int) -> torch.Tensor:
     """The RGB condition of the latent denoiser: ``rgb (N, 3, H, W)`` in [0, 1], centred to [-1, 1] and folded
     onto the latent grid by space-to-depth (``pixel_unshuffle``) -> ``(N, 3 f^2, H/f, W/f)``: every pixel's
