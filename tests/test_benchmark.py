@@ -169,6 +169,12 @@ def test_resume_skips_finished_runs_and_adds_seeds(seg, tmp_path, monkeypatch):
     (tmp_path / "benchmark.json").write_text(json.dumps(stored))
     bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=2, resume=True, **kw)
     assert len(calls) == 4
+    # ... nor does a field a later specdm adds to `data` with a default (absent from older files)
+    stored = json.loads((tmp_path / "benchmark.json").read_text())
+    del stored["fingerprint"]["config"]["data"]["rgb_bands"]
+    (tmp_path / "benchmark.json").write_text(json.dumps(stored))
+    bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=2, resume=True, **kw)
+    assert len(calls) == 4
     other = cfg.model_copy(update={"data": cfg.data.model_copy(update={"stride": cfg.data.stride + 1})})
     with pytest.raises(OutputError, match="another config"):
         bm.benchmark(other, {"copy": synth}, tmp_path, seeds=2, resume=True, **kw)

@@ -50,7 +50,7 @@ from scipy import stats
 
 from specdm import __version__
 from specdm.augment.synthetic import load_synthetic
-from specdm.config import Config
+from specdm.config import Config, DataConfig
 from specdm.data.datamodule import PreparedData, prepare_data
 from specdm.errors import ConfigError, DataError, OutputError
 from specdm.evaluation.benchmark.plan import DEFAULT_MODELS, Arm, plan_arms
@@ -295,9 +295,18 @@ def _pairing_keys(fingerprint: dict) -> dict:
     Files from before learning-rate schedules count as ``constant``."""
     out = dict(fingerprint)
     if isinstance(out.get("config"), dict):
-        out["config"] = out["config"].get("data")
+        out["config"] = _data_section(out["config"].get("data"))
     out.pop("synthetic", None)  # compared on its own: sets may be added (_synthetic_compatible)
     return out
+
+
+def _data_section(data):
+    """A stored ``data`` section with today's defaults filled in (a field a later specdm adds to ``data`` with
+    a default that keeps the old behaviour must not block resuming), or as stored when it no longer validates."""
+    try:
+        return DataConfig.model_validate(data).model_dump(mode="json")
+    except (ValueError, TypeError):
+        return data
 
 
 def _synthetic_compatible(stored: dict, new: dict) -> str | None:
