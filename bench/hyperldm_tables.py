@@ -30,6 +30,9 @@ Classification (``--classification-seeds``): the 1-D CNN pixel classifier traine
 pixels as RGB, as real spectra, or as 1x / 3x / 5x HyperLDM versions of the training region's RGB (labels of
 the real pixels), scored on the held-out region: RGB on its RGB, real on its real spectra, synthetic on one
 HyperLDM version of its RGB (an RGB camera only) and on its real spectra. Results: ``--out``/<config>.json, .md.
+The same experiment with every region of the split, paired differences and resume:
+``specdm benchmark CONFIG --rgb-model runs/hyperldm_bench/<config>/hyperldm/model`` (the classifier,
+``train_pixel_classifier``, is shared with it).
 A rerun reuses the trained models and the sampled versions (and their recorded times) and rescores them.
 """
 
@@ -48,8 +51,9 @@ from safetensors.torch import load_file, save_file
 
 from specdm.config import load_config
 from specdm.data.datamodule import prepare_data
-from specdm.evaluation.classification import SpectralPixelClassifier, classification_scores
-from specdm.evaluation.fit import fit, random_batches, seeded
+from specdm.evaluation.classification import classification_scores
+from specdm.evaluation.classification import predict_pixels as predict
+from specdm.evaluation.classification import train_pixel_classifier as train_classifier
 from specdm.metrics import spectral_diversity
 from specdm.metrics.reference import mrae, psnr, rmse, ssim
 from specdm.metrics.spectral import sad_stats
@@ -108,23 +112,6 @@ def region(data, split: str):
     g = data.split[split][0]
     s = data.scenes[g.scene]
     return s.images[0][g.r0 : g.r1, g.c0 : g.c1], s.mask[g.r0 : g.r1, g.c0 : g.c1]
-
-
-def train_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, seed: int, steps: int) -> SpectralPixelClassifier:
-    """The 1-D CNN pixel classifier on spectra ``x (P, C)`` (normalized) with labels ``y`` (P,), cosine Adam."""
-    with seeded(seed):
-        net = SpectralPixelClassifier(x.shape[1], num_classes)
-    xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
-    batches = ((xt[i][:, :, None, None], yt[i][:, None, None]) for i in
-               random_batches(len(xt), 256, steps, torch.Generator().manual_seed(seed)))
-    loss = torch.nn.CrossEntropyLoss()
-    fit(net, batches, lambda b: loss(net(b[0]), b[1]), steps, 2e-3, lr_schedule="cosine")
-    return net
-
-
-def predict(net, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return net(torch.from_numpy(x.astype(np.float32))[:, :, None, None]).argmax(1).reshape(-1).numpy()
 
 
 def scores(versions: np.ndarray, real: np.ndarray, norm, features) -> dict:

@@ -8,6 +8,8 @@
     specdm evaluate CONFIG SYNTH      score a synthetic data set against the config's real training split
     specdm benchmark CONFIG --synthetic NAME=DIR
                                       does synthetic data help downstream models? (held-out test split)
+    specdm benchmark CONFIG --rgb-model MODEL_DIR
+                                      pixel classification from RGB, RGB -> HyperLDM spectra, real spectra
     specdm config CONFIG              print a config with every default filled in
     specdm view DATASET               write DATASET/view.html: a static page to browse the samples
     specdm conditions IMAGE --out DIR the condition maps of an image (edges, lines, ...), for --condition
@@ -108,26 +110,47 @@ def build_parser() -> argparse.ArgumentParser:
                         "false-colour FID; skipped without it")
     e.add_argument("--overwrite", action="store_true", help="replace an existing evaluation (and mismatched encoders)")
 
-    b = sub.add_parser("benchmark", help="train downstream models with and without synthetic data; score on the test split")
+    b = sub.add_parser("benchmark", help="train downstream models with and without synthetic data; score on the test split",
+                       description="--synthetic NAME=DIR: segmentation / change models trained on real windows with "
+                                   "and without synthetic data sets. --rgb-model MODEL_DIR: the HyperLDM paper's "
+                                   "classification experiment: a pixel classifier trained and tested on RGB, on "
+                                   "RGB -> HyperLDM spectra (--amounts versions) and on real spectra.")
     b.add_argument("config", nargs="?", help="packaged config name (e.g. indian_pines) or path to a YAML file")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (repeatable)")
     b.add_argument("--synthetic", action="append", default=[], metavar="NAME=DIR",
                    help="a synthetic data set and its arm name, e.g. two_stream=runs/indian_pines/synthetic (repeatable)")
-    b.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<config name>/benchmark)")
+    b.add_argument("--rgb-model", type=Path, default=None, metavar="MODEL_DIR",
+                   help="a method: hyperldm model folder trained on CONFIG's scene: benchmark pixel classification "
+                        "on RGB, RGB -> synthetic spectra (--amounts versions) and real spectra instead of "
+                        "synthetic data sets (not with --synthetic)")
+    b.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: runs/<config name>/benchmark, with --rgb-model "
+                        "runs/<config name>/rgb_benchmark)")
     b.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of every arm (paired)")
-    b.add_argument("--steps", type=int, default=2000, help="gradient steps of every training")
-    b.add_argument("--batch-size", type=int, default=16)
-    b.add_argument("--lr", type=float, default=1e-3, help="Adam's (initial) learning rate")
-    b.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
+    b.add_argument("--steps", type=int, default=None,
+                   help="gradient steps of every training (default 2000; with --rgb-model 1500, the pixel "
+                        "classifier's steps of 256 pixels, as in the HyperLDM classification table)")
+    b.add_argument("--batch-size", type=int, default=None, help="default 16 (not with --rgb-model)")
+    b.add_argument("--lr", type=float, default=None, help="Adam's (initial) learning rate, default 0.001 "
+                                                          "(not with --rgb-model: 0.002)")
+    b.add_argument("--lr-schedule", choices=["cosine", "constant"], default=None,
                    help="cosine: annealed to 0 over the steps (default); constant")
     b.add_argument("--models", default=None,
                    help="comma-separated: unet,segformer,pixel (segmentation) or siamdiff (change); "
                         "default unet,segformer or siamdiff")
-    b.add_argument("--amounts", default="1,3,5", help="synthetic amounts, as multiples of the real window count")
-    b.add_argument("--limited", type=float, default=0.25, help="share of real windows in the limited-real setting (0: skip)")
+    b.add_argument("--amounts", default="1,3,5",
+                   help="synthetic amounts, as multiples of the real window count (with --rgb-model: numbers of "
+                        "HyperLDM versions of the training region(s))")
+    b.add_argument("--limited", type=float, default=None,
+                   help="share of real windows in the limited-real setting (default 0.25; 0: skip)")
     b.add_argument("--arms", default=None, help="comma-separated arms: real,classical,<NAME>,synthetic_only (default all)")
-    b.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    b.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu; with "
+                                                      "--rgb-model it samples the versions, classifiers train on cpu)")
+    b.add_argument("--sampler", choices=list(SAMPLERS), default=None,
+                   help="with --rgb-model: how the HyperLDM versions are drawn (default ddpm, as in the paper)")
+    b.add_argument("--sampling-steps", type=int, default=None,
+                   help="with --rgb-model: the sampler's steps (default: the sampler's, at most the model's T)")
     b.add_argument("--resume", action="store_true", help="continue OUT/benchmark.json, skipping finished runs")
     b.add_argument("--overwrite", action="store_true", help="replace an existing OUT/benchmark.json")
     b.add_argument("--report-only", type=Path, default=None, metavar="OUT",
@@ -196,6 +219,52 @@ def _sample_controlled(args, command: str) -> int:
                   opts.num_inference_steps, opts.eta, opts.batch_size, opts.seed, opts.image_format, args.resume,
                   args.overwrite, command, args.device, args.previews)
     print(f"synthetic data set: {args.out}\nmetadata (conditions used): {meta}\ndataset card: {args.out / 'README.md'}")
+    return 0
+
+
+def _check_benchmark_flags(args) -> None:
+    """One-line ConfigErrors for flags of the other benchmark (``--rgb-model`` or ``--synthetic``)."""
+    if args.rgb_model is None:
+        rgb_only = [f for f, v in (("--sampler", args.sampler), ("--sampling-steps", args.sampling_steps)) if v is not None]
+        if rgb_only:
+            raise ConfigError(f"{' and '.join(rgb_only)} {'apply' if len(rgb_only) > 1 else 'applies'} only with "
+                              "--rgb-model MODEL_DIR")
+        return
+    if args.synthetic:
+        raise ConfigError("--rgb-model and --synthetic are two different benchmarks; give one of them "
+                          "(--rgb-model: pixel classification from RGB via the model; --synthetic: data sets)")
+    if args.models is not None and args.models.split(",") != ["pixel"]:
+        raise ConfigError(f"--rgb-model trains only the pixel classifier; --models {args.models} does not apply "
+                          "(leave it out or give --models pixel)")
+    other = [f for f, v in (("--batch-size", args.batch_size), ("--lr", args.lr), ("--lr-schedule", args.lr_schedule),
+                            ("--limited", args.limited), ("--arms", args.arms)) if v is not None]  # fmt: skip
+    if other:
+        raise ConfigError(f"{', '.join(other)} {'do' if len(other) > 1 else 'does'} not apply with --rgb-model (its "
+                          "classifier takes batches of 256 pixels, Adam from 0.002, cosine; its arms are rgb, real and "
+                          "synthetic x<each amount>)")
+
+
+def _benchmark_rgb(args, cfg, command: str) -> int:
+    """``specdm benchmark CONFIG --rgb-model MODEL_DIR``."""
+    from specdm.config import BenchmarkOptions, validate
+    from specdm.evaluation.benchmark.plan import parse_amounts
+    from specdm.evaluation.benchmark.report import format_markdown
+    from specdm.evaluation.benchmark.rgb import RGB_SAMPLER, rgb_benchmark
+    from specdm.pipelines import load_pipeline
+
+    bo = validate(BenchmarkOptions, {"seeds": args.seeds, "steps": args.steps or 1500,
+                                     "amounts": parse_amounts(args.amounts)}, "specdm benchmark")
+    if args.sampling_steps is not None and args.sampling_steps < 1:
+        raise ConfigError(f"--sampling-steps must be at least 1, got {args.sampling_steps}")
+    result = rgb_benchmark(
+        cfg, args.rgb_model, args.out or Path("runs") / cfg.name / "rgb_benchmark", seeds=bo.seeds, steps=bo.steps,
+        amounts=bo.amounts, resume=args.resume, overwrite=args.overwrite, command=command,
+        sampler=args.sampler or RGB_SAMPLER, num_inference_steps=args.sampling_steps, load_model=load_pipeline,
+        device=args.device,
+    )
+    print(format_markdown(result))
+    print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}\n"
+          f"html: {result['output']['html']}")
     return 0
 
 
@@ -306,6 +375,8 @@ def _dispatch(args, command: str) -> int:
         return 0
     if args.command == "benchmark" and args.config is None:
         raise ConfigError("benchmark needs a CONFIG (or --report-only OUT)")
+    if args.command == "benchmark":
+        _check_benchmark_flags(args)
 
     cfg = load_config(args.config, args.overrides)
     if args.command == "evaluate":
@@ -319,14 +390,16 @@ def _dispatch(args, command: str) -> int:
         print(format_markdown(result))
         print(f"evaluation: {result['output']['json']}\nreport: {result['output']['markdown']}")
         return 0
+    if args.command == "benchmark" and args.rgb_model is not None:
+        return _benchmark_rgb(args, cfg, command)
     if args.command == "benchmark":
         from specdm.evaluation.benchmark.plan import parse_amounts, parse_synthetic
 
-        bo = validate(BenchmarkOptions, {
-            "seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-            "lr_schedule": args.lr_schedule, "models": args.models and args.models.split(","),
-            "amounts": parse_amounts(args.amounts), "limited": args.limited,
-            "arms": args.arms and args.arms.split(",")}, "specdm benchmark")
+        given = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+                 "lr_schedule": args.lr_schedule, "models": args.models and args.models.split(","),
+                 "amounts": parse_amounts(args.amounts), "limited": args.limited,
+                 "arms": args.arms and args.arms.split(",")}
+        bo = validate(BenchmarkOptions, {k: v for k, v in given.items() if v is not None}, "specdm benchmark")
         synthetic = parse_synthetic(args.synthetic)
         from specdm.evaluation.benchmark.run import benchmark
         from specdm.evaluation.benchmark.report import format_markdown

@@ -6,11 +6,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from specdm.evaluation.fit import fit, random_batches, seeded
 from specdm.metrics.confusion import confusion_matrix, nanmean, safe_ratio
 
-__all__ = ["PIXELS_PER_WINDOW", "SpectralPixelClassifier", "classification_scores", "labelled_spectra"]
+__all__ = ["PIXEL_BATCH", "PIXEL_LR", "PIXELS_PER_WINDOW", "SpectralPixelClassifier", "classification_scores",
+           "labelled_spectra", "predict_pixels", "train_pixel_classifier"]
 
 PIXELS_PER_WINDOW = 64  # spectra per window and step that train the pixel classifier
+PIXEL_BATCH = 256  # spectra per step of train_pixel_classifier
+PIXEL_LR = 2e-3  # its initial Adam learning rate (cosine-annealed to 0)
 
 
 class SpectralPixelClassifier(nn.Module):
@@ -83,3 +87,28 @@ def classification_scores(
         "per_class_accuracy": per_class,
         "confusion": cm,
     }
+
+
+def train_pixel_classifier(
+    x: np.ndarray, y: np.ndarray, num_classes: int, seed: int, steps: int, progress: bool = False
+) -> SpectralPixelClassifier:
+    """:class:`SpectralPixelClassifier` trained on spectra ``x (P, C)`` (normalized, or RGB) with labels ``y (P,)``.
+
+    ``steps`` Adam steps from :data:`PIXEL_LR`, cosine-annealed to 0, each on :data:`PIXEL_BATCH` spectra drawn
+    with replacement (:func:`~specdm.evaluation.fit.random_batches`); ``seed`` fixes the initialization and the
+    draws (the protocol of the HyperLDM classification table, ``specdm benchmark --rgb-model``). Left in eval mode.
+    """
+    with seeded(seed):
+        net = SpectralPixelClassifier(x.shape[1], num_classes)
+    xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+    batches = ((xt[i][:, :, None, None], yt[i][:, None, None]) for i in
+               random_batches(len(xt), PIXEL_BATCH, steps, torch.Generator().manual_seed(seed)))
+    loss = nn.CrossEntropyLoss()
+    fit(net, batches, lambda b: loss(net(b[0]), b[1]), steps, PIXEL_LR, lr_schedule="cosine", progress=progress)
+    return net
+
+
+@torch.no_grad()
+def predict_pixels(net: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Predicted classes ``(P,)`` of spectra ``x (P, C)``."""
+    return net(torch.from_numpy(x.astype(np.float32))[:, :, None, None]).argmax(1).reshape(-1).numpy()

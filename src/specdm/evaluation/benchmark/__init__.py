@@ -4,5 +4,7 @@
   command-line lists they come from (:func:`~.plan.parse_synthetic`, :func:`~.plan.parse_amounts`);
 - :mod:`.run`: training and scoring every (model, arm, seed), the paired summary, ``benchmark.json``
   (:func:`~.run.benchmark`);
-- :mod:`.report`: ``report.md``, ``report.html`` and plots from ``benchmark.json`` alone.
+- :mod:`.rgb`: ``--rgb-model``: pixel classification on RGB, RGB -> HyperLDM spectra and real spectra
+  (:func:`~.rgb.rgb_benchmark`; the pipeline comes in as ``load_model`` from the caller);
+- :mod:`.report`: ``report.md``, ``report.html`` and plots from ``benchmark.json`` alone (either experiment).
 """

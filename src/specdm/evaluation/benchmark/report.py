@@ -1,7 +1,8 @@
 """The readable side of ``specdm benchmark``: ``report.md``, a self-contained ``report.html`` and plots.
 
 Everything is computed from ``benchmark.json`` alone, so ``specdm benchmark
---report-only OUT`` rebuilds the same report. Tables follow the SpecDM paper's
+--report-only OUT`` rebuilds the same report (of either experiment: synthetic data sets, or
+``--rgb-model``, whose report has tables and no plots). Tables follow the SpecDM paper's
 layout: one row per arm (real, classical augmentation, + synthetic xN, synthetic
 only), columns = the scores (mean +- std over seeds) and their per-seed
 difference to real-only (mean +- std [95 % CI]), and the verdict.
@@ -42,9 +43,11 @@ def rewrite_report(out_dir) -> dict:
 def write_report(result: dict, out_dir) -> dict:
     """Write ``plots/*.png``, ``report.md`` and ``report.html`` into ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
-    blocks = _blocks(result)
+    blocks = _content(result)
     try:
-        (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if any(kind == "img" for kind, *_ in blocks):
+            (out_dir / "plots").mkdir(exist_ok=True)
         plots = []
         for kind, *args in blocks:
             if kind == "img":
@@ -60,7 +63,12 @@ def write_report(result: dict, out_dir) -> dict:
 
 def format_markdown(result: dict) -> str:
     """The markdown report of a benchmark result (as written to report.md)."""
-    return _markdown(_blocks(result))
+    return _markdown(_content(result))
+
+
+def _content(result: dict) -> list[tuple]:
+    """The blocks of either benchmark: synthetic data sets (``_blocks``) or ``--rgb-model`` (``_rgb_blocks``)."""
+    return _rgb_blocks(result) if result.get("experiment") == "rgb" else _blocks(result)
 
 
 # --------------------------------------------------------------------------- content
@@ -195,6 +203,89 @@ def _blocks(result: dict) -> list[tuple]:
     notes += [f"Warning: {w}" for w in result["warnings"]]
     notes.append(f"Wall time {result['wall_time_s']:.0f} s over {len(result['invocations'])} invocation(s) on "
                  f"{mach['platform']}, {mach['cpu_count']} CPUs, torch {mach['torch']}, device {mach['device_name']}.")
+    blocks += [("h", 2, "Notes"), ("list", notes), ("p", "Command(s):"),
+               ("code", "\n".join(i["command"] or "(library call)" for i in result["invocations"]))]
+    return blocks
+
+
+# --------------------------------------------------------------------------- --rgb-model
+
+RGB_ARM_LABELS = {"rgb": "RGB", "real": "real spectra"}
+RGB_TEST_LABELS = {"rgb": "RGB", "real": "real spectra", "synthetic": "HyperLDM version of the test RGB"}
+RGB_TEST_SHORT = {"rgb": "RGB", "real": "real", "synthetic": "synthetic"}
+
+
+def _rgb_label(arm: dict) -> str:
+    return RGB_ARM_LABELS.get(arm["id"]) or f"HyperLDM x{arm['amount']}"
+
+
+def _rgb_rows(result: dict):
+    """(arm, test) pairs in plan order that have a summary."""
+    first = result["summary"].get("oa", {})
+    return [(a, t) for a in result["arms"] for t in a["tests"] if t in first.get(a["id"], {})]
+
+
+def _vs(entry: dict | None) -> list[str]:
+    if entry is None:
+        return ["—", "—"]
+    if entry["verdict"] == "reference":
+        return ["—", "reference"]
+    return [_diff(entry), entry["verdict"]]
+
+
+def _rgb_blocks(result: dict) -> list[tuple]:
+    """The report of ``specdm benchmark CONFIG --rgb-model MODEL`` (no plots)."""
+    d, s, summary = result["data"], result["settings"], result["summary"]
+    blocks: list[tuple] = [
+        ("h", 1, f"RGB -> spectra pixel classification: config `{d['config']}`, model `{result['model']['dir']}`"),
+        ("p", f"A 1-D CNN pixel classifier ({s['classifier']}; {s['steps']} Adam steps of {s['batch_size']} pixels, "
+              f"lr {s['lr']:g} {s['lr_schedule']}) is trained on the {d['labelled_train_pixels']} labelled pixels of "
+              f"the training region(s) ({_regions(d['train_regions'])}) as RGB (made as the model makes it), as "
+              f"real spectra, or as M HyperLDM versions of their RGB (x{', x'.join(map(str, s['amounts']))}; real "
+              f"labels), and scored on the {d['labelled_test_pixels']} labelled pixels of the test region(s) "
+              f"({_regions(d['test_regions'])}), pooled: RGB on RGB, real on real spectra, each HyperLDM arm on one "
+              f"HyperLDM version of the test RGB (an RGB camera only) and on the real test spectra. Versions: "
+              f"sampler {s['sampler']}, {s['sampling_steps']} steps. Seeds {', '.join(map(str, s['seeds']))}. "
+              "Differences are per seed against RGB (tested on RGB) and against real spectra (tested on real "
+              "spectra); the verdict says whether their 95 % interval lies above 0 (helps), below 0 (hurts) or "
+              "covers it (no clear effect)."),
+    ]  # fmt: skip
+    if not result.get("complete", True):
+        blocks.append(("p", "**Partial results**: not every planned run has finished; rerun with --resume."))
+    rows = _rgb_rows(result)
+    table = [[_rgb_label(a), RGB_TEST_LABELS[t], str(len(summary["oa"][a["id"]][t]["seeds"])),
+              *(f"{_num(summary[m][a['id']][t]['mean'])} ± {_num(summary[m][a['id']][t]['std'])}"
+                for m in ("oa", "aa", "kappa"))] for a, t in rows]
+    blocks += [("h", 2, "Scores (mean ± std over seeds)"),
+               ("table", ["trained on", "tested on", "seeds", "OA", "AA", "kappa"], table)]
+    blocks.append(("h", 2, "Paired differences (per seed)"))
+    for m in ("oa", "aa", "kappa"):
+        header = ["trained on", "tested on", f"diff {METRIC_LABELS[m]} vs RGB", "verdict vs RGB",
+                  f"diff {METRIC_LABELS[m]} vs real", "verdict vs real"]
+        cells = [[_rgb_label(a), RGB_TEST_LABELS[t], *_vs(summary[m][a["id"]][t].get("vs_rgb")),
+                  *_vs(summary[m][a["id"]][t].get("vs_real"))] for a, t in rows]
+        blocks += [("h", 3, METRIC_LABELS[m]), ("table", header, cells)]
+    per_class = {}
+    for a, t in rows:
+        acc = np.array([[np.nan if v is None else v for v in r["tests"][t]["per_class_accuracy"]]
+                        for r in result["runs"] if r["arm"] == a["id"]], dtype=np.float64)
+        per_class[a["id"], t] = [float(np.nanmean(c)) if np.isfinite(c).any() else None for c in acc.T]
+    class_rows = [[str(c), name, *(_num(per_class[a["id"], t][c]) for a, t in rows)]
+                  for c, name in enumerate(d["class_names"]) if c != d["ignore_index"]]
+    blocks += [("h", 2, "Per-class accuracy (mean over seeds)"),
+               ("table", ["class", "name", *(f"{_rgb_label(a)} on {RGB_TEST_SHORT[t]}" for a, t in rows)],
+                class_rows)]
+    mach = result["machine"]
+    notes = [f"{k.replace('_', ' ')}: {v}" for k, v in result["conventions"].items()]
+    for split, items in result["versions"].items():
+        notes += [f"{split} versions of {_regions([v['region']])}: {v['versions']} (seed {v['seed']}), "
+                  f"{v['seconds']:.0f} s to sample" + (" (earlier run)" if v["reused"] else "") for v in items]
+    notes.append(f"Model: {result['model']['dir']}, head {result['model'].get('head')}, weights "
+                 f"{', '.join(f'{k} {h}' for k, h in result['model']['weights'].items())}")
+    notes += [f"Warning: {w}" for w in result["warnings"]]
+    notes.append(f"Wall time {result['wall_time_s']:.0f} s over {len(result['invocations'])} invocation(s) on "
+                 f"{mach['platform']}, {mach['cpu_count']} CPUs, torch {mach['torch']}, sampling on "
+                 f"{mach['device_name']}, classifiers on the CPU.")
     blocks += [("h", 2, "Notes"), ("list", notes), ("p", "Command(s):"),
                ("code", "\n".join(i["command"] or "(library call)" for i in result["invocations"]))]
     return blocks

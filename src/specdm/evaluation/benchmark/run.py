@@ -322,16 +322,24 @@ def _synthetic_compatible(stored: dict, new: dict) -> str | None:
     return None
 
 
-def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: bool) -> dict | None:
-    """The stored result to continue (``resume``), or None to start afresh."""
+def _load_previous(result_file: Path, resume: bool, overwrite: bool) -> dict | None:
+    """The stored result file to continue (``resume``), or None to start afresh; an existing file is an
+    :class:`OutputError` without ``resume`` or ``overwrite``. Whether its runs pair is the caller's check."""
     if not result_file.exists() or overwrite:
         return None
     if not resume:
         raise OutputError("exists", result_file, hint="pass --resume to continue it or --overwrite to replace it")
     try:
-        old = json.loads(result_file.read_text())
+        return json.loads(result_file.read_text())
     except (OSError, ValueError) as e:
         raise OutputError(f"cannot be read to resume ({e})", result_file) from None
+
+
+def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: bool) -> dict | None:
+    """The stored result to continue (``resume``), or None to start afresh."""
+    old = _load_previous(result_file, resume, overwrite)
+    if old is None:
+        return None
     stored = {"lr_schedule": "constant", **old.get("fingerprint", {})}
     if _pairing_keys(stored) != _pairing_keys(json_safe(fingerprint)):
         raise OutputError("was made with another config, steps, batch size, lr, lr schedule, limited "
