@@ -18,6 +18,8 @@ Variants (each trained in ``runs/hyperldm_bench/<config>/<variant>``, reused whe
   trained). A run folder
   holding only a copy of ``hyperldm``'s stage 1 (``model/autoencoder``, ``specdm.json``,
   ``stage1_quality.json``) retrains stage 2 alone.
+- ``features`` / ``folded``: the denoiser's RGB input (``hyperldm.denoiser_rgb``), stage 2 only.
+- ``--stage2-seed N``: stage-2-only variants again with ``train.seed=N`` (rows ``VARIANT@seedN``).
 
 Every model gets the RGB of the whole held-out region (the config's ``test`` split, made as in training:
 ``conditions.rgb``) and returns K versions of it (tiled, ``HyperLDMPipeline.sample_image``, DDPM, T steps).
@@ -85,8 +87,10 @@ COLUMNS = ("rmse", "mrae", "sam_rad", "mssim", "mpsnr", "sd", "sdm")
 
 def train_variant(config: str, name: str, a, run_dir: Path):
     """Train one HyperLDM variant (both stages) unless its model folder is complete; returns (cfg, pipe, seconds)."""
+    base, _, seed = name.partition("@seed")
     sets = ["method=hyperldm", f"autoencoder.steps={a.s1_steps}", f"diffusion.steps={a.s2_steps}",
-            f"hyperldm.max_spectra={a.max_spectra}", *VARIANTS[name]]
+            f"hyperldm.max_spectra={a.max_spectra}", *VARIANTS[base], *([f"train.seed={seed}"] if seed else [])]
+    name = base
     cfg = load_config(config, sets)
     t0 = time.time()
     first = run_dir.parent / "hyperldm" / "model"
@@ -149,6 +153,9 @@ def main() -> None:
                         "ddpm:100,ddim:10,ddim:20,dpm++:10,dpm++:20,dpm++sde:20); same K, seed and RGB as the table")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "hyperldm")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--stage2-seed", type=int, default=0,
+                   help="N > 0: the variants (stage-2-only ones) retrained with train.seed=N on hyperldm's stage 1, "
+                        "rows and folders named VARIANT@seedN (repeat the stage-2 comparisons over seeds)")
     p.add_argument("--work", type=Path, default=REPO / "runs" / "hyperldm_bench",
                    help="where the variants' run folders live (<work>/<config>/<variant>)")
     a = p.parse_args()
@@ -178,7 +185,14 @@ def main() -> None:
             return feat_net.features(torch.from_numpy(np.asarray(spectra, np.float32))).numpy()
 
     pipes = {}
-    for variant in a.variants.split(","):
+    names = a.variants.split(",")
+    if a.stage2_seed:
+        wrong = [v for v in names if v not in STAGE2_ONLY]
+        if wrong:
+            raise SystemExit(f"--stage2-seed retrains stage 2 on hyperldm's stage 1: {', '.join(wrong)} "
+                             f"differ in stage 1 (use {', '.join(sorted(STAGE2_ONLY))})")
+        names = [f"{v}@seed{a.stage2_seed}" for v in names]
+    for variant in names:
         t0 = time.time()
         if variant == "baseline":
             cfg = base_cfg
