@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import single_thread, tiny_config, write_config, write_fake_files
 from test_evaluate import write_synthetic
 
@@ -202,6 +203,50 @@ def test_resume_adds_a_synthetic_set_and_trains_only_its_arms(seg, tmp_path, mon
         with pytest.raises(OutputError, match=match):
             bm.benchmark(cfg, changed, tmp_path, seeds=1, arms=["real"], resume=True, **kw)
     assert len(calls) == 3
+
+
+def test_pretrain_arm_trains_on_synthetic_then_fine_tunes_on_real(seg, tmp_path, monkeypatch):
+    """pretrain+NAME: the first half of the steps on synthetic batches only, the rest on real batches only,
+    starting from the first phase's weights; both phases with classical augmentation; same total steps."""
+    cfg, synth = seg[:2]
+    calls = []
+    train = bm.train_downstream
+
+    def recording(name, sets, steps, *a, **kw):
+        log = {"steps": steps, "real": 0, "synthetic": 0, "augment": a[5], "init": kw.get("init")}
+        calls.append(log)
+
+        def on_batch(step, r, s):
+            log["real"] += len(r)
+            log["synthetic"] += len(s)
+
+        net = train(name, sets, steps, *a, **kw, on_batch=on_batch)
+        log["weights"] = {k: v.clone() for k, v in net.state_dict().items()}
+        log["net"] = net
+        return net
+
+    monkeypatch.setattr(bm, "train_downstream", recording)
+    result = bm.benchmark(cfg, {"copy": synth}, tmp_path, seeds=1, models=["unet"], arms=["real", "pretrain+copy"],
+                          **{**FAST, "limited": 0})
+    pre, fine = calls[1], calls[2]
+    assert pre["steps"] + fine["steps"] == STEPS and pre["steps"] == round(bm.PRETRAIN_SHARE * STEPS)
+    assert pre["real"] == 0 and pre["synthetic"] == pre["steps"] * FAST["batch_size"]
+    assert fine["synthetic"] == 0 and fine["real"] == fine["steps"] * FAST["batch_size"]
+    assert pre["augment"] == fine["augment"] == "classical" and fine["init"] is pre["net"]
+    # `init` really is the starting point: one step of lr 0 from it leaves the pretrained weights as they were,
+    # while the seeded initialization of the same call without `init` differs from them
+    bands, p = np.load(cfg.data.image).shape[-1], cfg.data.patch_size  # the fake scene is (rows, cols, bands)
+    x = np.random.default_rng(0).random((2, bands, p, p), np.float32)
+    y = np.ones((2, *x.shape[-2:]), np.int64)
+    kept = train("unet", [(x, y)], 1, 2, 1e-12, 0, num_classes=5, progress=False, init=pre["net"]).state_dict()
+    fresh = train("unet", [(x, y)], 1, 2, 1e-12, 0, num_classes=5, progress=False).state_dict()
+    floats = [k for k, v in pre["weights"].items() if v.is_floating_point() and "running" not in k]
+    assert all(torch.allclose(kept[k], pre["weights"][k], atol=1e-6) for k in floats)
+    assert any(not torch.allclose(fresh[k], pre["weights"][k], atol=1e-6) for k in floats)
+    arm = next(a for a in result["arms"] if a["id"] == "pretrain+copy x1")
+    assert arm["kind"] == "pretrain" and arm["mix"] is None
+    assert "copy x1 pretraining, then real + classical aug." in (tmp_path / "report.md").read_text()
+    assert "vs_classical" not in result["summary"]["unet"]["full"]["miou"]["pretrain+copy x1"]  # no classical arm run
 
 
 def test_files_from_before_lr_schedules_resume_as_constant(seg, tmp_path):

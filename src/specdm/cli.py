@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "HyperLDM versions of the training region(s))")
     b.add_argument("--limited", type=float, default=None,
                    help="share of real windows in the limited-real setting (default 0.25; 0: skip)")
-    b.add_argument("--arms", default=None, help="comma-separated arms: real,classical,<NAME>,synthetic_only (default all)")
+    b.add_argument("--arms", default=None, help="comma-separated arms: real,classical,<NAME>,classical+<NAME>,pretrain+<NAME>,synthetic_only "
+                        "(default all but pretrain+<NAME>: synthetic pretraining, then real fine-tuning)")
     b.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu; with "
                                                       "--rgb-model it samples the versions, classifiers train on cpu)")
     b.add_argument("--sampler", choices=list(SAMPLERS), default=None,

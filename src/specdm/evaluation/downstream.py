@@ -104,8 +104,12 @@ def train_downstream(
     progress: bool = True,
     on_batch: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
     lr_schedule: str = "cosine",
+    init: nn.Module | None = None,
 ) -> nn.Module:
     """Trains model ``model_name`` with Adam for ``steps`` batches of ``batch_size`` (:func:`~.fit.fit`).
+
+    ``init``: a model of the same kind whose weights the training starts from (fine-tuning; a fresh
+    optimizer and schedule), instead of a seeded initialization.
 
     ``lr_schedule``: ``"cosine"`` (``lr`` annealed to 0 over the steps, torch's
     CosineAnnealingLR) or ``"constant"``.
@@ -172,6 +176,8 @@ def train_downstream(
 
     with seeded(seed):
         model = build_model(model_name, x0.shape[-3], num_classes).to(device)
+        if init is not None:
+            model.load_state_dict(init.state_dict())
         fit(
             model, batches(), lambda b: _loss(model(b[0]), b[1], weight_t, ignore_index), steps, lr,
             lr_schedule=lr_schedule, progress=progress, desc=f"{model_name} seed {seed}",

@@ -8,6 +8,10 @@ share ``a / (1 + a)`` from them (``a = 1``: half the batch is synthetic);
 ``classical+<name> x<a>`` (the stacked arm): the same mix of real and synthetic
 samples with classical augmentation on every batch, which is what a user would run,
 so synthetic data must beat ``classical``, not only ``real``;
+``pretrain+<name> x<a>``: the same compute in two phases, first the synthetic pool alone with
+classical augmentation for a share :data:`PRETRAIN_SHARE` of the steps, then the real windows
+with classical augmentation from those weights for the rest (synthetic pretraining, real
+fine-tuning: what is done when synthetic data differ from the real domain);
 ``synthetic_only``: the first synthetic set at the largest amount, no real
 sample (share 1). In the limited-real setting, ``real`` and every synthetic set
 at the largest amount are re-run on a fixed share of the real windows.
@@ -23,16 +27,17 @@ from pathlib import Path
 
 from specdm.errors import ConfigError
 
-__all__ = ["DEFAULT_MODELS", "FIXED_ARMS", "Arm", "parse_amounts", "parse_synthetic", "plan_arms"]
+__all__ = ["DEFAULT_MODELS", "FIXED_ARMS", "PRETRAIN_SHARE", "Arm", "parse_amounts", "parse_synthetic", "plan_arms"]
 
 DEFAULT_MODELS = {"segmentation": ("unet", "segformer"), "change": ("siamdiff",)}
 FIXED_ARMS = ("real", "classical", "synthetic_only")
+PRETRAIN_SHARE = 0.5  # share of a pretrain arm's steps spent on the synthetic pool before real fine-tuning
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One training recipe. ``kind``: real, classical, synthetic, stacked or synthetic_only; ``setting``: full
-    or limited.
+    """One training recipe. ``kind``: real, classical, synthetic, stacked, pretrain or synthetic_only; ``setting``:
+    full or limited.
 
     An arm trains on the real windows of its setting plus the classical augmentation of its batches
     (classical, stacked) and/or ``amount`` x the real window count from the synthetic set ``synthetic``
@@ -50,6 +55,8 @@ class Arm:
             return f"{self.synthetic} x{self.amount:g}"
         if self.kind == "stacked":
             return f"classical+{self.synthetic} x{self.amount:g}"
+        if self.kind == "pretrain":
+            return f"pretrain+{self.synthetic} x{self.amount:g}"
         return self.kind
 
     @property
@@ -62,7 +69,7 @@ class Arm:
     @property
     def augment(self) -> str | None:
         """The batch augmentation of this arm (a name of :data:`specdm.augment.classical.AUGMENTATIONS`)."""
-        return "classical" if self.kind in ("classical", "stacked") else None
+        return "classical" if self.kind in ("classical", "stacked", "pretrain") else None
 
     def pool_size(self, n_real: int) -> int:
         """Synthetic samples this arm draws from, for ``n_real`` real windows (0 without a synthetic set)."""
@@ -96,9 +103,11 @@ def parse_amounts(text: str) -> list[float]:
 
 def plan_arms(arms: Sequence[str] | None, synthetic: Sequence[str], amounts: Sequence[float], limited: float) -> list[Arm]:
     """Arms in report order; ``arms`` selects by name (real, classical, a synthetic name, ``classical+<name>``,
-    synthetic_only)."""
-    known = ["real", "classical", *synthetic, *(f"classical+{s}" for s in synthetic), "synthetic_only"]
-    chosen = known if arms is None else list(arms)
+    ``pretrain+<name>``, synthetic_only); by default all but the pretrain arms."""
+    known = ["real", "classical", *synthetic, *(f"classical+{s}" for s in synthetic),
+             *(f"pretrain+{s}" for s in synthetic), "synthetic_only"]
+    # pretrain arms only when named (they are an alternative way to use a set, not part of the default grid)
+    chosen = [a for a in known if not a.startswith("pretrain+")] if arms is None else list(arms)
     unknown = [a for a in chosen if a not in known]
     if unknown:
         raise ConfigError(f"unknown arm(s) {', '.join(unknown)}", hint=f"choose from {', '.join(known)}")
@@ -112,6 +121,7 @@ def plan_arms(arms: Sequence[str] | None, synthetic: Sequence[str], amounts: Seq
         plan.append(Arm("full", "classical"))
     plan += [Arm("full", "synthetic", s, a) for s in synthetic if s in chosen for a in amounts]
     plan += [Arm("full", "stacked", s, a) for s in synthetic if f"classical+{s}" in chosen for a in amounts]
+    plan += [Arm("full", "pretrain", s, a) for s in synthetic if f"pretrain+{s}" in chosen for a in amounts]
     if "synthetic_only" in chosen:
         plan.append(Arm("full", "synthetic_only", synthetic[0], top))
     if limited:

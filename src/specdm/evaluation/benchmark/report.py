@@ -87,6 +87,8 @@ def _label(arm: dict) -> str:
         return f"real + {arm['synthetic']} x{arm['amount']:g}"
     if arm["kind"] == "stacked":
         return f"real + classical aug. + {arm['synthetic']} x{arm['amount']:g}"
+    if arm["kind"] == "pretrain":
+        return f"{arm['synthetic']} x{arm['amount']:g} pretraining, then real + classical aug."
     return f"{arm['synthetic']} only (x{arm['amount']:g} pool)"
 
 

@@ -53,7 +53,7 @@ from specdm.augment.synthetic import load_synthetic
 from specdm.config import Config, DataConfig
 from specdm.data.datamodule import PreparedData, prepare_data
 from specdm.errors import ConfigError, DataError, OutputError
-from specdm.evaluation.benchmark.plan import DEFAULT_MODELS, Arm, plan_arms
+from specdm.evaluation.benchmark.plan import DEFAULT_MODELS, PRETRAIN_SHARE, Arm, plan_arms
 from specdm.evaluation.classification import PIXELS_PER_WINDOW
 from specdm.evaluation.downstream import train_downstream
 from specdm.evaluation.fit import check_lr_schedule, predict_tiled
@@ -171,12 +171,17 @@ def _run_one(model_name: str, arm: Arm, seed: int, real: _Data, pools: dict, set
     """Train one (model, arm, seed) and score it on the pooled test regions."""
     t0 = time.time()
     sets = _training_sets(arm, real, pools)
-    net = train_downstream(
-        model_name, sets, settings["steps"], settings["batch_size"], settings["lr"], seed, real.ignore_index,
-        arm.mix, arm.augment, num_classes=real.num_classes,
-        class_weights="balanced" if real.task == "change" else None, device=device, progress=progress,
-        lr_schedule=settings["lr_schedule"],
-    )
+    kw = dict(num_classes=real.num_classes, class_weights="balanced" if real.task == "change" else None,
+              device=device, progress=progress, lr_schedule=settings["lr_schedule"])
+    common = (settings["batch_size"], settings["lr"], seed, real.ignore_index)
+    if arm.kind == "pretrain":  # the synthetic pool alone first, then the real windows from those weights
+        pre_steps = round(PRETRAIN_SHARE * settings["steps"])
+        # every batch synthetic (share 1, as synthetic_only; class weights still counted on the real windows)
+        pre = train_downstream(model_name, sets, pre_steps, *common, 1.0, arm.augment, **kw)
+        net = train_downstream(model_name, [sets[0]], settings["steps"] - pre_steps, *common, None, arm.augment,
+                               init=pre, **kw)
+    else:
+        net = train_downstream(model_name, sets, settings["steps"], *common, arm.mix, arm.augment, **kw)
     t1 = time.time()
     preds = [predict_tiled(net, image, settings["tile"], settings["overlap"]) for image, _ in real.test]
     pred = np.concatenate([p.ravel() for p in preds])
