@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from specdm.errors import CheckpointError
 from specdm.scene import Scene
 
@@ -82,6 +84,15 @@ class ModelInfo:
             )
         if scene.task != self.task:
             raise CheckpointError(f"the model is for {self.task}, the data for {scene.task}", model_dir)
+        if list(self.band_names) != list(scene.band_names):
+            diff = next(i for i, (a, b) in enumerate(zip(self.band_names, scene.band_names)) if a != b)
+            raise CheckpointError(f"the model's band {diff} is '{self.band_names[diff]}', band {diff} of "
+                                  f"'{scene.name}' is '{scene.band_names[diff]}'", model_dir)
+        if self.wavelengths is not None and scene.wavelengths is not None and not np.allclose(
+                self.wavelengths, scene.wavelengths, atol=0.5):
+            raise CheckpointError(f"the model was trained on other wavelengths than those of '{scene.name}' "
+                                  f"({self.wavelengths[0]:g}-{self.wavelengths[-1]:g} nm against "
+                                  f"{scene.wavelengths[0]:g}-{scene.wavelengths[-1]:g} nm)", model_dir)
 
 
 def folder_hash(path: Path) -> str:

@@ -47,9 +47,9 @@ from specdm import __version__
 from specdm.conditions.rgb import rgb_from_scene
 from specdm.config import Config
 from specdm.data.datamodule import PreparedData, prepare_data
-from specdm.errors import CheckpointError, ConfigError, DataError, OutputError
+from specdm.errors import ConfigError, DataError, OutputError
 from specdm.evaluation.benchmark.run import (RESULT_FILE, _load_previous, _machine, _pairing_keys, _verdict,
-                                             paired_summary)
+                                             paired_summary, result_saver)
 from specdm.evaluation.classification import (PIXEL_BATCH, PIXEL_LR, classification_scores, predict_pixels,
                                               train_pixel_classifier)
 from specdm.evaluation.records import json_safe, log, write_json
@@ -103,20 +103,6 @@ def _model_method(model_dir: Path) -> str:
         return str(json.loads(f.read_text()).get("method", "specdm"))
     except (OSError, ValueError, AttributeError) as e:
         raise DataError(f"specdm.json cannot be read ({e})", model_dir) from None
-
-
-def _check_model(info, scene, model_dir: Path) -> None:
-    """:class:`CheckpointError` naming ``model_dir`` unless the model was trained on the scene's bands."""
-    info.check_scene(scene, model_dir)
-    if list(info.band_names) != list(scene.band_names):
-        diff = next(i for i, (a, b) in enumerate(zip(info.band_names, scene.band_names)) if a != b)
-        raise CheckpointError(f"the model's band {diff} is '{info.band_names[diff]}', band {diff} of "
-                              f"'{scene.name}' is '{scene.band_names[diff]}'", model_dir)
-    if info.wavelengths is not None and scene.wavelengths is not None and not np.allclose(
-            info.wavelengths, scene.wavelengths, atol=0.5):
-        raise CheckpointError(f"the model was trained on other wavelengths than those of '{scene.name}' "
-                              f"({info.wavelengths[0]:g}-{info.wavelengths[-1]:g} nm against "
-                              f"{scene.wavelengths[0]:g}-{scene.wavelengths[-1]:g} nm)", model_dir)
 
 
 def _regions(data: PreparedData, split: str, rgb_settings: dict) -> list[_Region]:
@@ -248,7 +234,7 @@ def rgb_benchmark(
                         "(method: hyperldm)", model_dir, hint="for synthetic data sets use --synthetic NAME=DIR")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = load_model(model_dir, device)
-    _check_model(pipe.info, ref, model_dir)
+    pipe.info.check_scene(ref, model_dir)
     rgb_settings, head = pipe.info.source["rgb"], pipe.info.source.get("head")
     train, test = _regions(data, "train", rgb_settings), _regions(data, "test", rgb_settings)
     y_train = np.concatenate([g.labels for g in train])
@@ -350,16 +336,8 @@ def rgb_benchmark(
                      for c in sorted(set(classes(test)) - set(classes(train)))],
         "machine": _machine(device),
     }
-    previous_wall = sum(i["wall_time_s"] for i in invocations)
-
-    def save(trained: int) -> dict:
-        wall = round(time.time() - t_start, 1)
-        finished = {(r["arm"], r["seed"]) for r in runs}
-        result = {**base, "invocations": [*invocations, {"command": command, "wall_time_s": wall, "trainings": trained}],
-                  "wall_time_s": round(previous_wall + wall, 1), "runs": runs, "summary": summarize_rgb(runs),
-                  "complete": all((a["id"], s) in finished for a in arms for s in settings["seeds"])}  # fmt: skip
-        write_json(result_file, result)
-        return result
+    save = result_saver(result_file, base, invocations, command, t_start, runs, summarize_rgb,
+                        lambda r: (r["arm"], r["seed"]), [(a["id"], s) for a in arms for s in settings["seeds"]])
 
     result = save(0)
     k = ref.num_classes

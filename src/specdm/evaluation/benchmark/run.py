@@ -40,7 +40,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -294,6 +294,25 @@ def _machine(device) -> dict:
             "torch_threads": torch.get_num_threads(), "device": str(device), "device_name": name}  # fmt: skip
 
 
+def result_saver(result_file: Path, base: dict, invocations: list, command: str, t_start: float, runs: list,
+                 summarize_runs: Callable, key: Callable, planned: Sequence) -> Callable[[int], dict]:
+    """``save(trained)`` of a benchmark (segmentation/change or ``--rgb-model``): ``base`` plus this invocation
+    (``trained`` trainings so far) after the stored ``invocations``, the total wall time, ``runs``, their
+    summary and whether every ``planned`` run key (``key(run)``) is done, written to ``result_file``."""
+    previous_wall = sum(i["wall_time_s"] for i in invocations)
+
+    def save(trained: int) -> dict:
+        wall = round(time.time() - t_start, 1)
+        finished = {key(r) for r in runs}
+        result = {**base, "invocations": [*invocations, {"command": command, "wall_time_s": wall, "trainings": trained}],
+                  "wall_time_s": round(previous_wall + wall, 1), "runs": runs, "summary": summarize_runs(runs),
+                  "complete": all(k in finished for k in planned)}  # fmt: skip
+        write_json(result_file, result)
+        return result
+
+    return save
+
+
 def _pairing_keys(fingerprint: dict) -> dict:
     """What decides whether stored runs pair with new ones: every setting, and of the config only its ``data``
     section (the benchmark reads nothing else; a config field added in a later specdm must not block resuming).
@@ -479,17 +498,8 @@ def benchmark(
         "warnings": warnings,
         "machine": _machine(device),
     }
-    previous_wall = sum(i["wall_time_s"] for i in invocations)
-
-    def save(trained: int) -> dict:
-        wall = round(time.time() - t_start, 1)
-        finished = {_key(r) for r in runs}
-        result = {**base, "invocations": [*invocations, {"command": command, "wall_time_s": wall, "trainings": trained}],
-                  "wall_time_s": round(previous_wall + wall, 1), "runs": runs, "summary": summarize(runs),
-                  "complete": all((m, a.setting, a.id, s) in finished
-                                  for m in models for a in plan for s in settings["seeds"])}  # fmt: skip
-        write_json(result_file, result)
-        return result
+    planned = [(m, a.setting, a.id, s) for m in models for a in plan for s in settings["seeds"]]
+    save = result_saver(result_file, base, invocations, command, t_start, runs, summarize, _key, planned)
 
     result = save(0)
     for i, (model_name, arm, seed) in enumerate(todo, 1):
