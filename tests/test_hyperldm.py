@@ -439,3 +439,21 @@ def test_denoiser_on_rgb_features_sees_stage_1s_condition_encoder(rgb_run, tmp_p
     assert torch.equal(denoiser_condition(ae, rgb, "folded"), rgb_condition(rgb, ae.downsampling))
     with pytest.raises(Exception, match="use_rgb: false"):
         load_config(str(rgb_run / "cfg.yaml"), ["hyperldm.denoiser_rgb=features", "hyperldm.use_rgb=false"])
+
+
+def test_a_missing_spectral_library_is_refused_before_the_run_folder_exists(tmp_path, capsys):
+    """A user without the data folder (the packaged USGS library lives there) or with a wrong library path: one
+    error naming the library file and both remedies, exit 2, no run folder left to block the corrected re-run."""
+    data = write_fake_files(tmp_path / "data", np.random.default_rng(5))
+    data["wavelengths"] = WAVELENGTHS
+    data["root"] = str(tmp_path / "no_data_here")
+    for library, missing in (("usgs", tmp_path / "no_data_here" / "spectral_libraries"), (str(tmp_path / "lib.hdr"),
+                                                                                         tmp_path / "lib.hdr")):
+        cfg = tiny_config(data)
+        cfg["method"] = "hyperldm"
+        cfg["hyperldm"] = {"library": library}
+        code = main(["run", str(write_config(tmp_path / "cfg.yaml", cfg)), "--run-dir", str(tmp_path / "run")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and err[0].startswith(f"error: {missing}") and "spectral library file not found" in err[0]
+        assert "hyperldm.library: null" in err[1]
+        assert not (tmp_path / "run").exists()

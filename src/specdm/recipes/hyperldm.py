@@ -48,6 +48,23 @@ __all__ = ["read_rgb_files", "run", "synthesize_rgb", "train_stage1", "train_sta
 USGS_LIBRARY = "spectral_libraries/usgs_splib07_AV95/s07_AV95_envi.hdr"
 
 
+def library_path(cfg: Config, ref) -> Path | None:
+    """The spectral library file of the config for scene ``ref`` (None for the direct head); a missing file is a
+    :class:`DataError` naming it and the remedies (checked by :func:`fit_inputs`, before any folder exists)."""
+    h = cfg.hyperldm
+    if h.library is None or ref.wavelengths is None:
+        return None
+    root = data_root(cfg.data.root)
+    path = root / USGS_LIBRARY if h.library == "usgs" else Path(h.library)
+    if not path.is_file():
+        where = (f"hyperldm.library 'usgs' is looked up under the data folder {root} (data.root, else "
+                 "SPECDM_DATA_DIR, else ../shared/data)" if h.library == "usgs" else "hyperldm.library")
+        raise DataError("spectral library file not found", path,
+                        hint=f"{where}; point it at an ENVI spectral library (.hdr), or set hyperldm.library: null "
+                             "for the direct output head")
+    return path
+
+
 def scene_library(cfg: Config, data: PreparedData) -> tuple[np.ndarray | None, dict]:
     """The spectral library fitted to the scene's bands (None for the direct head) and what the card says."""
     h, ref = cfg.hyperldm, data.reference
@@ -56,7 +73,7 @@ def scene_library(cfg: Config, data: PreparedData) -> tuple[np.ndarray | None, d
     if ref.wavelengths is None:
         return None, {"head": "direct output: the scene has no wavelengths, so no spectral library can be resampled "
                               "to its bands"}
-    path = data_root(cfg.data.root) / USGS_LIBRARY if h.library == "usgs" else Path(h.library)
+    path = library_path(cfg, ref)
     select = h.library_select if h.max_spectra is not None else "all"
     spectra, names = library_for_scene(path, ref.wavelengths, max_spectra=h.max_spectra, select=select,
                                        seed=cfg.train.seed)
@@ -86,7 +103,7 @@ def build_vq(cfg: Config, num_bands: int, library: np.ndarray | None, normalizer
 
 def fit_inputs(cfg: Config, data: PreparedData) -> tuple[np.ndarray, dict]:
     """The training pixels and the RGB settings fitted to them; fails (naming the file) on a data set this method
-    cannot take: several dates, or no way to make RGB from its bands. Cheap, so ``run`` calls it before it
+    cannot take: several dates, no way to make RGB from its bands, or a spectral library file that is missing. Cheap, so ``run`` calls it before it
     creates the run folder."""
     ref = data.reference
     if len(ref.images) > 1:
@@ -97,6 +114,7 @@ def fit_inputs(cfg: Config, data: PreparedData) -> tuple[np.ndarray, dict]:
     h = cfg.hyperldm
     chosen = ref.rgb_bands if cfg.data.rgb_bands is not None else None  # the user's data.rgb_bands, resolved
     settings = fit_rgb(train_pixels, ref.wavelengths, ref.band_names, h.rgb_method, chosen, h.rgb_percentile, ref.source)
+    library_path(cfg, ref)  # a missing library file stops the run here
     return train_pixels, settings
 
 
