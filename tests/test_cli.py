@@ -41,7 +41,7 @@ def test_whole_flow_writes_a_valid_data_set(tmp_path, tiny, capsys):
     assert code == 0, err
     syn = tmp_path / "run" / "synthetic"
     assert f"dataset card: {syn / 'README.md'}" in out
-    assert "estimated time on this host: about" in out and "stage-1 and" in out  # before training starts
+    assert "estimated time on this host: about" in out and "stage 2" in out  # before training starts
     assert out.index("estimated time") < out.index("stage 1 reconstructs")
     ds = SyntheticDataset(syn)
     assert len(ds) == 6 and ds.meta["complete"]

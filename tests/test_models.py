@@ -155,21 +155,3 @@ def test_class_weights_are_inverse_sqrt_frequency():
     assert w[1:].mean() == pytest.approx(1.0)
 
 
-def test_run_estimate_adds_up_its_stages_and_leaves_the_random_state():
-    import numpy as np
-
-    from specdm.data.datamodule import PatchSet
-    from specdm.data.windows import Window
-    from specdm.training.estimate import estimate_run
-
-    ae = SpectralAutoencoder("two_stream", 3, 2, **TINY)
-    unet = build_denoiser(ae.latent_channels, 4, (32, 32), layers_per_block=1)
-    ps = PatchSet([np.random.rand(1, 3, 16, 16).astype(np.float32)], [np.zeros((16, 16), np.int64)], [Window(0, 0, 0)], 16)
-    state = torch.get_rng_state()
-    est = estimate_run(ae, unet, ps, 2, 4, stage1_steps=100, stage2_steps=50, num_samples=10, sampling_steps=20,
-                       sampling_batch=5)
-    assert torch.equal(state, torch.get_rng_state())
-    assert est.stages["stage 1"] == pytest.approx(100 * est.stage1_step_s)
-    assert est.stages["stage 2"] == pytest.approx(50 * est.stage2_step_s)
-    assert est.total_s == pytest.approx(sum(est.stages.values())) and est.sample_s > 0
-    assert "estimated time on this host: about" in est.message()

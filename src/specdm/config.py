@@ -457,7 +457,10 @@ class HyperLDMConfig(Strict):
 
 class TrainConfig(Strict):
     seed: int = 0
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    # fast: bf16 autocast + channels-last where the hardware runs bf16 natively, fused AdamW, foreach clipping and
+    # EMA (specdm.speed, docs/performance.md); plain: the float32 path of specdm 0.1, bit for bit
+    speed: Literal["fast", "plain"] = "fast"
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"  # auto: bf16 in fast mode where native
     checkpoint_every: int = Field(500, ge=1)
 
 

@@ -105,11 +105,13 @@ def train_downstream(
     on_batch: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
     lr_schedule: str = "cosine",
     init: nn.Module | None = None,
+    speed: str = "plain",
 ) -> nn.Module:
     """Trains model ``model_name`` with Adam for ``steps`` batches of ``batch_size`` (:func:`~.fit.fit`).
 
     ``init``: a model of the same kind whose weights the training starts from (fine-tuning; a fresh
-    optimizer and schedule), instead of a seeded initialization.
+    optimizer and schedule), instead of a seeded initialization. ``speed``: ``"plain"`` or ``"fast"``
+    (:func:`~.fit.fit`).
 
     ``lr_schedule``: ``"cosine"`` (``lr`` annealed to 0 over the steps, torch's
     CosineAnnealingLR) or ``"constant"``.
@@ -180,6 +182,6 @@ def train_downstream(
             model.load_state_dict(init.state_dict())
         fit(
             model, batches(), lambda b: _loss(model(b[0]), b[1], weight_t, ignore_index), steps, lr,
-            lr_schedule=lr_schedule, progress=progress, desc=f"{model_name} seed {seed}",
+            lr_schedule=lr_schedule, progress=progress, desc=f"{model_name} seed {seed}", speed=speed,
         )  # fmt: skip
     return model

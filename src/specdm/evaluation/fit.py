@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from specdm.data.windows import positions
 from specdm.errors import ConfigError, DataError
+from specdm.speed import resolve_speed, to_channels_last
 
 __all__ = ["LR_SCHEDULES", "batch_indices", "check_lr_schedule", "fit", "predict_tiled", "random_batches", "seeded"]
 
@@ -49,6 +50,7 @@ def fit(
     lr_schedule: str = "constant",
     progress: bool = False,
     desc: str | None = None,
+    speed: str = "plain",
 ) -> float:
     """Adam from ``lr`` on ``loss_fn(batch)`` for each of the ``steps`` items of ``batches``; returns the last loss.
 
@@ -56,16 +58,23 @@ def fit(
     ``lr_schedule``: ``"constant"`` or ``"cosine"`` (``lr`` annealed to 0 over
     the steps, torch's CosineAnnealingLR). ``batches`` is consumed lazily, one
     item per step, so the random draws of a batch happen right before its step.
-    The model trains in train mode and is left in eval mode.
+    ``speed``: ``"plain"`` (float32, torch's default Adam: bit for bit the earlier path) or ``"fast"``
+    (bf16 autocast and channels-last where the hardware runs bf16 natively, fused Adam;
+    :mod:`specdm.speed`). The model trains in train mode and is left in eval mode, in its own layout.
     """
     check_lr_schedule(lr_schedule)
+    device = next(model.parameters(), torch.empty(0)).device
+    spd = resolve_speed(speed, "auto", False, device)
+    undo_layout = to_channels_last(model) if spd.channels_last else None
     model.train()
-    opt = torch.optim.Adam(model.parameters() if params is None else params, lr=lr)
+    params = model.parameters() if params is None else params
+    opt = torch.optim.Adam(params, lr=lr, fused=True) if spd.fused else torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if lr_schedule == "cosine" else None
     loss = torch.tensor(float("nan"))
     bar = tqdm(batches, total=steps, desc=desc, disable=not progress)
     for step, batch in enumerate(bar):
-        loss = loss_fn(batch)
+        with spd.autocast(device):
+            loss = loss_fn(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -73,6 +82,8 @@ def fit(
             sched.step()
         if progress and step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
+    if undo_layout is not None:
+        undo_layout()
     model.eval()
     return float(loss.item())
 

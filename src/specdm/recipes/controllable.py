@@ -39,7 +39,8 @@ from specdm.models.info import ModelInfo
 from specdm.output.dataset import MARKER, DatasetWriter, image_dirs, prepare_output
 from specdm.pipelines import ControllablePipeline, load_pipeline
 from specdm.pipelines.controllable import content_settings
-from specdm.recipes.run_dir import prepare_run_dir
+from specdm.recipes.estimate import dry_run_estimate
+from specdm.recipes.run_dir import loop_config, prepare_run_dir
 from specdm.recipes.sampling import check_resumable, finish_dataset
 from specdm.recipes.specdm import save_stage2
 from specdm.schedulers import DEFAULT_SAMPLER, default_steps
@@ -47,7 +48,6 @@ from specdm.training.autoencoder import reconstruction_report, train_autoencoder
 from specdm.training.content import train_content_encoder
 from specdm.training.controllable import condition_table, train_controlled_denoiser
 from specdm.training.diffusion import encode_patches, latent_scale
-from specdm.training.engine import LoopConfig
 
 __all__ = ["prepare", "run", "sample", "train_content", "train_stage1", "train_stage2"]
 
@@ -89,8 +89,7 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: MultiSc
     model = SpectralAutoencoder("two_stream", ref.num_bands, 0, 1, a.latent_channels, tuple(a.block_out_channels),
                                 a.layers_per_block, a.norm_num_groups, a.padding_mode, a.context_padding,
                                 a.symmetric_downsampling)
-    loop = LoopConfig(a.steps, a.batch_size, a.lr, cfg.train.seed, cfg.train.checkpoint_every,
-                      mixed_precision=cfg.train.mixed_precision)
+    loop = loop_config(cfg, a.steps, a.batch_size, a.lr)
     model = train_autoencoder(_balanced(data), model, loop, run_dir / "checkpoints" / "autoencoder", a.sad_weight,
                               a.kl_weight, resume=resume)
     if PartialState().is_main_process:
@@ -128,8 +127,7 @@ def train_content(cfg: Config, run_dir: Path, resume: bool = False,
     info, e = ModelInfo.load(model_dir), c.content_encoder
     set_seed(cfg.train.seed)
     model = ContentEncoder(e.embedding_dim, 2 * info.num_bands)
-    loop = LoopConfig(e.steps, e.batch_size, e.lr, cfg.train.seed, cfg.train.checkpoint_every,
-                      mixed_precision=cfg.train.mixed_precision)
+    loop = loop_config(cfg, e.steps, e.batch_size, e.lr)
     model = train_content_encoder(_balanced(data), model, info.rgb_bands, loop,
                                   Path(run_dir) / "checkpoints" / "content_encoder", resume)
     if PartialState().is_main_process:
@@ -165,8 +163,7 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False,
                              tuple(LOCAL_WIDTHS[n] for n in c.conditions if n in LOCAL_WIDTHS),
                              tuple(widths[n] for n in c.conditions if n in widths),
                              tuple(d.block_out_channels), d.layers_per_block, d.norm_num_groups)
-    loop = LoopConfig(d.steps, d.batch_size, d.lr, cfg.train.seed, cfg.train.checkpoint_every,
-                      ema_decay=d.ema_decay, mixed_precision=cfg.train.mixed_precision)
+    loop = loop_config(cfg, d.steps, d.batch_size, d.lr, d.ema_decay)
     net = train_controlled_denoiser(net, mean, std, scale, local, glob, rows, c.conditions, loop,
                                     Path(run_dir) / "checkpoints" / "controllable", c.p_drop, c.p_uncond,
                                     cfg.schedule(), resume, widths)
@@ -257,11 +254,17 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = Fals
     PartialState().print(f"{len(data.train)} training windows of {cfg.data.patch_size}x{cfg.data.patch_size} from "
                          f"{', '.join(f'{n} ({int((data.source_of_window == k).sum())})' for k, n in enumerate(data.names))}"
                          f", {data.sources[0].reference.num_bands} aligned bands, drawn scene-balanced")
+    s = cfg.sampling
+
+    def unconditional(model_dir: Path, out_dir: Path, n: int, resume: bool = False) -> Path:
+        return sample(model_dir, out_dir, n, None, None, s.sampler, s.num_inference_steps, s.eta, s.batch_size,
+                      s.seed, s.image_format, resume=resume, command=command)
+
+    if not resume:
+        dry_run_estimate(cfg, data, [train_stage1, train_stage2], unconditional, s.num_samples, s.batch_size)
     train_stage1(cfg, run_dir, resume, data)
     train_stage2(cfg, run_dir, resume, data)
-    s = cfg.sampling
-    meta = sample(run_dir / "model", run_dir / "synthetic", s.num_samples, None, None, s.sampler, s.num_inference_steps,
-                  s.eta, s.batch_size, s.seed, s.image_format, resume=resume, command=command)
+    meta = unconditional(run_dir / "model", run_dir / "synthetic", s.num_samples, resume)
     PartialState().print(f"done in {time.time() - t0:.0f} s")
     return meta.parent / "README.md"
 

@@ -35,12 +35,12 @@ from specdm.models.info import ModelInfo
 from specdm.output.card import write_rgb_card
 from specdm.output.dataset import DatasetWriter, prepare_output
 from specdm.pipelines import HyperLDMPipeline, load_pipeline
-from specdm.recipes.run_dir import prepare_run_dir
+from specdm.recipes.estimate import dry_run_estimate
+from specdm.recipes.run_dir import loop_config, prepare_run_dir
 from specdm.recipes.sampling import check_resumable, dataset_metadata
 from specdm.recipes.specdm import save_stage2
 from specdm.schedulers import DEFAULT_SAMPLER
 from specdm.training.diffusion import train_conditional_denoiser
-from specdm.training.engine import LoopConfig
 from specdm.training.hyperldm import encode_pairs, pair_batch, train_vq_autoencoder
 
 __all__ = ["read_rgb_files", "run", "synthesize_rgb", "train_stage1", "train_stage2"]
@@ -135,8 +135,7 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     set_seed(cfg.train.seed)
     model = build_vq(cfg, ref.num_bands, library, data.normalizer, train_pixels.mean(0))
     critics = Discriminators(ref.num_bands) if h.discriminators else None
-    loop = LoopConfig(a.steps, a.batch_size, a.lr, cfg.train.seed, cfg.train.checkpoint_every,
-                      mixed_precision=cfg.train.mixed_precision)
+    loop = loop_config(cfg, a.steps, a.batch_size, a.lr)
     model = train_vq_autoencoder(data.train, model, rgb, loop, run_dir / "checkpoints" / "autoencoder", h.l1_weight,
                                  h.cosine_weight, h.commitment_weight, resume, critics, h.discriminator_weight,
                                  h.discriminator_every)
@@ -190,8 +189,7 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     set_seed(cfg.train.seed)
     unet = build_denoiser(n, cfg.data.patch_size // f, tuple(dcfg.block_out_channels), dcfg.layers_per_block,
                           dcfg.norm_num_groups, condition_channels=cond.shape[1])
-    loop = LoopConfig(dcfg.steps, dcfg.batch_size, dcfg.lr, cfg.train.seed, cfg.train.checkpoint_every,
-                      ema_decay=dcfg.ema_decay, mixed_precision=cfg.train.mixed_precision)
+    loop = loop_config(cfg, dcfg.steps, dcfg.batch_size, dcfg.lr, dcfg.ema_decay)
     latents = torch.cat([z, cond], 1)
     unet = train_conditional_denoiser(unet, latents, torch.zeros_like(latents), scale, n, loop,
                                       Path(run_dir) / "checkpoints" / "hyperldm", cfg.hyperldm.p_uncond,
@@ -303,11 +301,17 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = Fals
         prepare_run_dir(run_dir, resume, overwrite)
     print(f"{len(data.train)} training windows of {cfg.data.patch_size}x{cfg.data.patch_size}, "
           f"{data.reference.num_bands} bands", flush=True)
-    train_stage1(cfg, run_dir, resume, data)
-    pipe = train_stage2(cfg, run_dir, resume, data)
     s = cfg.sampling
-    out = synthesize_rgb(run_dir / "model", region_rgb(data, pipe.info), run_dir / "synthetic",
-                         cfg.hyperldm.num_versions, s.sampler, s.num_inference_steps, s.eta, s.batch_size, s.seed,
-                         s.image_format, resume=resume, command=command)
+
+    def sample(model_dir: Path, out_dir: Path, versions: int, resume: bool = False) -> Path:
+        return synthesize_rgb(model_dir, region_rgb(data, ModelInfo.load(model_dir)), out_dir, versions, s.sampler,
+                              s.num_inference_steps, s.eta, s.batch_size, s.seed, s.image_format, resume=resume,
+                              command=command)
+
+    if not resume:  # one version of every region in the dry run, scaled to num_versions
+        dry_run_estimate(cfg, data, [train_stage1, train_stage2], sample, cfg.hyperldm.num_versions, 1)
+    train_stage1(cfg, run_dir, resume, data)
+    train_stage2(cfg, run_dir, resume, data)
+    out = sample(run_dir / "model", run_dir / "synthetic", cfg.hyperldm.num_versions, resume)
     print(f"done in {time.time() - t0:.0f} s", flush=True)
     return out

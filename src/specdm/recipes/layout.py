@@ -20,9 +20,9 @@ from specdm.models.denoisers import LatentControlledDenoiser, build_latent_contr
 from specdm.models.info import ModelInfo
 from specdm.pipelines import LayoutPipeline
 from specdm.recipes.sampling import layout_options
+from specdm.recipes.run_dir import loop_config
 from specdm.recipes.specdm import run_stages, save_stage2, train_stage1
 from specdm.training.diffusion import encode_patches, latent_scale, train_conditional_denoiser
-from specdm.training.engine import LoopConfig
 
 __all__ = ["run", "train_stage1", "train_stage2"]
 
@@ -49,8 +49,7 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
                          dcfg.layers_per_block, dcfg.norm_num_groups, condition_channels=0 if controlnet else c)
     if controlnet:
         net = LatentControlledDenoiser(net, build_latent_controlnet(net, c))
-    loop = LoopConfig(dcfg.steps, dcfg.batch_size, dcfg.lr, cfg.train.seed, cfg.train.checkpoint_every,
-                      ema_decay=dcfg.ema_decay, mixed_precision=cfg.train.mixed_precision)
+    loop = loop_config(cfg, dcfg.steps, dcfg.batch_size, dcfg.lr, dcfg.ema_decay)
     net = train_conditional_denoiser(net, mean, std, scale, target, loop,
                                      Path(run_dir) / "checkpoints" / ("layout_controlnet" if controlnet else "layout"),
                                      cfg.layout.p_uncond, cfg.schedule(), resume)
@@ -65,4 +64,4 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = Fals
     """Train stage 1 and the layout denoiser, then paint the data set; returns the dataset card's path."""
     return run_stages(cfg, run_dir, resume, overwrite, command, train_stage2,
                       "layout-conditioned synthesis learns images for masks",
-                      estimate={"conditional": True}, layout=layout_options(cfg.layout))
+                      layout=layout_options(cfg.layout))

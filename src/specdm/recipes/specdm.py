@@ -31,12 +31,11 @@ from specdm.models.autoencoders import SpectralAutoencoder
 from specdm.models.denoisers import LatentControlledDenoiser, build_latent_controlnet, build_denoiser
 from specdm.models.info import ModelInfo
 from specdm.pipelines import SpecDMPipeline
-from specdm.recipes.run_dir import prepare_run_dir
+from specdm.recipes.estimate import dry_run_estimate
+from specdm.recipes.run_dir import loop_config, prepare_run_dir
 from specdm.recipes.sampling import synthesize
 from specdm.training.autoencoder import reconstruction_report, train_autoencoder
 from specdm.training.diffusion import encode_patches, latent_scale, train_denoiser
-from specdm.training.engine import LoopConfig
-from specdm.training.estimate import estimate_run
 
 
 def build_autoencoder(cfg: Config, ref) -> SpectralAutoencoder:
@@ -46,26 +45,6 @@ def build_autoencoder(cfg: Config, ref) -> SpectralAutoencoder:
         a.kind, ref.num_bands, ref.num_classes, len(ref.images), a.latent_channels, tuple(a.block_out_channels),
         a.layers_per_block, a.norm_num_groups, a.padding_mode, a.context_padding, a.symmetric_downsampling,
     )
-
-
-def print_estimate(cfg: Config, data: PreparedData, conditional: bool = False) -> None:
-    """Time a few steps of each stage on this host and print the whole run's estimate (before training);
-    ``conditional``: the denoiser predicts the image latents given the mask latent (layout recipe)."""
-    if not PartialState().is_main_process:
-        return
-    ae = build_autoencoder(cfg, data.reference)
-    d = cfg.diffusion
-    c = cfg.autoencoder.latent_channels
-    target, cond = (ae.num_dates * c, c) if conditional else (ae.latent_channels, 0)
-    controlnet = conditional and cfg.layout.conditioning == "controlnet"
-    unet = build_denoiser(target, cfg.data.patch_size // ae.downsampling, tuple(d.block_out_channels),
-                          d.layers_per_block, d.norm_num_groups, 0 if controlnet else cond)
-    if controlnet:
-        unet = LatentControlledDenoiser(unet, build_latent_controlnet(unet, cond))
-    s = cfg.sampling
-    est = estimate_run(ae, unet, data.train, cfg.autoencoder.batch_size, d.batch_size, cfg.autoencoder.steps,
-                       d.steps, s.num_samples, s.num_inference_steps, s.batch_size, cond)
-    print(est.message(), flush=True)
 
 
 def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: PreparedData | None = None) -> SpectralAutoencoder:
@@ -79,7 +58,7 @@ def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     set_seed(cfg.train.seed)
     model = build_autoencoder(cfg, ref)
-    loop = LoopConfig(a.steps, a.batch_size, a.lr, cfg.train.seed, cfg.train.checkpoint_every, mixed_precision=cfg.train.mixed_precision)
+    loop = loop_config(cfg, a.steps, a.batch_size, a.lr)
     model = train_autoencoder(
         data.train, model, loop, run_dir / "checkpoints" / "autoencoder", a.sad_weight, a.kl_weight,
         ref.ignore_index if a.mask_ignore_unlabelled else None, a.balance_classes, resume,
@@ -140,8 +119,7 @@ def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: Prepare
     set_seed(cfg.train.seed)
     unet = build_denoiser(ae.latent_channels, cfg.data.patch_size // ae.downsampling, tuple(dcfg.block_out_channels),
                           dcfg.layers_per_block, dcfg.norm_num_groups)
-    loop = LoopConfig(dcfg.steps, dcfg.batch_size, dcfg.lr, cfg.train.seed, cfg.train.checkpoint_every,
-                      ema_decay=dcfg.ema_decay, mixed_precision=cfg.train.mixed_precision)
+    loop = loop_config(cfg, dcfg.steps, dcfg.batch_size, dcfg.lr, dcfg.ema_decay)
     unet = train_denoiser(unet, mean, std, scale, loop, Path(run_dir) / "checkpoints" / "diffusion", cfg.schedule(), resume)
     info.latent_scale = scale.tolist()
     info.method = "specdm"
@@ -156,11 +134,11 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = Fals
 
 
 def run_stages(cfg: Config, run_dir: Path, resume: bool, overwrite: bool, command: str, stage2, needs: str,
-               estimate: dict | None = None, layout: dict | None = None) -> Path:
+               layout: dict | None = None) -> Path:
     """The flow every latent-diffusion recipe shares: check the inputs, claim the run folder, print the
-    estimate, train stage 1 (the KL autoencoder) and ``stage2``, sample the data set and its card.
-    ``needs`` says why a class map is required; ``estimate`` and ``layout`` go to
-    :func:`print_estimate` and :func:`~specdm.recipes.sampling.synthesize`."""
+    estimate (:func:`~specdm.recipes.estimate.dry_run_estimate`), train stage 1 (the KL autoencoder) and
+    ``stage2``, sample the data set and its card. ``needs`` says why a class map is required; ``layout`` goes to
+    :func:`~specdm.recipes.sampling.synthesize`."""
     run_dir = Path(run_dir)
     t0 = time.time()
     prepare_run_dir(run_dir, resume, overwrite, create=False)  # refuse early ...
@@ -174,14 +152,18 @@ def run_stages(cfg: Config, run_dir: Path, resume: bool, overwrite: bool, comman
     PartialState().wait_for_everyone()
     PartialState().print(f"{len(data.train)} training windows of {cfg.data.patch_size}x{cfg.data.patch_size} "
                          f"from {len(data.scenes)} scene(s), {data.reference.num_bands} bands, {data.reference.num_classes} classes")
+    s = cfg.sampling
+
+    def sample(model_dir: Path, out_dir: Path, n: int, resume: bool = False) -> Path:
+        return synthesize(model_dir, out_dir, n, s.sampler, s.num_inference_steps, s.eta, s.batch_size, s.seed,
+                          s.image_format, s.mask_format, s.previews, resume=resume, command=command, layout=layout,
+                          filter_threshold=s.filter_threshold, max_attempts=s.max_attempts)
+
     if not resume:
-        print_estimate(cfg, data, **(estimate or {}))
+        dry_run_estimate(cfg, data, [train_stage1, stage2], sample, s.num_samples, s.batch_size)
     train_stage1(cfg, run_dir, resume, data)
     stage2(cfg, run_dir, resume, data)
-    s = cfg.sampling
-    card = synthesize(run_dir / "model", run_dir / "synthetic", s.num_samples, s.sampler, s.num_inference_steps, s.eta,
-                      s.batch_size, s.seed, s.image_format, s.mask_format, s.previews, resume=resume, command=command,
-                      layout=layout, filter_threshold=s.filter_threshold, max_attempts=s.max_attempts)
+    card = sample(run_dir / "model", run_dir / "synthetic", s.num_samples, resume)
     PartialState().print(f"done in {time.time() - t0:.0f} s")
     return card
 

@@ -55,7 +55,7 @@ def train_autoencoder(
         x, y = patches.batch(items.tolist(), codes.tolist())
         x, y = x.to(rnd.device), y.to(rnd.device)
         rec, logits, mean, logvar = net(x, y, rnd.normal(*zshape))
-        li, logs = image_loss(rec.flatten(0, 1), x.flatten(0, 1), sad_weight)
+        li, logs = image_loss(rec.float().flatten(0, 1), x.flatten(0, 1), sad_weight)  # float32 under bf16 autocast
         lm, logs_m = 0.0, {}
         if logits is not None:  # image-only autoencoders have no mask branch
             lm, logs_m = mask_loss(logits.float(), y, None if weights is None else weights.to(x.device), ignore_index)

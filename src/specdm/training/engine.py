@@ -26,11 +26,14 @@ refused with a :class:`CheckpointError`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+import statistics
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,6 +47,7 @@ from safetensors.torch import save as save_safetensors
 from tqdm.auto import tqdm
 
 from specdm.errors import CheckpointError, ConfigError, OutputError
+from specdm.speed import Speed, match_layout, resolve_speed, to_channels_last
 
 
 @dataclass
@@ -56,8 +60,12 @@ class LoopConfig:
     keep_checkpoints: int = 2
     ema_decay: float | None = None
     grad_clip: float | None = 1.0
-    mixed_precision: str = "no"
+    mixed_precision: str = "auto"  # "auto", "no", "bf16", "fp16" (specdm.speed.resolve_speed)
     log_every: int = 25
+    speed: str = "plain"  # "fast" or "plain" (specdm.speed); configs default to fast (train.speed)
+
+    def resolve(self, device) -> Speed:
+        return resolve_speed(self.speed, self.mixed_precision, False, device)
 
 
 @dataclass
@@ -89,7 +97,62 @@ StepFn = Callable[[torch.nn.Module, torch.Tensor, StepRandom], tuple]
 
 
 def make_accelerator(mixed_precision: str = "no") -> Accelerator:
-    return Accelerator(mixed_precision=mixed_precision)
+    """accelerate's Accelerator; only fp16 goes through its mixed precision (loss scaling), bf16 autocast is
+    the engine's own (:class:`~specdm.speed.Speed`), so runs of both precisions can share a process."""
+    return Accelerator(mixed_precision="fp16" if mixed_precision == "fp16" else "no")
+
+
+@dataclass
+class StepTimes:
+    """One :func:`train_loop` call timed inside :func:`measure_steps`: its ``desc``, the ``steps`` it was configured
+    for, the wall time of each timed step (after the warm-up) and ``wall``, the whole call's wall time."""
+
+    desc: str
+    steps: int
+    seconds: list[float] = field(default_factory=list)
+    wall: float = 0.0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def range(self) -> tuple[float, float]:
+        return min(self.seconds), max(self.seconds)
+
+
+@dataclass
+class Measurement:
+    """What :func:`measure_steps` recorded: one :class:`StepTimes` per :func:`train_loop` call, in call order."""
+
+    warmup: int
+    repeats: int
+    loops: list[StepTimes] = field(default_factory=list)
+
+    @property
+    def last(self) -> StepTimes:
+        if not self.loops:
+            raise RuntimeError("no training loop ran inside measure_steps")
+        return self.loops[-1]
+
+
+_MEASURING: Measurement | None = None
+
+
+@contextlib.contextmanager
+def measure_steps(warmup: int = 3, repeats: int = 8):
+    """Inside this context :func:`train_loop` only times its step: each call runs ``warmup + repeats`` steps from
+    step 0 with the run's own settings (speed features, optimizer, EMA, threads), writes nothing (no checkpoint,
+    log or progress bar, no resume) and records the wall time of the last ``repeats`` steps in the yielded
+    :class:`Measurement`. A trainer called inside it returns a model trained for those few steps."""
+    global _MEASURING
+    if _MEASURING is not None:
+        raise RuntimeError("measure_steps contexts do not nest")
+    _MEASURING = measurement = Measurement(warmup, repeats)
+    try:
+        yield measurement
+    finally:
+        _MEASURING = None
 
 
 def train_loop(
@@ -116,37 +179,63 @@ def train_loop(
         raise ConfigError(f"batch size {cfg.batch_size} is not divisible by the {world} processes")
     local = cfg.batch_size // world
     shard = slice(rank * local, (rank + 1) * local)
+    speed = cfg.resolve(acc.device)
+    t_call = time.perf_counter()
+    timing = None
+    if _MEASURING is not None:
+        timing = StepTimes(desc, cfg.steps)
+        _MEASURING.loops.append(timing)
+    undo_layout = to_channels_last(model) if speed.channels_last else None
 
     if aux is None:
+        main_params = list(model.parameters())
         aux_optimizer = None
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        optimizer = speed.optimizer(main_params, cfg.lr)
         model, optimizer = acc.prepare(model, optimizer)
     else:
         main_params = [p for n, p in model.named_parameters() if not n.startswith(aux.module + ".")]
-        optimizer = torch.optim.AdamW(main_params, lr=cfg.lr, weight_decay=0.0)
+        optimizer = speed.optimizer(main_params, cfg.lr)
         aux_params = list(model.get_submodule(aux.module).parameters())
-        aux_optimizer = torch.optim.AdamW(aux_params, lr=aux.lr, weight_decay=0.0)
+        aux_optimizer = speed.optimizer(aux_params, aux.lr)
         model, optimizer, aux_optimizer = acc.prepare(model, optimizer, aux_optimizer)
     ema = None
     if cfg.ema_decay:
-        ema = EMAModel(acc.unwrap_model(model).parameters(), decay=cfg.ema_decay)
+        ema = EMAModel(acc.unwrap_model(model).parameters(), decay=cfg.ema_decay, foreach=speed.fused)
         ema.to(acc.device)
 
     ckpt_dir = Path(ckpt_dir)
     start = 0
-    if resume:
+    if resume and timing is None:
         last = latest_checkpoint(ckpt_dir)
         if last is not None:
             start = load_checkpoint(acc, last, model, optimizer, ema, aux_optimizer)
+            if speed.channels_last:
+                for opt in (optimizer, aux_optimizer):
+                    if opt is not None:
+                        match_layout(opt)
             acc.print(f"resuming {desc} from step {start} ({last})")
+    end = _MEASURING.warmup + _MEASURING.repeats if timing is not None else cfg.steps
+    autocast = (lambda: speed.autocast(acc.device)) if speed.precision == "bf16" else acc.autocast
+
+    def clip(params) -> None:
+        if not cfg.grad_clip:
+            return
+        if speed.fused:  # one foreach norm over all gradients (accelerate's clip has no foreach switch)
+            acc.unscale_gradients()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
+        else:
+            acc.clip_grad_norm_(params, cfg.grad_clip)
 
     log_file = ckpt_dir / "train_log.jsonl"
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=desc, disable=not acc.is_main_process)
+    bar = tqdm(range(start, end), initial=start, total=end, desc=desc,
+               disable=not acc.is_main_process or timing is not None)
     model.train()
+    t_log, logged = time.perf_counter(), start
     for step in bar:
+        t_step = time.perf_counter()
         rnd = StepRandom(cfg.seed, step, cfg.batch_size, shard, acc.device)
         items = rnd.integers(num_items)
-        with acc.autocast():
+        with autocast():
             loss, logs, *rest = step_fn(model, items, rnd)
         aux_loss = rest[0] if aux_optimizer is not None else None
         for value in (loss, aux_loss):
@@ -155,31 +244,40 @@ def train_loop(
                                       ckpt_dir)
         optimizer.zero_grad(set_to_none=True)
         acc.backward(loss)
-        if cfg.grad_clip:
-            acc.clip_grad_norm_(model.parameters() if aux is None else main_params, cfg.grad_clip)
+        clip(main_params)
         optimizer.step()
         if aux_loss is not None:
             aux_optimizer.zero_grad(set_to_none=True)
             acc.backward(aux_loss)
-            if cfg.grad_clip:
-                acc.clip_grad_norm_(aux_params, cfg.grad_clip)
+            clip(aux_params)
             aux_optimizer.step()
             logs = {**logs, "aux_loss": aux_loss.item()}
         if ema is not None:
             ema.step(acc.unwrap_model(model).parameters())
+        if timing is not None:
+            if step >= _MEASURING.warmup:
+                timing.seconds.append(time.perf_counter() - t_step)
+            continue
         done = step + 1
         if acc.is_main_process and (done % cfg.log_every == 0 or done == cfg.steps):
             bar.set_postfix(loss=f"{loss.item():.4f}")
             ckpt_dir.mkdir(parents=True, exist_ok=True)
+            now = time.perf_counter()  # wall time per step since the last log line (includes any checkpoint)
             with log_file.open("a") as f:
-                f.write(json.dumps({"step": done, "loss": loss.item(), **logs}) + "\n")
+                f.write(json.dumps({"step": done, "loss": loss.item(), **logs,
+                                    "s_per_step": round((now - t_log) / (done - logged), 5)}) + "\n")
+            t_log, logged = now, done
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             save_checkpoint(acc, ckpt_dir, done, cfg.keep_checkpoints, model, optimizer, ema, aux_optimizer)
     bar.close()
     acc.wait_for_everyone()
     net = acc.unwrap_model(model)
-    if ema is not None:
+    if ema is not None and timing is None:
         ema.copy_to(net.parameters())
+    if undo_layout is not None:
+        undo_layout()
+    if timing is not None:
+        timing.wall = time.perf_counter() - t_call
     net.eval()
     return net
 

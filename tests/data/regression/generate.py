@@ -1,8 +1,9 @@
-"""Regenerate ``reference.json``: the synthetic sets a tiny fixed-seed SpecDM run writes.
+"""Regenerate ``reference.json`` (``reference_amx.json`` on an AMX host, see :func:`host_family`): the synthetic
+sets a tiny fixed-seed SpecDM run writes.
 
 The reference was produced by the code *before* the "one home per method" layout change
 (commit 81970f4); ``tests/test_regression.py`` checks that today's code writes the same
-images and masks bit for bit. Rerun this script only when a change is meant to alter
+images and masks bit for bit with the speed features off (``train.speed: plain``). Rerun this script only when a change is meant to alter
 SpecDM's outputs, and say so in the commit.
 
     .venv/bin/python tests/data/regression/generate.py
@@ -32,6 +33,22 @@ CASES = {
 }
 
 
+def host_family() -> str:
+    """Which reference this host reproduces: float32 convolutions round differently where oneDNN runs its AMX
+    kernels (Intel Sapphire Rapids and later) than on AVX-512/AVX2 hosts (the AMD EPYC CI and development hosts),
+    so each family has its own reference, both written by the code before the speed features."""
+    try:
+        flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return "amx" if "amx_bf16" in flags.split() else "default"
+
+
+def reference_file(family: str | None = None) -> Path:
+    family = family or host_family()
+    return HERE / ("reference.json" if family == "default" else f"reference_{family}.json")
+
+
 def encode(a: np.ndarray) -> dict:
     a = np.ascontiguousarray(a)
     return {"dtype": str(a.dtype), "shape": list(a.shape), "sha256": hashlib.sha256(a.tobytes()).hexdigest(),
@@ -52,6 +69,7 @@ def run_case(folder: Path, change: bool, autoencoder: dict) -> dict:
     data = write_fake_files(folder / "data", np.random.default_rng(7), change=change, size=32, bands=3, classes=3)
     cfg = tiny_config(data, autoencoder=autoencoder, sampling={"num_samples": 3, "previews": 0})
     cfg["data"]["split"] = {"kind": "rows", "train": [0, 24], "test": [24, 32]}
+    cfg["train"]["speed"] = "plain"  # the float32 path the reference was written with (specdm.speed)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -70,8 +88,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             arrays = run_case(Path(tmp), **kw)
         out["cases"][name] = {k: encode(v) for k, v in arrays.items()}
-    (HERE / "reference.json").write_text(json.dumps(out, indent=1))
-    print(f"wrote {HERE / 'reference.json'}")
+    reference_file().write_text(json.dumps(out, indent=1))
+    print(f"wrote {reference_file()}")
 
 
 if __name__ == "__main__":
