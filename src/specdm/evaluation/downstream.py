@@ -121,7 +121,7 @@ def train_downstream(
     ``real_order_seed`` (default ``seed``) the real batch order.
     ``augment``: ``None`` or a recipe of :data:`specdm.augment.classical.RECIPES` (``"classical"``:
     :func:`specdm.augment.classical.classical_augment`; ``"flips"``, ``"spectral"``, ``"copypaste"``,
-    ``"cutmix"``, ``"all"``), called as ``recipe(x, y, rng, ignore_index=ignore_index)`` on every batch.
+    ``"all"``), called as ``recipe(x, y, rng, ignore_index=ignore_index)`` on every batch.
     ``"pixel"`` trains on spectra: up to :data:`~.classification.PIXELS_PER_WINDOW` labelled
     pixels of each window of a batch (:func:`~.classification.labelled_spectra`, seeded by ``seed``).
     Loss: cross-entropy over pixels whose label is not ``ignore_index``;
