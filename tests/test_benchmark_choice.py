@@ -105,6 +105,8 @@ def test_choose_recipe_takes_the_best_validation_score(monkeypatch, rng):
     out = choose_recipe("unet", (x, y), [(x[0], y[0])], list(fake), 5, 2, 1e-3, 7, None, num_classes=2)
     assert out["recipe"] == "classical"  # ties go to the earlier candidate, NaN never wins
     assert seen == [(k, 7, 5) for k in fake] and out["metric"] == "miou"
+    fake.update(flips=math.nan, classical=math.nan, all=math.nan)  # nothing scored: the default recipe
+    assert choose_recipe("unet", (x, y), [(x[0], y[0])], list(fake), 5, 2, 1e-3, num_classes=2)["recipe"] == "classical"
     with pytest.raises(ConfigError, match="unknown classical recipe"):
         choose_recipe("unet", (x, y), [(x[0], y[0])], ["cutmix"], 5, 2, 1e-3, num_classes=2)
 

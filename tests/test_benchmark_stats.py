@@ -131,3 +131,14 @@ def test_one_seed_arms_say_not_enough_seeds():
     assert out["miou"]["classical"]["verdict"] != "not enough seeds"
     only = summarize(_runs({"real": [0.3], "classical": [0.4]}))["unet"]["full"]["miou"]["classical"]
     assert only["verdict"] == "not enough seeds"  # never "no clear effect" on one seed
+
+
+def test_summary_pairs_by_any_unit():
+    runs = [{"model": "unet", "setting": "full", "arm": arm, "seed": k, "fold": f,
+             "scores": {"miou": base + (0.05 if arm == "classical" else 0) + 0.01 * f * k, "f1": base}}
+            for arm in ("real", "classical") for f in (0, 1) for k, base in enumerate([0.3, 0.32])]  # fmt: skip
+    by_seed = summarize([r for r in runs if r["fold"] == 0])["unet"]["full"]["miou"]["classical"]
+    assert by_seed["n"] == 2
+    e = summarize(runs, unit=lambda r: (r["fold"], r["seed"]))["unet"]["full"]["miou"]["classical"]
+    assert e["n"] == 4 and e["seeds"] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert e["diff_mean"] == pytest.approx(0.05) and e["p"] == 0.0 and e["verdict"] == "helps"

@@ -95,7 +95,8 @@ def choose_recipe(
     (``tile`` defaults to the window size, ``overlap`` to a quarter of it) and pooled into one confusion matrix,
     by the model's first metric (:data:`~specdm.evaluation.tasks.METRICS`: mIoU for the segmenters, F1 of the
     change class for siamdiff, OA for pixel); segmentation averages ``classes`` (default: those labelled in both
-    the training windows and the validation regions). Ties go to the earlier candidate; a NaN score never wins.
+    the training windows and the validation regions). Ties go to the earlier candidate; a NaN score never wins
+    (all NaN: ``classical``).
     Returns ``{"recipe", "metric", "scores", "seed", "steps"}``.
     """
     unknown = [c for c in candidates if c not in RECIPES]
@@ -119,6 +120,9 @@ def choose_recipe(
         pred = np.concatenate([predict_tiled(net, image, tile, overlap).ravel() for image, _ in validation])
         value = score(model_name, pred, target, num_classes, ignore_index, classes or None)[metric]
         scores[name] = math.nan if value is None else float(value)
-    best = max(candidates, key=lambda c: (not math.isnan(scores[c]), scores[c] if not math.isnan(scores[c]) else 0,
-                                          -list(candidates).index(c)))  # fmt: skip
+    scored = [c for c in candidates if not math.isnan(scores[c])]
+    if scored:  # ties go to the earlier candidate
+        best = max(scored, key=lambda c: (scores[c], -list(candidates).index(c)))
+    else:  # nothing scored (e.g. no change predicted anywhere): the default recipe
+        best = "classical" if "classical" in candidates else candidates[0]
     return {"recipe": best, "metric": metric, "scores": scores, "seed": seed, "steps": steps}

@@ -297,7 +297,8 @@ def _is_primary(primary: Mapping | None, model: str, setting: str, metric: str, 
         primary[k] for k in ("model", "setting", "metric", "arm", "reference"))
 
 
-def summarize(runs: Sequence[dict], primary: Mapping | None = None) -> dict:
+def summarize(runs: Sequence[dict], primary: Mapping | None = None,
+              unit: Callable[[dict], Hashable] = lambda r: r["seed"]) -> dict:
     """``{model: {setting: {metric: {arm: paired summary + verdict + seeds}}}}`` against that setting's ``real``.
 
     Each arm is compared on the seeds it shares with ``real`` (all of them once the benchmark is complete), and
@@ -307,14 +308,15 @@ def summarize(runs: Sequence[dict], primary: Mapping | None = None) -> dict:
     declared comparison ``primary`` (``{model, setting, metric, arm, reference}``; verdict from its own p) and
     ``exploratory`` for every other one, whose ``p_holm`` is Holm-adjusted across all exploratory comparisons of
     the benchmark and gives their verdict; other metrics are ``secondary metric`` (verdict from the unadjusted
-    interval, ``verdict_unadjusted`` everywhere). Fewer than 2 pairs: "not enough seeds".
+    interval, ``verdict_unadjusted`` everywhere). Fewer than 2 pairs: "not enough seeds". ``unit(run)`` is what
+    pairs runs (the seed; e.g. ``(fold, seed)`` once runs carry folds); ``seeds`` lists the units.
     """
     table: dict = {}
     for r in runs:
         for metric in METRICS[r["model"]]:
             v = r["scores"][metric]
             by_arm = table.setdefault(r["model"], {}).setdefault(r["setting"], {}).setdefault(metric, {})
-            by_arm.setdefault(r["arm"], {})[r["seed"]] = math.nan if v is None else v
+            by_arm.setdefault(r["arm"], {})[unit(r)] = math.nan if v is None else v
     out: dict = {}
     comparisons = []  # (model, setting, metric, arm, reference, entry)
     for model, settings in table.items():
