@@ -123,7 +123,8 @@ def plan_arms(arms: Sequence[str] | None, synthetic: Sequence[str], amounts: Seq
     known = ["real", "classical", "self_training", *synthetic, *(f"classical+{s}" for s in synthetic),
              *(f"pretrain+{s}" for s in synthetic), "synthetic_only"]
     # pretrain arms and self-training only when named (an alternative way to use a set, a control)
-    chosen = [a for a in known if not a.startswith("pretrain+") and a != "self_training"] if arms is None else list(arms)
+    default = [a for a in known if not a.startswith("pretrain+") and a != "self_training"]
+    chosen = default if arms is None else list(arms)
     unknown = [a for a in chosen if a not in known]
     if unknown:
         raise ConfigError(f"unknown arm(s) {', '.join(unknown)}", hint=f"choose from {', '.join(known)}")
@@ -191,7 +192,8 @@ def parse_primary(text: str, plan: Sequence[Arm], models: Sequence[str], metrics
         raise ConfigError(f"--primary '{text}' must look like 'ARM vs REFERENCE' or 'MODEL/SETTING/ARM vs REFERENCE', "
                           f"REFERENCE one of {', '.join(REFERENCES)}, e.g. 'classical+joint x1 vs classical'")
     if model not in models:
-        raise ConfigError(f"--primary '{text}': model {model!r} is not benchmarked", hint=f"models: {', '.join(models)}")
+        raise ConfigError(f"--primary '{text}': model {model!r} is not benchmarked",
+                          hint=f"models: {', '.join(models)}")
     settings = [setting] if setting else _settings_by_scarcity(plan, shares)
     for s in settings:
         ids = [a.id for a in plan if a.setting == s]

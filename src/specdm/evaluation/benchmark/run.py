@@ -57,7 +57,8 @@ from specdm.config import Config, DataConfig
 from specdm.data.datamodule import PreparedData, prepare_data
 from specdm.errors import ConfigError, DataError, OutputError
 from specdm.evaluation.benchmark.classical_choice import CHOICE_SEED, VALIDATION_SHARE, carve_validation, choose_recipe
-from specdm.evaluation.benchmark.plan import DEFAULT_MODELS, PRETRAIN_SHARE, Arm, default_primary, parse_primary, plan_arms
+from specdm.evaluation.benchmark.plan import (DEFAULT_MODELS, PRETRAIN_SHARE, Arm, default_primary, parse_primary,
+                                              plan_arms)
 from specdm.evaluation.benchmark.stats import NOT_ENOUGH, holm, paired_stats, verdict
 from specdm.evaluation.classification import PIXELS_PER_WINDOW
 from specdm.evaluation.downstream import train_downstream
@@ -456,7 +457,8 @@ def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: boo
     return old
 
 
-def _primary(primary, old: dict | None, plan: Sequence[Arm], models: Sequence[str], shares: dict, done: int) -> dict | None:
+def _primary(primary, old: dict | None, plan: Sequence[Arm], models: Sequence[str], shares: dict,
+             done: int) -> dict | None:
     """The primary comparison: the one stored in a resumed file (a different explicit one is refused: it was
     declared before the first training), else ``primary`` (text for :func:`parse_primary`, or a dict), else the
     default (:func:`default_primary`)."""
@@ -677,8 +679,9 @@ def benchmark(
         log(f"choosing the classical recipe of {model_name} on validation ({', '.join(RECIPES)})")
         choices[model_name] = _choose_classical(real, model_name, settings, device, progress)
         settings["classical_recipe"][model_name] = choices[model_name]["recipe"]
-        log(f"classical recipe of {model_name}: {choices[model_name]['recipe']} "
-            f"({choices[model_name]['metric']} " + ", ".join(f"{k} {v:.4f}" for k, v in choices[model_name]["scores"].items()) + ")")
+        c = choices[model_name]
+        log(f"classical recipe of {model_name}: {c['recipe']} ({c['metric']} "
+            + ", ".join(f"{k} {v:.4f}" for k, v in c["scores"].items()) + ")")
         result = save(0)
     teachers = {(m, a.setting, s): None for m, a, s in todo if a.kind == "self_training"}
     for i, (model_name, arm, seed) in enumerate(todo, 1):
