@@ -144,8 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "HyperLDM versions of the training region(s))")
     b.add_argument("--limited", type=float, default=None,
                    help="share of real windows in the limited-real setting (default 0.25; 0: skip)")
-    b.add_argument("--arms", default=None, help="comma-separated arms: real,classical,<NAME>,classical+<NAME>,pretrain+<NAME>,synthetic_only "
-                        "(default all but pretrain+<NAME>: synthetic pretraining, then real fine-tuning)")
+    b.add_argument("--arms", default=None, help="comma-separated arms: real,classical,self_training,<NAME>,classical+<NAME>,pretrain+<NAME>,synthetic_only "
+                        "(default all but pretrain+<NAME> (synthetic pretraining, then real fine-tuning) and "
+                        "self_training (pseudo labels of the real-only model on the training windows))")
+    b.add_argument("--classical", default=None,
+                   help="recipe of the classical arms: flips, classical (default: flips, rotations, mixup, noise), "
+                        "spectral, copypaste, all, or auto (chosen per model on validation rows of the training "
+                        "regions)")
+    b.add_argument("--primary", default=None, metavar="'ARM vs REFERENCE'",
+                   help="the primary comparison, declared before the first training, e.g. 'classical+joint x1 vs "
+                        "classical' or 'unet/limited/joint x1 vs real' (default: the first stacked arm vs classical, "
+                        "first model, most label-scarce setting); the others are exploratory, Holm-corrected")
+    b.add_argument("--self-training-threshold", type=float, default=None,
+                   help="arm self_training: the softmax probability a pseudo label needs (default 0.9)")
     b.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu; with "
                                                       "--rgb-model it samples the versions, classifiers train on cpu)")
     b.add_argument("--sampler", choices=list(SAMPLERS), default=None,
@@ -238,7 +249,9 @@ def _check_benchmark_flags(args) -> None:
         raise ConfigError(f"--rgb-model trains only the pixel classifier; --models {args.models} does not apply "
                           "(leave it out or give --models pixel)")
     other = [f for f, v in (("--batch-size", args.batch_size), ("--lr", args.lr), ("--lr-schedule", args.lr_schedule),
-                            ("--limited", args.limited), ("--arms", args.arms)) if v is not None]  # fmt: skip
+                            ("--limited", args.limited), ("--arms", args.arms), ("--classical", args.classical),
+                            ("--primary", args.primary), ("--self-training-threshold", args.self_training_threshold))
+             if v is not None]  # fmt: skip
     if other:
         raise ConfigError(f"{', '.join(other)} {'do' if len(other) > 1 else 'does'} not apply with --rgb-model (its "
                           "classifier takes batches of 256 pixels, Adam from 0.002, cosine; its arms are rgb, real and "
@@ -399,7 +412,8 @@ def _dispatch(args, command: str) -> int:
         given = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                  "lr_schedule": args.lr_schedule, "models": args.models and args.models.split(","),
                  "amounts": parse_amounts(args.amounts), "limited": args.limited,
-                 "arms": args.arms and args.arms.split(",")}
+                 "arms": args.arms and args.arms.split(","), "classical": args.classical, "primary": args.primary,
+                 "self_training_threshold": args.self_training_threshold}
         bo = validate(BenchmarkOptions, {k: v for k, v in given.items() if v is not None}, "specdm benchmark")
         synthetic = parse_synthetic(args.synthetic)
         from specdm.evaluation.benchmark.run import benchmark
@@ -410,7 +424,8 @@ def _dispatch(args, command: str) -> int:
             steps=bo.steps, batch_size=bo.batch_size, lr=bo.lr, lr_schedule=bo.lr_schedule,
             models=bo.models, amounts=bo.amounts, limited=bo.limited,
             arms=bo.arms, resume=args.resume, overwrite=args.overwrite, command=command,
-            device=args.device,
+            device=args.device, classical=bo.classical, primary=bo.primary,
+            self_training_threshold=bo.self_training_threshold,
         )
         print(format_markdown(result))
         print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}\n"

@@ -350,6 +350,9 @@ class BenchmarkOptions(Strict):
     amounts: list[int | float] = Field(default_factory=lambda: [1, 3, 5])
     limited: float = Field(0.25, ge=0.0, lt=1.0)
     arms: list[str] | None = None
+    classical: str = "classical"  # recipe of the classical arms (specdm.augment.classical.RECIPES) or "auto"
+    primary: str | None = None  # "ARM vs REFERENCE" or "MODEL/SETTING/ARM vs REFERENCE"; default: see plan.py
+    self_training_threshold: float = Field(0.9, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _amounts(self):

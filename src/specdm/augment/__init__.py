@@ -1,7 +1,8 @@
 """Sources of extra training data for the downstream models, next to the real windows.
 
-- :mod:`.classical`: flips, rotations, mixup and noise of real batches
-  (:func:`~specdm.augment.classical.classical_augment`);
+- :mod:`.classical`: classical recipes of real batches by name (:data:`~specdm.augment.classical.RECIPES`):
+  flips, rotations, mixup and noise (:func:`~specdm.augment.classical.classical_augment`), radiation and
+  same-class mixture noise, class-region copy-paste and CutMix;
 - :mod:`.synthetic`: a synthetic data set read as normalized training arrays
   (:func:`~specdm.augment.synthetic.load_synthetic`).
 

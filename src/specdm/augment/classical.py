@@ -1,17 +1,60 @@
-"""Classical augmentation of a training batch: the baseline that synthetic data has to beat."""
+"""Classical augmentation of a training batch: the baselines that synthetic data has to beat.
+
+Every function takes a batch ``x``, ``y`` and a numpy ``rng`` and returns the augmented
+``(x float32, y)``; ``ignore_index`` names unlabelled pixels (None: every pixel is labelled).
+Batches are windows ``x (B, C, H, W)`` with masks ``y (B, H, W)``, change-detection pairs
+``x (B, 2, C, H, W)`` (both dates get the same transform; noise is drawn per date) or spectra
+``x (B, C)`` with labels ``y (B,)`` (treated as 1 x 1 windows).
+
+The pieces, from the hyperspectral literature:
+
+- :func:`flip_rotate`: the dihedral group D4 (flips, quarter turns) per sample;
+- :func:`radiation_noise`: per sample ``alpha * x + beta * n``, ``alpha ~ U(0.9, 1.1)``,
+  ``n ~ N(0, 1)`` per pixel, band and date, ``beta = 1/25`` (DeepHyperX's radiation noise,
+  Nalepa et al.);
+- :func:`mixture_noise`: every labelled pixel mixed with a random pixel of the SAME class drawn from the
+  batch (or a given pool): ``(a1 * x + a2 * x_partner) / (a1 + a2) + beta * n`` with
+  ``a1, a2 ~ U(0.01, 1)`` per sample (DeepHyperX's mixture noise, Chen et al., TGRS 2016); labels unchanged,
+  unlabelled pixels left alone;
+- :func:`copy_paste`: one class region (a connected component of one class) of a partner window pasted
+  with its labels into each window, at the same place;
+- :func:`cutmix`: a random rectangle of a partner window pasted with its labels (CutMix for masks);
+- :func:`mixup` and :func:`gaussian_noise`: as in :func:`classical_augment`.
+
+:data:`RECIPES` (also :data:`AUGMENTATIONS`, the name ``train_downstream(augment=NAME)`` reads) combines
+them under names; ``"classical"`` is :func:`classical_augment`, the benchmark's original baseline,
+unchanged. In the recipes every piece after D4 acts on a sample with probability :data:`P_STEP` (0.5;
+DeepHyperX uses 0.1 for radiation and 0.2 for mixture noise; the benchmark's validation choice decides
+between recipes, not between these chances). Each
+function makes the same number of random draws for every batch of a given shape (class-region choice
+included), so paired arms share them.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+from functools import partial
 
-__all__ = ["AUGMENTATIONS", "MIXUP_ALPHA", "NOISE_STD", "classical_augment"]
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["AUGMENTATIONS", "MIXTURE_BETA", "MIXUP_ALPHA", "NOISE_STD", "P_STEP", "RADIATION_BETA",
+           "RADIATION_GAIN", "RECIPES", "classical_augment", "copy_paste", "cutmix", "flip_rotate",
+           "gaussian_noise", "mixture_noise", "mixup", "radiation_noise"]  # fmt: skip
 
 NOISE_STD = 0.01
 MIXUP_ALPHA = 0.4
+RADIATION_GAIN = (0.9, 1.1)  # alpha ~ U(0.9, 1.1) (DeepHyperX)
+RADIATION_BETA = 1 / 25  # std of the additive noise of radiation noise (DeepHyperX)
+MIXTURE_BETA = 1 / 25  # std of the additive noise of mixture noise (DeepHyperX)
+MIXTURE_WEIGHTS = (0.01, 1.0)  # a1, a2 ~ U(0.01, 1), normalized (DeepHyperX)
+P_STEP = 0.5  # chance per sample of each piece after D4 in the recipes
 
 
-def classical_augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Classical augmentation of one batch ``x (B, ..., H, W)``, ``y (B, H, W)``.
+def classical_augment(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, ignore_index: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Classical augmentation of one batch ``x (B, ..., H, W)``, ``y (B, H, W)`` (the recipe ``"classical"``).
 
     Per sample: horizontal and vertical flips (p = 0.5 each) and a rotation by
     a random multiple of 90 degrees (of 180 for non-square patches), applied
@@ -20,8 +63,12 @@ def classical_augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) ->
     image ``lam * x_i + (1 - lam) * x_j``, labels of the dominant sample ``i``
     kept; then Gaussian noise of std 0.01 (p = 0.5; drawn per pixel, band and
     date). The same number of random draws is made for every batch of a given
-    shape, so paired arms share them.
+    shape, so paired arms share them. ``ignore_index`` is accepted for the common
+    signature and not used. Spectra ``(B, C)``, ``(B,)`` are augmented as 1 x 1 windows.
     """
+    if np.ndim(y) == 1:
+        xw, yw, _ = _windows(x, y)
+        return _back(*classical_augment(xw, yw, rng), True)
     b = len(x)
     flips = rng.random((b, 2)) < 0.5
     turns = rng.integers(4, size=b) if x.shape[-1] == x.shape[-2] else 2 * rng.integers(2, size=b)
@@ -47,5 +94,233 @@ def classical_augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) ->
     return x.astype(np.float32), np.ascontiguousarray(y)
 
 
-AUGMENTATIONS = {"classical": classical_augment}
-"""Batch augmentations by name, as :func:`specdm.evaluation.downstream.train_downstream` takes them."""
+# --------------------------------------------------------------------------- the pieces
+
+
+def _windows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Spectra ``(B, C)``, ``(B,)`` as 1 x 1 windows (and whether they were); windows as they are."""
+    x, y = np.asarray(x), np.asarray(y)
+    if y.ndim == 1:
+        if x.ndim != 2 or len(x) != len(y):
+            raise ValueError(f"spectra x {x.shape} and labels y {y.shape} must be (B, C) and (B,)")
+        return x[:, :, None, None], y[:, None, None], True
+    if y.ndim != 3 or x.ndim not in (4, 5) or x.shape[0] != y.shape[0] or x.shape[-2:] != y.shape[-2:]:
+        raise ValueError(f"x {x.shape} and y {y.shape} must be (B, C, H, W) or (B, 2, C, H, W) and (B, H, W)")
+    return x, y, False
+
+
+def _back(x: np.ndarray, y: np.ndarray, pixels: bool) -> tuple[np.ndarray, np.ndarray]:
+    if pixels:
+        x, y = x[:, :, 0, 0], y[:, 0, 0]
+    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
+
+
+def _per_sample(v: np.ndarray, ndim: int) -> np.ndarray:
+    return v.reshape(len(v), *[1] * (ndim - 1))
+
+
+def _labelled(y: np.ndarray, ignore_index: int | None) -> np.ndarray:
+    return np.ones(y.shape, bool) if ignore_index is None else y != ignore_index
+
+
+def flip_rotate(x, y, rng: np.random.Generator, ignore_index: int | None = None, p: float = 1.0):
+    """D4 per sample: horizontal and vertical flips (0.5 each) and a random number of quarter turns
+    (half turns for non-square windows), image, mask and both dates alike; with chance ``p`` per sample."""
+    x, y, pixels = _windows(x, y)
+    b = len(x)
+    on = rng.random(b) < p
+    flips = rng.random((b, 2)) < 0.5
+    turns = rng.integers(4, size=b) if x.shape[-1] == x.shape[-2] else 2 * rng.integers(2, size=b)
+
+    def geometric(a: np.ndarray, i: int) -> np.ndarray:
+        if not on[i]:
+            return a
+        if flips[i, 0]:
+            a = a[..., ::-1]
+        if flips[i, 1]:
+            a = a[..., ::-1, :]
+        return np.rot90(a, turns[i], axes=(-2, -1))
+
+    x = np.stack([geometric(x[i], i) for i in range(b)])
+    y = np.stack([geometric(y[i], i) for i in range(b)])
+    return _back(x, y, pixels)
+
+
+def radiation_noise(x, y, rng: np.random.Generator, ignore_index: int | None = None, p: float = 1.0,
+                    gain: tuple[float, float] = RADIATION_GAIN, beta: float = RADIATION_BETA):  # fmt: skip
+    """Radiation noise (DeepHyperX, Nalepa et al.): with chance ``p`` per sample, ``alpha * x + beta * n``,
+    ``alpha ~ U(gain)`` per sample (both dates alike), ``n ~ N(0, 1)`` per pixel, band and date. Labels kept."""
+    x, y, pixels = _windows(x, y)
+    b = len(x)
+    on = _per_sample(rng.random(b) < p, x.ndim)
+    alpha = _per_sample(rng.uniform(*gain, size=b).astype(np.float32), x.ndim)
+    noise = rng.standard_normal(x.shape, dtype=np.float32)
+    x = np.where(on, alpha * x + np.float32(beta) * noise, x)
+    return _back(x, y, pixels)
+
+
+def _pixels(x: np.ndarray) -> np.ndarray:
+    """``(B, ..., H, W)`` -> ``(B * H * W, F)``: one row per pixel (all bands of all dates)."""
+    b, (h, w) = len(x), x.shape[-2:]
+    return np.moveaxis(x.reshape(b, -1, h * w), 1, 2).reshape(b * h * w, -1)
+
+
+def mixture_noise(x, y, rng: np.random.Generator, ignore_index: int | None = None, p: float = 1.0,
+                  beta: float = MIXTURE_BETA, pool: tuple[np.ndarray, np.ndarray] | None = None):  # fmt: skip
+    """Same-class mixture noise (DeepHyperX, Chen et al. TGRS 2016), with chance ``p`` per sample.
+
+    Every labelled pixel (label not ``ignore_index``) of a chosen sample becomes
+    ``(a1 * x + a2 * x_partner) / (a1 + a2) + beta * n``: ``a1, a2 ~ U(0.01, 1)`` per sample, ``n ~ N(0, 1)``
+    per pixel, band and date, and ``x_partner`` a pixel (all bands of both dates) drawn uniformly from the
+    pixels of the SAME class in ``pool`` (windows ``(N, ..., H, W)`` with masks ``(N, H, W)``, or spectra
+    ``(N, F)`` with labels ``(N,)``), by default the labelled pixels of the batch itself. Labels are unchanged;
+    unlabelled pixels, and pixels of a class the pool lacks, are left alone.
+    """
+    x, y, pixels = _windows(x, y)
+    b, (h, w) = len(x), y.shape[-2:]
+    on = rng.random(b) < p
+    weights = rng.uniform(*MIXTURE_WEIGHTS, size=(b, 2)).astype(np.float32)
+    pick = rng.random(b * h * w)
+    noise = rng.standard_normal(x.shape, dtype=np.float32)
+    flat, labels = _pixels(x), y.reshape(-1)
+    if pool is None:
+        keep = _labelled(labels, ignore_index)
+        pool_x, pool_y = flat[keep], labels[keep]
+    else:
+        px, py = np.asarray(pool[0]), np.asarray(pool[1])
+        pool_x = px.reshape(len(px), -1) if py.ndim == 1 else _pixels(px)
+        pool_y = py.reshape(-1)
+        if pool_x.shape[1] != flat.shape[1] or len(pool_x) != len(pool_y):
+            raise ValueError(f"mixture pool {px.shape}, {py.shape} does not match the batch {x.shape}")
+        keep = _labelled(pool_y, ignore_index)
+        pool_x, pool_y = pool_x[keep], pool_y[keep]
+    classes, count = np.unique(pool_y, return_counts=True)
+    order = np.argsort(pool_y, kind="stable")  # the pool's pixels of class classes[k]: order[start[k]:][:count[k]]
+    start = np.cumsum(count) - count
+    sample = np.repeat(np.arange(b), h * w)
+    k = np.minimum(np.searchsorted(classes, labels), max(len(classes) - 1, 0))
+    target = on[sample] & _labelled(labels, ignore_index) & (len(classes) > 0)
+    if len(classes):
+        target &= classes[k] == labels
+    if not target.any():
+        return _back(x, y, pixels)
+    k = k[target]
+    partner = pool_x[order[start[k] + np.minimum((pick[target] * count[k]).astype(np.int64), count[k] - 1)]]
+    a1, a2 = weights[sample[target], :1], weights[sample[target], 1:]
+    noise_flat = _pixels(noise)[target]
+    mixed = flat.copy()
+    mixed[target] = (a1 * flat[target] + a2 * partner) / (a1 + a2) + np.float32(beta) * noise_flat
+    out = np.moveaxis(mixed.reshape(b, h * w, -1), 1, 2).reshape(x.shape)
+    return _back(out, y, pixels)
+
+
+def _class_regions(mask: np.ndarray, ignore_index: int | None) -> list[np.ndarray]:
+    """The connected regions (4-neighbourhood) of each labelled class of ``mask``, as boolean maps."""
+    regions = []
+    for c in np.unique(mask):
+        if c == ignore_index:
+            continue
+        parts, n = ndimage.label(mask == c)
+        regions += [parts == i for i in range(1, n + 1)]
+    return regions
+
+
+def copy_paste(x, y, rng: np.random.Generator, ignore_index: int | None = None, p: float = 1.0):
+    """Class-region copy-paste, with chance ``p`` per sample: a class region (a connected component of one
+    labelled class, chosen uniformly) of a random partner window of the batch is pasted into the window at the
+    same place, its pixels (every band of both dates) with their labels. A partner without labelled pixels
+    (or the window itself as partner) leaves the window as it was."""
+    x, y, pixels = _windows(x, y)
+    b = len(x)
+    on = rng.random(b) < p
+    partner = rng.permutation(b)
+    pick = rng.random(b)
+    out_x, out_y = x.copy(), y.copy()
+    for i in np.flatnonzero(on):
+        j = partner[i]
+        regions = _class_regions(y[j], ignore_index)
+        if not regions or j == i:
+            continue
+        region = regions[min(int(pick[i] * len(regions)), len(regions) - 1)]
+        out_x[i][..., region] = x[j][..., region]
+        out_y[i][region] = y[j][region]
+    return _back(out_x, out_y, pixels)
+
+
+def cutmix(x, y, rng: np.random.Generator, ignore_index: int | None = None, p: float = 1.0):
+    """CutMix for masks, with chance ``p`` per sample: a rectangle of a random partner window, of side
+    ``sqrt(1 - lam)`` times the window's (``lam ~ U(0, 1)``) around a uniform centre, clipped to the window,
+    is pasted with its labels at the same place."""
+    x, y, pixels = _windows(x, y)
+    b, (h, w) = len(x), y.shape[-2:]
+    on = rng.random(b) < p
+    partner = rng.permutation(b)
+    cut = np.sqrt(1.0 - rng.random(b))
+    cy, cx = rng.integers(h, size=b), rng.integers(w, size=b)
+    out_x, out_y = x.copy(), y.copy()
+    for i in np.flatnonzero(on):
+        j, hh, ww = partner[i], round(h * cut[i]), round(w * cut[i])
+        r0, r1 = np.clip([cy[i] - hh // 2, cy[i] + hh - hh // 2], 0, h)
+        c0, c1 = np.clip([cx[i] - ww // 2, cx[i] + ww - ww // 2], 0, w)
+        out_x[i][..., r0:r1, c0:c1] = x[j][..., r0:r1, c0:c1]
+        out_y[i][r0:r1, c0:c1] = y[j][r0:r1, c0:c1]
+    return _back(out_x, out_y, pixels)
+
+
+def mixup(x, y, rng: np.random.Generator, ignore_index: int | None = None, p: float = 1.0,
+          alpha: float = MIXUP_ALPHA):  # fmt: skip
+    """Mixup with a random partner of the batch, with chance ``p`` per sample: ``lam ~ Beta(alpha, alpha)``
+    folded to ``lam >= 0.5``, image ``lam * x_i + (1 - lam) * x_j``, the dominant sample's labels kept."""
+    x, y, pixels = _windows(x, y)
+    b = len(x)
+    on = rng.random(b) < p
+    partner = rng.permutation(b)
+    lam = rng.beta(alpha, alpha, size=b)
+    lam = _per_sample(np.where(on, np.maximum(lam, 1.0 - lam), 1.0).astype(np.float32), x.ndim)
+    return _back(lam * x + (1.0 - lam) * x[partner], y, pixels)
+
+
+def gaussian_noise(x, y, rng: np.random.Generator, ignore_index: int | None = None, p: float = 1.0,
+                   std: float = NOISE_STD):  # fmt: skip
+    """Gaussian noise of std ``std`` per pixel, band and date, with chance ``p`` per sample."""
+    x, y, pixels = _windows(x, y)
+    on = _per_sample(rng.random(len(x)) < p, x.ndim)
+    noise = rng.standard_normal(x.shape, dtype=np.float32) * np.float32(std)
+    return _back(x + noise * on, y, pixels)
+
+
+# --------------------------------------------------------------------------- recipes
+
+Augmentation = Callable[..., tuple[np.ndarray, np.ndarray]]
+
+
+def _recipe(name: str, *steps: Augmentation) -> Augmentation:
+    def augment(x, y, rng: np.random.Generator, ignore_index: int | None = None):
+        for step in steps:
+            x, y = step(x, y, rng, ignore_index=ignore_index)
+        return x, y
+
+    augment.__name__ = augment.__qualname__ = f"recipe_{name}"
+    augment.__doc__ = f"Recipe {name!r}: " + ", then ".join(
+        (s.func.__name__ + (f" (p = {s.keywords['p']})" if "p" in s.keywords else "")) if isinstance(s, partial)
+        else s.__name__ for s in steps)  # fmt: skip
+    return augment
+
+
+_p = partial  # a piece of a recipe with its chance per sample
+RECIPES: dict[str, Augmentation] = {
+    "flips": _recipe("flips", flip_rotate),
+    "classical": classical_augment,
+    "spectral": _recipe("spectral", flip_rotate, _p(radiation_noise, p=P_STEP), _p(mixture_noise, p=P_STEP)),
+    "copypaste": _recipe("copypaste", flip_rotate, _p(copy_paste, p=P_STEP), _p(cutmix, p=P_STEP)),
+    "all": _recipe("all", flip_rotate, _p(copy_paste, p=P_STEP), _p(cutmix, p=P_STEP), _p(mixture_noise, p=P_STEP),
+                   _p(radiation_noise, p=P_STEP), _p(mixup, p=P_STEP), _p(gaussian_noise, p=P_STEP)),
+}  # fmt: skip
+"""Named batch augmentations: ``flips`` (D4), ``classical`` (D4 + mixup + noise, :func:`classical_augment`),
+``spectral`` (D4 + radiation + same-class mixture noise), ``copypaste`` (D4 + class-region copy-paste +
+CutMix), ``all`` (D4 + copy-paste + CutMix + mixture + radiation + mixup + noise). A recipe of one's own
+(any ``f(x, y, rng, ignore_index=None)``) may be added to this dict."""
+
+AUGMENTATIONS = RECIPES
+"""Batch augmentations by name, as :func:`specdm.evaluation.downstream.train_downstream` takes them
+(the same dict as :data:`RECIPES`)."""

@@ -121,7 +121,9 @@ def train_downstream(
     :func:`~.fit.batch_indices`; ``mix`` is ignored without synthetic sets). ``seed``
     fixes the initialization, the synthetic stream and the augmentation draws;
     ``real_order_seed`` (default ``seed``) the real batch order.
-    ``augment``: ``None`` or ``"classical"`` (:func:`specdm.augment.classical.classical_augment`).
+    ``augment``: ``None`` or a recipe of :data:`specdm.augment.classical.RECIPES` (``"classical"``:
+    :func:`specdm.augment.classical.classical_augment`; ``"flips"``, ``"spectral"``, ``"copypaste"``,
+    ``"all"``), called as ``recipe(x, y, rng, ignore_index=ignore_index)`` on every batch.
     ``"pixel"`` trains on spectra: up to :data:`~.classification.PIXELS_PER_WINDOW` labelled
     pixels of each window of a batch (:func:`~.classification.labelled_spectra`, seeded by ``seed``).
     Loss: cross-entropy over pixels whose label is not ``ignore_index``;
@@ -171,7 +173,7 @@ def train_downstream(
                 xs, ys = _gather(synthetic, offsets, syn_idx)
                 x, y = np.concatenate([x, xs]), np.concatenate([y, ys])
             if transform is not None:
-                x, y = transform(x, y, aug_rng)
+                x, y = transform(x, y, aug_rng, ignore_index=ignore_index)
             if model_name == "pixel" and x.shape[-2:] != (1, 1):
                 x, y = labelled_spectra(x, y, ignore_index, PIXELS_PER_WINDOW, pixel_rng)
             yield torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)

@@ -21,7 +21,8 @@ from specdm.data.windows import positions
 from specdm.errors import ConfigError, DataError
 from specdm.speed import resolve_speed, to_channels_last
 
-__all__ = ["LR_SCHEDULES", "batch_indices", "check_lr_schedule", "fit", "predict_tiled", "random_batches", "seeded"]
+__all__ = ["LR_SCHEDULES", "batch_indices", "check_lr_schedule", "fit", "predict_proba_tiled", "predict_tiled",
+           "random_batches", "seeded"]
 
 LR_SCHEDULES = ("cosine", "constant")
 
@@ -156,9 +157,22 @@ def predict_tiled(
     ``(C, H, W)`` for change detection. Windows advance by ``tile - overlap``
     and the last one in each axis is aligned to the scene's edge, so every
     pixel is covered; softmax probabilities of overlapping windows are
-    averaged. Scenes smaller than a tile are edge-padded. The model runs in
-    eval mode on its own device and is left in the mode it was in.
+    averaged (:func:`predict_proba_tiled`) and the most probable class taken. Scenes smaller than a tile are
+    edge-padded. The model runs in eval mode on its own device and is left in the mode it was in.
     """
+    return predict_proba_tiled(model, image, tile, overlap, batch_size).argmax(0).astype(np.int64)
+
+
+@torch.no_grad()
+def predict_proba_tiled(
+    model: nn.Module,
+    image: np.ndarray | tuple[np.ndarray, np.ndarray],
+    tile: int = 32,
+    overlap: int = 8,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Class probabilities ``(K, H, W)`` (float32) of a whole scene: the softmax of every overlapping
+    ``tile`` x ``tile`` window, averaged where windows overlap; windows as in :func:`predict_tiled`."""
     if not 0 <= overlap < tile:
         raise ValueError(f"need 0 <= overlap < tile, got overlap={overlap}, tile={tile}")
     image = np.stack(image) if isinstance(image, (tuple, list)) else np.asarray(image)
@@ -183,4 +197,4 @@ def predict_tiled(
             probs[:, r : r + tile, c : c + tile] += p
             count[r : r + tile, c : c + tile] += 1
     model.train(was_training)
-    return (probs / count).argmax(0)[:h, :w].astype(np.int64)
+    return (probs / count)[:, :h, :w]

@@ -83,6 +83,8 @@ def _label(arm: dict) -> str:
         return "real only"
     if arm["kind"] == "classical":
         return "real + classical aug."
+    if arm["kind"] == "self_training":
+        return "real + self-training (pseudo labels) + classical aug."
     if arm["kind"] == "synthetic":
         return f"real + {arm['synthetic']} x{arm['amount']:g}"
     if arm["kind"] == "stacked":
@@ -132,6 +134,83 @@ def _diff(c: dict) -> str:
             f"[{_num(c['diff_ci95'][0], '+.3f')}, {_num(c['diff_ci95'][1], '+.3f')}]")
 
 
+def _p(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}"
+
+
+def _sentence(arm: str, reference: str, e: dict, metric: str) -> str:
+    """One comparison, naming both arms: ``"A vs B (metric): diff ..., p ...: verdict"``."""
+    n = e.get("n", len(e.get("seeds", [])))
+    head = f"{arm} vs {reference} ({METRIC_LABELS[metric]}"
+    role = e.get("role")
+    head += f", {role})" if role else ")"
+    if n < 2:
+        return f"{head}: {_num(e['diff_mean'], '+.3f')} on {n} seed: **{e.get('verdict', 'not enough seeds')}**"
+    lo, hi = e["diff_ci95"]
+    text = (f"{head}: {_num(e['diff_mean'], '+.3f')}, paired sd {_num(e['diff_std'])}, 95 % CI "
+            f"[{_num(lo, '+.3f')}, {_num(hi, '+.3f')}], n = {n}, p = {_p(e.get('p'))}")
+    if "p_holm" in e:
+        text += f", Holm-adjusted p = {_p(e['p_holm'])}"
+    text += f", minimum detectable effect (80 % power) {_num(e.get('mde80'))}"
+    return f"{text}: **{e['verdict']}**"
+
+
+def _comparisons(result: dict, model: str, setting: str) -> list[str]:
+    """The sentences of every comparison of ``model`` in ``setting`` on its verdict metric (first metric)."""
+    summary = result["summary"][model][setting]
+    metric = next(iter(summary))
+    out = []
+    for arm in _arms(result, model, setting):
+        if arm["kind"] == "real":
+            continue
+        e = summary[metric][arm["id"]]
+        out.append(_sentence(arm["id"], "real", e, metric))
+        if "vs_classical" in e:
+            out.append(_sentence(arm["id"], "classical", e["vs_classical"], metric))
+    return out
+
+
+def _primary_blocks(result: dict) -> list[tuple]:
+    """The declared primary comparison and its result (or that it has no result yet)."""
+    pr = result["settings"].get("primary")
+    if not pr:
+        return []
+    text = (f"Declared ({pr.get('declared', 'before the first training')}): **{pr['arm']} vs {pr['reference']}**, "
+            f"{pr['model']}, {SETTING_TITLES.get(pr['setting'], pr['setting'])}, {METRIC_LABELS[pr['metric']]}. "
+            "It is judged on its own p-value; every other comparison is exploratory, its p-value Holm-adjusted "
+            "across all exploratory comparisons of this benchmark.")
+    e = result["summary"].get(pr["model"], {}).get(pr["setting"], {}).get(pr["metric"], {}).get(pr["arm"])
+    if e is not None and pr["reference"] == "classical":
+        e = e.get("vs_classical")
+    found = [_sentence(pr["arm"], pr["reference"], e, pr["metric"])] if e else ["no result yet (not every run needed "
+                                                                                 "has finished)"]
+    return [("h", 2, "Primary comparison"), ("p", text), ("list", found)]
+
+
+def _classical_blocks(result: dict) -> list[tuple]:
+    """Which classical recipe each model's classical arms used, and the validation scores when chosen."""
+    s = result["settings"]
+    recipes = s.get("classical_recipe")
+    if not recipes or not any(recipes.values()):
+        return []
+    how = ("chosen per model on validation rows of the training regions, never on test"
+           if s.get("classical") == "auto" else "as given")
+    blocks: list[tuple] = [("p", "Classical recipe of the classical arms (" + how + "): " +
+                            ", ".join(f"{m}: `{r}`" for m, r in recipes.items()) + ".")]
+    choice = result.get("classical_choice") or {}
+    if choice:
+        names = list(dict.fromkeys(k for c in choice.values() for k in c["scores"]))
+        rows = [[m, METRIC_LABELS[c["metric"]], *(_num(c["scores"].get(k)) for k in names), c["recipe"]]
+                for m, c in choice.items()]
+        first = next(iter(choice.values()))
+        v = first.get("validation", {})
+        blocks += [("p", f"Validation scores of the recipes (one training each, seed {first['seed']}, "
+                         f"{first['steps']} steps, on {v.get('train_windows', '?')} training windows; validation: "
+                         f"{_regions(v.get('regions', []))}):"),
+                   ("table", ["model", "metric", *names, "chosen"], rows)]
+    return blocks
+
+
 def _class_table(result: dict, model: str):
     """Per-class IoU (from each run's pooled confusion), mean over seeds, one column per arm (full setting)."""
     d = result["data"]
@@ -174,9 +253,14 @@ def _blocks(result: dict) -> list[tuple]:
               f"Every arm: Adam, lr {s['lr']:g} ({s.get('lr_schedule', 'constant')}), {s['steps']} steps of batch "
               f"{s['batch_size']}; seeds "
               f"{', '.join(map(str, s['seeds']))}, paired (seed k shares initialization and real batch order). "
-              "Differences are per seed against real only of the same model and setting; the verdict says whether "
-              "their 95 % interval lies above 0 (helps), below 0 (hurts) or covers it (no clear effect)."),
+              "Differences are per seed against real only (and classical) of the same model and setting, with "
+              "their paired standard deviation, paired t-test p-value and the minimum detectable effect at 80 % "
+              "power, (t(0.975, n-1) + t(0.8, n-1)) x paired sd / sqrt(n). The verdict (first metric) says helps / "
+              "hurts when p < 0.05, else no clear effect; for exploratory comparisons p is Holm-adjusted across "
+              "all of them, the primary comparison is judged on its own; fewer than 2 seeds: not enough seeds."),
     ]  # fmt: skip
+    blocks += _classical_blocks(result)
+    blocks += _primary_blocks(result)
     if not result.get("complete", True):
         blocks.append(("p", "**Partial results**: not every planned run has finished; rerun with --resume."))
     for setting in ("full", "limited"):
@@ -189,8 +273,11 @@ def _blocks(result: dict) -> list[tuple]:
         blocks.append(("h", 2, title[0].upper() + title[1:]))
         for m in models:
             metric = next(iter(result["summary"][m][setting]))
-            blocks += [("h", 3, f"{m}"), ("table", *_score_table(result, m, setting)),
-                       ("img", f"plots/{m}_{setting}.png",
+            blocks += [("h", 3, f"{m}"), ("table", *_score_table(result, m, setting))]
+            sentences = _comparisons(result, m, setting)
+            if sentences:
+                blocks += [("p", "Comparisons:"), ("list", sentences)]
+            blocks += [("img", f"plots/{m}_{setting}.png",
                         f"{m}, {title}: {METRIC_LABELS[metric]} per arm (mean ± std, seeds as dots) and per-seed "
                         "difference to real only (mean and 95 % CI)", m, setting)]  # fmt: skip
     models = [m for m in _models(result) if "full" in result["summary"].get(m, {})]

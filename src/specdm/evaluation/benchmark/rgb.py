@@ -153,7 +153,8 @@ def summarize_rgb(runs: Sequence[dict]) -> dict:
     """``{metric: {arm: {test: {mean, std, n, seeds, vs_rgb, vs_real}}}}``.
 
     ``vs_rgb`` / ``vs_real``: the per-seed difference to the ``rgb`` arm on RGB / the ``real`` arm on real
-    spectra, on the seeds both have (:func:`~specdm.evaluation.benchmark.run.paired_summary`), with its verdict;
+    spectra, on the seeds both have (:func:`~specdm.evaluation.benchmark.run.paired_summary`: with the paired
+    t-test ``p`` and ``mde80``), with its verdict (unadjusted 95 % interval; "not enough seeds" below 2);
     ``{"verdict": "reference"}`` for the reference itself.
     """
     table: dict = {}
@@ -178,7 +179,8 @@ def summarize_rgb(runs: Sequence[dict]) -> dict:
                 d = paired_summary({"ref": {k: ref[k] for k in seeds}, "arm": {k: values[k] for k in seeds}}, "ref")
                 d = d["arm"]
                 entry[f"vs_{name}"] = {"diff_mean": d["diff_mean"], "diff_std": d["diff_std"],
-                                       "diff_ci95": d["diff_ci95"], "seeds": seeds, "verdict": _verdict(d["diff_ci95"])}
+                                       "diff_ci95": d["diff_ci95"], "p": d["p"], "mde80": d["mde80"], "seeds": seeds,
+                                       "verdict": _verdict(d["diff_ci95"], d["n"])}
             out.setdefault(metric, {}).setdefault(arm, {})[test] = entry
     return out
 
@@ -330,7 +332,9 @@ def rgb_benchmark(
             "test": "labelled pixels of all test regions pooled into one confusion matrix per run and test condition",
             "summary": "per (arm, test condition): mean +- std (ddof 1) over seeds; per-seed difference to rgb on RGB "
                        "and to real on real spectra on the seeds both have, mean +- std and Student-t 95 % interval; "
-                       "helps / hurts when the interval lies above / below 0, else no clear effect",
+                       "helps / hurts when the interval lies above / below 0, else no clear effect (not enough seeds "
+                       "below 2 seeds); paired t-test p and minimum detectable effect at 80 % power (mde80) stored, "
+                       "not corrected for multiple comparisons",
         },
         "warnings": [f"class {c} is labelled in the test region(s) but not in the training region(s)"
                      for c in sorted(set(classes(test)) - set(classes(train)))],

@@ -1,0 +1,128 @@
+"""Choosing the strongest classical recipe on a validation part of the TRAINING data, never on test.
+
+PROTOCOL: "real + the best classical recipe (...; chosen per network on a validation part of the training
+data, never on test)". :func:`choose_recipe` trains one model per candidate recipe on training windows and
+scores each on validation regions; :func:`carve_validation` cuts those from the training split of prepared
+data (the last rows of every training region; windows reaching into them are left out of the choice's
+training), reading nothing outside the training regions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from specdm.augment.classical import RECIPES
+from specdm.data.datamodule import PreparedData
+from specdm.errors import ConfigError, DataError
+from specdm.evaluation.downstream import train_downstream
+from specdm.evaluation.fit import predict_tiled
+from specdm.evaluation.tasks import METRICS, score
+
+__all__ = ["CHOICE_SEED", "VALIDATION_SHARE", "carve_validation", "choose_recipe"]
+
+VALIDATION_SHARE = 0.2  # share of the rows of every training region carved off as validation
+CHOICE_SEED = 1000  # seed of the choice's trainings (not one of the benchmark's seeds 0..n-1)
+
+
+def carve_validation(data: PreparedData, share: float = VALIDATION_SHARE, task: str | None = None):
+    """Validation regions carved from the training split of ``data``, and the training windows left for the
+    choice.
+
+    For every training region, its last ``max(1, round(share * height))`` rows are validation; the choice trains
+    on the training windows (indices into ``data.train``, i.e. rows of the benchmark's real arrays) lying wholly
+    above those rows of their region. Returns ``(train_indices, regions, record)``: regions as ``(image, mask)``
+    with images ``(C, H, W)`` (segmentation) or ``(2, C, H, W)`` (change), normalized like the training windows.
+    Reads the scenes only inside training regions.
+    """
+    if not 0.0 < share < 1.0:
+        raise ConfigError(f"validation share {share} must be in (0, 1)")
+    task = task or data.reference.task
+    size = data.train.size
+    regions, cut = [], []
+    for g in data.split["train"]:
+        rows = max(1, round(share * g.height))
+        top = g.r1 - rows
+        cut.append((g, top))
+        s = data.scenes[g.scene]
+        ims = np.stack([data.normalizer(im[top : g.r1, g.c0 : g.c1]).transpose(2, 0, 1) for im in s.images])
+        regions.append((ims[0] if task == "segmentation" else ims, s.mask[top : g.r1, g.c0 : g.c1]))
+
+    def kept(w) -> bool:
+        for g, top in cut:
+            if w.scene == g.scene and g.r0 <= w.r and w.r + size <= g.r1 and g.c0 <= w.c and w.c + size <= g.c1:
+                return w.r + size <= top
+        return False
+
+    train = np.array([i for i, w in enumerate(data.train.windows) if kept(w)], dtype=np.int64)
+    if len(train) < 2:
+        raise DataError(f"carving the last {share:.0%} of the training rows as validation leaves {len(train)} "
+                        "training window(s); the classical choice needs at least 2",
+                        data.reference.source, hint="pass a recipe name instead of 'auto'")  # fmt: skip
+    record = {"share": share, "train_windows": int(len(train)),
+              "regions": [{"scene": data.scenes[g.scene].name, "rows": [top, g.r1], "cols": [g.c0, g.c1]}
+                          for g, top in cut]}  # fmt: skip
+    return train, regions, record
+
+
+def choose_recipe(
+    model_name: str,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: Sequence[tuple[np.ndarray, np.ndarray]],
+    candidates: Sequence[str],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int = CHOICE_SEED,
+    ignore_index: int | None = None,
+    *,
+    num_classes: int,
+    classes: Sequence[int] | None = None,
+    class_weights: str | None = None,
+    lr_schedule: str = "cosine",
+    tile: int | None = None,
+    overlap: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> dict:
+    """The candidate recipe whose model scores best on validation, and every candidate's score.
+
+    One model per recipe (:func:`train_downstream`, the same ``seed``, steps, batch size and optimizer for all)
+    on ``train`` windows; each is scored on the ``validation`` regions ``(image, mask)``, predicted tiled
+    (``tile`` defaults to the window size, ``overlap`` to a quarter of it) and pooled into one confusion matrix,
+    by the model's first metric (:data:`~specdm.evaluation.tasks.METRICS`: mIoU for the segmenters, F1 of the
+    change class for siamdiff, OA for pixel); segmentation averages ``classes`` (default: those labelled in both
+    the training windows and the validation regions). Ties go to the earlier candidate; a NaN score never wins
+    (all NaN: ``classical``).
+    Returns ``{"recipe", "metric", "scores", "seed", "steps"}``.
+    """
+    unknown = [c for c in candidates if c not in RECIPES]
+    if not candidates or unknown:
+        raise ConfigError(f"unknown classical recipe(s) {', '.join(unknown) or '(none given)'}",
+                          hint=f"choose from {', '.join(RECIPES)}")  # fmt: skip
+    if not validation:
+        raise DataError("no validation region to choose the classical recipe on")
+    x, y = train
+    tile = tile or x.shape[-1]
+    overlap = tile // 4 if overlap is None else overlap
+    metric = METRICS[model_name][0]
+    target = np.concatenate([np.asarray(m).ravel() for _, m in validation])
+    if classes is None:
+        classes = sorted(({int(c) for c in np.unique(y)} & {int(c) for c in np.unique(target)}) - {ignore_index})
+    scores = {}
+    for name in candidates:
+        net = train_downstream(model_name, [(x, y)], steps, batch_size, lr, seed, ignore_index, None, name,
+                               num_classes=num_classes, class_weights=class_weights, device=device,
+                               progress=progress, lr_schedule=lr_schedule)  # fmt: skip
+        pred = np.concatenate([predict_tiled(net, image, tile, overlap).ravel() for image, _ in validation])
+        value = score(model_name, pred, target, num_classes, ignore_index, classes or None)[metric]
+        scores[name] = math.nan if value is None else float(value)
+    scored = [c for c in candidates if not math.isnan(scores[c])]
+    if scored:  # ties go to the earlier candidate
+        best = max(scored, key=lambda c: (scores[c], -list(candidates).index(c)))
+    else:  # nothing scored (e.g. no change predicted anywhere): the default recipe
+        best = "classical" if "classical" in candidates else candidates[0]
+    return {"recipe": best, "metric": metric, "scores": scores, "seed": seed, "steps": steps}
