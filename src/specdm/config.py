@@ -353,6 +353,7 @@ class BenchmarkOptions(Strict):
     classical: str = "classical"  # recipe of the classical arms (specdm.augment.classical.RECIPES) or "auto"
     primary: str | None = None  # "ARM vs REFERENCE" or "MODEL/SETTING/ARM vs REFERENCE"; default: see plan.py
     self_training_threshold: float = Field(0.9, gt=0.0, le=1.0)
+    speed: Literal["fast", "plain"] = "fast"  # the task models' training step (specdm.speed; bf16 where it helps)
 
     @model_validator(mode="after")
     def _amounts(self):

@@ -29,7 +29,7 @@ from specdm.augment.classical import AUGMENTATIONS
 from specdm.errors import ConfigError, DataError
 from specdm.evaluation.classification import PIXELS_PER_WINDOW, labelled_spectra
 from specdm.evaluation.fit import batch_indices, check_lr_schedule, fit, seeded
-from specdm.evaluation.tasks import build_model
+from specdm.evaluation.tasks import BF16_HELPS, build_model
 
 __all__ = ["train_downstream"]
 
@@ -111,7 +111,7 @@ def train_downstream(
 
     ``init``: a model of the same kind whose weights the training starts from (fine-tuning; a fresh
     optimizer and schedule), instead of a seeded initialization. ``speed``: ``"plain"`` or ``"fast"``
-    (:func:`~.fit.fit`).
+    (:func:`~.fit.fit`; bf16 only for the models of :data:`~.tasks.BF16_HELPS`).
 
     ``lr_schedule``: ``"cosine"`` (``lr`` annealed to 0 over the steps, torch's
     CosineAnnealingLR) or ``"constant"``.
@@ -185,5 +185,6 @@ def train_downstream(
         fit(
             model, batches(), lambda b: _loss(model(b[0]), b[1], weight_t, ignore_index), steps, lr,
             lr_schedule=lr_schedule, progress=progress, desc=f"{model_name} seed {seed}", speed=speed,
+            mixed_precision="auto" if BF16_HELPS[model_name] else "no",
         )  # fmt: skip
     return model

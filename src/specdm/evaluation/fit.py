@@ -52,6 +52,7 @@ def fit(
     progress: bool = False,
     desc: str | None = None,
     speed: str = "plain",
+    mixed_precision: str = "auto",
 ) -> float:
     """Adam from ``lr`` on ``loss_fn(batch)`` for each of the ``steps`` items of ``batches``; returns the last loss.
 
@@ -61,11 +62,12 @@ def fit(
     item per step, so the random draws of a batch happen right before its step.
     ``speed``: ``"plain"`` (float32, torch's default Adam: bit for bit the earlier path) or ``"fast"``
     (bf16 autocast and channels-last where the hardware runs bf16 natively, fused Adam;
-    :mod:`specdm.speed`). The model trains in train mode and is left in eval mode, in its own layout.
+    :mod:`specdm.speed`); ``mixed_precision`` "no" keeps float32 in fast mode. The model trains in train mode
+    and is left in eval mode, in its own layout.
     """
     check_lr_schedule(lr_schedule)
     device = next(model.parameters(), torch.empty(0)).device
-    spd = resolve_speed(speed, "auto", False, device)
+    spd = resolve_speed(speed, mixed_precision, False, device)
     undo_layout = to_channels_last(model) if spd.channels_last else None
     model.train()
     params = model.parameters() if params is None else params

@@ -23,7 +23,7 @@ from specdm.evaluation.change import SiamDiff, change_scores
 from specdm.evaluation.classification import SpectralPixelClassifier, classification_scores
 from specdm.evaluation.segmentation import CompactUNet, SegFormerSegmenter, segmentation_scores
 
-__all__ = ["METRICS", "MODEL_NAMES", "TASK_MODELS", "build_model", "score"]
+__all__ = ["BF16_HELPS", "METRICS", "MODEL_NAMES", "TASK_MODELS", "build_model", "score"]
 
 MODEL_NAMES = ("unet", "segformer", "siamdiff", "pixel")
 TASK_MODELS = {"segmentation": ("unet", "segformer", "pixel"), "change": ("siamdiff",)}
@@ -33,6 +33,12 @@ METRICS = {  # the summary metrics of each model; the first one decides the benc
     "pixel": ("oa", "aa", "kappa"),
     "siamdiff": ("f1_change", "iou_change", "miou"),
 }
+
+
+# whether bf16 autocast + channels-last speeds the model's training step up where the CPU runs bf16 natively
+# (bench/step_speed.py, docs/performance.md): the convolutional networks gain 2-3x; the SegFormer's and the pixel
+# classifier's small operations do not, so in fast mode they keep float32 and only take the fused optimizer
+BF16_HELPS = {"unet": True, "siamdiff": True, "segformer": False, "pixel": False}
 
 
 def build_model(name: str, in_channels: int, num_classes: int) -> nn.Module:

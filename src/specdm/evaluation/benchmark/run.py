@@ -194,7 +194,7 @@ def _run_one(model_name: str, arm: Arm, seed: int, real: _Data, pools: dict, set
     t0 = time.time()
     sets = _training_sets(arm, real, pools)
     kw = dict(num_classes=real.num_classes, class_weights="balanced" if real.task == "change" else None,
-              device=device, progress=progress, lr_schedule=settings["lr_schedule"])
+              device=device, progress=progress, lr_schedule=settings["lr_schedule"], speed=settings["speed"])
     common = (settings["batch_size"], settings["lr"], seed, real.ignore_index)
     recipe = settings["classical_recipe"][model_name] if arm.augment else None
     extra = {}
@@ -443,10 +443,10 @@ def _previous(result_file: Path, fingerprint: dict, resume: bool, overwrite: boo
     if old is None:
         return None
     stored = {"lr_schedule": "constant", "classical": "classical", "self_training_threshold": PSEUDO_THRESHOLD,
-              **old.get("fingerprint", {})}  # files from before these options: their values then
+              "speed": "plain", **old.get("fingerprint", {})}  # files from before these options: their values then
     if _pairing_keys(stored) != _pairing_keys(json_safe(fingerprint)):
         raise OutputError("was made with another config, steps, batch size, lr, lr schedule, limited "
-                          "share, tiling, classical recipe or self-training threshold; its runs cannot be paired "
+                          "share, tiling, classical recipe, self-training threshold or speed; its runs cannot be paired "
                           "with new ones", result_file,
                           hint="pass --overwrite to start afresh, or another --out")  # fmt: skip
     why = _synthetic_compatible(stored.get("synthetic", {}), json_safe(fingerprint)["synthetic"])
@@ -529,6 +529,7 @@ def benchmark(
     classical: str = "classical",
     primary: str | Mapping | None = None,
     self_training_threshold: float = PSEUDO_THRESHOLD,
+    speed: str = "fast",
 ) -> dict:
     """Train every (model, arm, amount, seed) of the protocol above, score on the test split, report.
 
@@ -580,10 +581,10 @@ def benchmark(
                 "lr_schedule": lr_schedule, "optimizer": f"Adam, {lr_schedule} learning rate from lr", "models": models,
                 "amounts": amounts, "limited": limited, "limited_seed": LIMITED_SEED, "arms": [a.id for a in plan if a.setting == "full"],
                 "tile": patch, "overlap": patch // 4, "device": str(device), "classical": classical,
-                "self_training_threshold": self_training_threshold}  # fmt: skip
+                "self_training_threshold": self_training_threshold, "speed": speed}  # fmt: skip
     fingerprint = {"config": cfg.model_dump(mode="json"), "synthetic": {k: str(v) for k, v in synthetic.items()},
                    **{k: settings[k] for k in ("steps", "batch_size", "lr", "lr_schedule", "limited", "tile",
-                                               "overlap", "classical", "self_training_threshold")}}  # fmt: skip
+                                               "overlap", "classical", "self_training_threshold", "speed")}}  # fmt: skip
 
     result_file = out_dir / RESULT_FILE
     old = _previous(result_file, fingerprint, resume, overwrite)
