@@ -213,3 +213,33 @@ def test_train_downstream_takes_every_recipe_with_its_ignore_index(rng, monkeypa
         train_downstream("unet", [(x, y)], steps=1, batch_size=4, lr=1e-3, seed=0, ignore_index=0, augment=name,
                          num_classes=4, progress=False)  # fmt: skip
     assert seen == [{"ignore_index": 0}] * len(RECIPES)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_fast_noise_changes_only_the_noise_and_only_where_it_is_added(rng, name):
+    """A FastNoise generator (the fast path of train_downstream) makes every numpy draw of the plain run (flips,
+    partners, weights, chances) and replaces only the Gaussian noise: fast and plain outputs differ by noise-sized
+    amounts at most, labels are identical, and a sample that gets no noise is identical."""
+    x = rng.random((8, 5, 12, 12)).astype(np.float32)
+    y = rng.integers(0, 3, (8, 12, 12))
+    plain_x, plain_y = RECIPES[name](x, y, np.random.default_rng(3), ignore_index=0)
+    fast_x, fast_y = RECIPES[name](x, y, aug.FastNoise(np.random.default_rng(3), 11), ignore_index=0)
+    again_x, _ = RECIPES[name](x, y, aug.FastNoise(np.random.default_rng(3), 11), ignore_index=0)
+    np.testing.assert_array_equal(fast_y, plain_y)
+    np.testing.assert_array_equal(fast_x, again_x)  # deterministic for its seeds
+    diff = np.abs(fast_x - plain_x)  # noise of std 0.01 or beta = 1/25, twice at most (radiation, then mixture)
+    assert fast_x.dtype == np.float32 and diff.max() < 1.0 and diff.mean() < 0.15
+    if name in ("flips", "copypaste"):  # no Gaussian noise in these recipes
+        np.testing.assert_array_equal(fast_x, plain_x)
+
+
+def test_fast_noise_draws_only_the_selected_samples():
+    fast = aug.FastNoise(np.random.default_rng(0), 5)
+    rows = np.array([True, False, True, False])
+    n = fast.normal_rows((4, 3, 50, 50), rows)
+    assert (n[~rows] == 0).all() and n.dtype == np.float32
+    assert abs(n[rows].mean()) < 0.05 and abs(n[rows].std() - 1) < 0.05
+    out, _ = aug.gaussian_noise(np.zeros((4, 3, 50, 50), np.float32), np.zeros((4, 50, 50), np.int64),
+                                aug.FastNoise(np.random.default_rng(1), 5), p=0.5)
+    noisy = np.abs(out).reshape(4, -1).max(1) > 0
+    assert 0 < noisy.sum() < 4  # some samples got noise, the others are untouched
