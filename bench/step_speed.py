@@ -13,7 +13,8 @@ bfloat16 at the same thread count.
 
 Variants: ``plain`` (float32, default AdamW: specdm 0.1's path), ``fused`` (plain + fused AdamW, foreach
 clipping/EMA), ``bf16`` (plain + bf16 autocast, contiguous layout), ``fast`` (the default: fused + bf16 +
-channels-last; bf16 only where the CPU runs it natively, see specdm.speed).
+channels-last; bf16 only where the CPU runs it natively, see specdm.speed), ``fast_native_gn`` (fast with
+torch's GroupNorm kernels on the channels-last tensors instead of specdm's contiguous copy).
 
     .venv/bin/python bench/step_speed.py sentinel2_demo indian_pines --threads 1,2
 """
@@ -36,6 +37,7 @@ VARIANTS = {  # name -> (LoopConfig.speed, LoopConfig.mixed_precision)
     "fused": ("fast", "no"),
     "bf16": ("plain", "bf16"),
     "fast": ("fast", "auto"),
+    "fast_native_gn": ("fast", "auto"),  # fast, but torch's own GroupNorm on the channels-last tensors
 }
 TASKS = ("unet", "segformer", "siamdiff", "pixel")
 
@@ -110,6 +112,23 @@ def time_task(data, model: str, variant: str, steps: int, batch_size: int) -> li
     return [b - a for a, b in zip(stamps[:-1], stamps[1:])]
 
 
+def native_group_norm(variant: str):
+    """For ``fast_native_gn``: ChannelsLastGroupNorm runs torch's GroupNorm on the channels-last tensor itself."""
+    import contextlib
+
+    import torch.nn.functional as F
+
+    from specdm.speed import ChannelsLastGroupNorm
+
+    if variant != "fast_native_gn":
+        return contextlib.nullcontext()
+    patch = contextlib.ExitStack()
+    original = ChannelsLastGroupNorm.forward
+    ChannelsLastGroupNorm.forward = lambda self, x: F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+    patch.callback(setattr, ChannelsLastGroupNorm, "forward", original)
+    return patch
+
+
 def count_flops(fn) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -136,6 +155,7 @@ def main() -> int:
 
     from specdm.config import load_config
     from specdm.data.datamodule import prepare_data
+    from specdm.evaluation.tasks import BF16_HELPS
     from specdm.speed import native_bf16
     from specdm.training.engine import LoopConfig, measure_steps
 
@@ -164,7 +184,7 @@ def main() -> int:
                 def timed(variant, warmup, repeats, run=run, batch=batch, lr=lr, ema=ema, steps=steps):
                     sp, mp = VARIANTS[variant]
                     loop = LoopConfig(steps, batch, lr, cfg.train.seed, 10**9, ema_decay=ema, mixed_precision=mp, speed=sp)
-                    with measure_steps(warmup, repeats) as times:
+                    with native_group_norm(variant), measure_steps(warmup, repeats) as times:
                         run(loop, work / "ckpt")
                     return times.last.seconds
 
@@ -189,7 +209,9 @@ def main() -> int:
                     times = [t for r in per_round[v] for t in r]
                     med = statistics.median(times)
                     medians = [statistics.median(r) for r in per_round[v]]
-                    precision = "bfloat16" if v in ("bf16", "fast") and (v == "bf16" or result["native_bf16"]) else "float32"
+                    bf16_ok = isinstance(job, int) or BF16_HELPS[job]  # task models without a bf16 gain keep float32
+                    precision = "bfloat16" if v == "bf16" or (v.startswith("fast") and result["native_bf16"] and bf16_ok) \
+                        else "float32"
                     peak = result["peak"][th][precision]
                     row = {"config": cfg.name, "job": label, "threads": th, "variant": v, "batch": batch,
                            "s_per_step": med, "steps_per_s": 1 / med, "round_medians_s": medians,
