@@ -309,6 +309,10 @@ def test_cli_folds_writes_a_design_that_a_config_uses(tmp_path, rng, capsys):
     check_windows(prepare_data(cfg.data), 16, 1)
     assert main(["folds", str(cfg_path), "--from-split", "--out", str(tmp_path / "rows.json")]) == 0
     assert folds.load_design(str(tmp_path / "rows.json"))["k"] == 1
+    capsys.readouterr()
+    assert main(["folds", "--show", "indian_pines"]) == 0  # a packaged design's table, without data or config
+    assert "| 13 Wheat | 205 | 0.020 | " in capsys.readouterr().out
+    assert main(["folds", "--show", "nope"]) == 2 and "'nope' is neither" in capsys.readouterr().err
 
 
 def test_cli_parses_folds_without_importing_torch():

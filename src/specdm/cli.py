@@ -174,8 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "k folds so that every class with enough pixels sits in the training and the test "
                                    "part of every fold (docs/folds.md). Use the file as data.split: {kind: folds, "
                                    "design: FILE, fold: I}.")
-    _config_args(f, run_dir=False)
-    f.add_argument("--out", type=Path, required=True, help="the design file to write (.json)")
+    f.add_argument("config", nargs="?", help="packaged config name (e.g. indian_pines) or path to a YAML file")
+    f.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable)")
+    f.add_argument("--out", type=Path, default=None, help="the design file to write (.json)")
+    f.add_argument("--show", default=None, metavar="DESIGN",
+                   help="only print the class table of a design file or packaged design (indian_pines, oscd, ...)")
     f.add_argument("--k", type=int, default=None, help="number of folds (default 4; scenes: at most one per scene)")
     f.add_argument("--block", type=int, default=None,
                    help="block size in pixels (default a quarter of data.patch_size)")
@@ -292,9 +296,21 @@ def _benchmark_rgb(args, cfg, command: str) -> int:
     return 0
 
 
-def _folds(args, cfg, command: str) -> int:
-    """``specdm folds CONFIG --out FILE``: compute, write and show a fold design."""
-    from specdm.data.folds import DEFAULT_RESTARTS, design_table, save_design
+def _folds(args, command: str) -> int:
+    """``specdm folds CONFIG --out FILE``: compute, write and show a fold design (``--show DESIGN``: show one)."""
+    from specdm.config import load_config
+    from specdm.data.folds import DEFAULT_RESTARTS, design_table, load_design, save_design
+
+    if args.show is not None:
+        if args.config is not None or args.out is not None:
+            raise ConfigError("--show prints an existing design; give it without CONFIG and --out")
+        design = load_design(args.show)
+        print(design_table(design))
+        _folds_summary(design, design["source"])
+        return 0
+    if args.config is None or args.out is None:
+        raise ConfigError("specdm folds needs a CONFIG and --out FILE (or --show DESIGN)")
+    cfg = load_config(args.config, args.overrides)
     from specdm.data.datamodule import load_data
     from specdm.data.splits import compute_design, design_from_split
 
@@ -324,6 +340,11 @@ def _folds(args, cfg, command: str) -> int:
     except OSError as e:
         raise OutputError(f"cannot be written ({e.strerror})", out) from None
     print(design_table(design))
+    _folds_summary(design, out)
+    return 0
+
+
+def _folds_summary(design: dict, where) -> None:
     unit = f"{design['block']}-pixel blocks, guard {design['guard']}" if design["unit"] == "blocks" else "whole scenes"
     plural = "s" if design["k"] > 1 else ""
     missing = {design["class_names"][c] for rec in design["folds"] for c in rec["missing"]}
@@ -331,8 +352,7 @@ def _folds(args, cfg, command: str) -> int:
           f"{design['min_pixels']} labelled pixels, "
           + (f"not on both sides of every fold: {', '.join(sorted(missing))}" if missing
              else "all on both sides of every fold")
-          + f" (cells: window-reachable training / test pixels, bold: not on both sides)\ndesign: {out}")
-    return 0
+          + f" (cells: window-reachable training / test pixels, bold: not on both sides)\ndesign: {where}")
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
@@ -387,7 +407,7 @@ def _dispatch(args, command: str) -> int:
     from specdm.config import BenchmarkOptions, EvaluateOptions, LayoutConfig, SamplingConfig, validate
 
     if args.command == "folds":
-        return _folds(args, load_config(args.config, args.overrides), command)
+        return _folds(args, command)
     if args.command == "conditions":
         from specdm.recipes.controllable import extract_conditions
 
