@@ -106,7 +106,8 @@ def test_no_training_window_of_any_fold_touches_a_test_pixel(tmp_path, seed):
     rng = np.random.default_rng(seed)
     scene = field_scene(rng, size=int(rng.integers(40, 64)))
     guard, size = int(rng.integers(0, 3)), int(rng.choice([8, 12]))
-    d = small_design(scene, k=int(rng.integers(2, 4)), block=int(rng.choice([4, 6])), guard=guard, patch=size, seed=seed)
+    d = small_design(scene, k=int(rng.integers(2, 4)), block=int(rng.choice([4, 6])), guard=guard, patch=size,
+                     seed=seed)
     path = folds.save_design(d, tmp_path / "d.json")
     for f in range(d["k"]):
         data = prepare([scene], {"kind": "folds", "design": str(path), "fold": f}, size, int(rng.integers(1, 5)))
@@ -159,7 +160,7 @@ def test_bad_designs_are_refused_naming_the_file(tmp_path, rng):
         split_parts([other], {"kind": "folds", "design": str(path), "fold": 0})
     with pytest.raises(ConfigError, match=r"d\.json: data.split.fold 3 is out of range: the design has folds 0..2"):
         split_parts([scene], {"kind": "folds", "design": str(path), "fold": 3})
-    with pytest.raises(ConfigError, match="'no_such_design' is neither a fold design file .* packaged design .*indian_pines"):
+    with pytest.raises(ConfigError, match="'no_such_design' is neither a fold design file .* packaged .*indian_pines"):
         split_parts([scene], {"kind": "folds", "design": "no_such_design", "fold": 0})
     with pytest.raises(ConfigError, match=r"missing\.json: fold design file not found"):
         split_parts([scene], {"kind": "folds", "design": str(tmp_path / "missing.json"), "fold": 0})
@@ -214,7 +215,8 @@ def test_scene_designs_hold_whole_scenes(rng):
         assert {scenes[g.scene].name for g in data.split["test"]} == held
         assert all(m.all() == (s.name in held) and m.any() == (s.name in held) for m, s in zip(data.test_masks, scenes))
         assert not {scenes[w.scene].name for w in data.train.windows} & held
-        assert data.split_record()["split"]["fold_table"]["test_scenes"] == sorted(held, key=[s.name for s in scenes].index)
+        order = [s.name for s in scenes]
+        assert data.split_record()["split"]["fold_table"]["test_scenes"] == sorted(held, key=order.index)
 
 
 def test_a_rows_split_as_a_design_gives_the_same_parts(rng):
@@ -260,7 +262,8 @@ def test_thinned_labels_keep_the_share_in_whole_cells(keep, cell, rng, tmp_path)
         assert rec["kept_share"] == pytest.approx(kept.sum() / labelled_train.sum(), abs=1e-6)
         for c, name in enumerate(NAMES[1:], 1):
             assert rec["kept_pixels_per_class"].get(name, 0) == ((thinned == c) & train).sum()
-        assert set(rec["classes_kept"]) | set(rec["classes_lost"]) == {n for n in NAMES[1:] if (scene.mask[train] == NAMES.index(n)).any()}
+        present = {n for c, n in enumerate(NAMES) if c and (scene.mask[train] == c).any()}
+        assert set(rec["classes_kept"]) | set(rec["classes_lost"]) == present
         # supervised windows hold a kept label; the image windows are every training window
         for w in data.train.windows:
             assert (thinned[w.r : w.r + 8, w.c : w.c + 8] != 0).any()
@@ -319,7 +322,8 @@ def test_cli_parses_folds_without_importing_torch():
     import subprocess
     import sys
 
-    probe = ("import sys; from specdm.cli import build_parser; build_parser().parse_args(['folds', 'c', '--out', 'o.json']); "
+    probe = ("import sys; from specdm.cli import build_parser; "
+             "build_parser().parse_args(['folds', 'c', '--out', 'o.json']); "
              "print(sorted(m for m in ('torch', 'diffusers', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -334,7 +334,8 @@ _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1,
 
 
 def search_scenes(masks: list[np.ndarray], num_classes: int, ignore_index: int | None, *, k: int, seed: int = 0,
-                  min_pixels: int = DEFAULT_MIN_PIXELS, min_side: int = DEFAULT_MIN_SIDE, restarts: int = 200) -> tuple[list[int], dict]:
+                  min_pixels: int = DEFAULT_MIN_PIXELS, min_side: int = DEFAULT_MIN_SIDE, restarts: int = 200
+                  ) -> tuple[list[int], dict]:
     """Search an assignment of whole scenes to ``k`` folds of (nearly) equal numbers of scenes: random
     balanced deals, each improved by swapping scenes of two folds while the score drops. Returns the fold
     of every scene and a record of the search."""

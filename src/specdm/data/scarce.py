@@ -42,6 +42,8 @@ def thin_labels(scenes: list[Scene], train: list[np.ndarray], test: list[np.ndar
     for i, s in enumerate(scenes):
         lab = train[i] if s.ignore_index is None else (s.mask != s.ignore_index) & train[i]
         in_train.append(lab)
+        if keep >= 1:
+            continue
         n = _cell_sums(lab, cell)
         touches = _cell_sums(test[i], cell) > 0
         for r, c in zip(*np.nonzero((n > 0) & ~touches)):
