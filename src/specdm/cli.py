@@ -13,6 +13,7 @@
     specdm config CONFIG              print a config with every default filled in
     specdm view DATASET               write DATASET/view.html: a static page to browse the samples
     specdm conditions IMAGE --out DIR the condition maps of an image (edges, lines, ...), for --condition
+    specdm folds CONFIG --out FILE    a spatial fold design from the config's label map (data.split kind folds)
 
 CONFIG is a packaged name (``specdm config --list``) or a YAML path. Errors the
 user can fix print one line naming the file and exit with status 2.
@@ -182,6 +183,32 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", type=Path, required=True, help="folder for <name>.npy (and .png) per condition")
     k.add_argument("--model", type=Path, default=None, help="controllable model folder: its conditions and parameters")
 
+    f = sub.add_parser("folds", help="compute a spatial fold design from a config's label map and write it",
+                       description="Blocks of one scene (or whole scenes, when the config loads several) assigned to "
+                                   "k folds so that every class with enough pixels sits in the training and the test "
+                                   "part of every fold (docs/folds.md). Use the file as data.split: {kind: folds, "
+                                   "design: FILE, fold: I}.")
+    f.add_argument("config", nargs="?", help="packaged config name (e.g. indian_pines) or path to a YAML file")
+    f.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable)")
+    f.add_argument("--out", type=Path, default=None, help="the design file to write (.json)")
+    f.add_argument("--show", default=None, metavar="DESIGN",
+                   help="only print the class table of a design file or packaged design (indian_pines, oscd, ...)")
+    f.add_argument("--k", type=int, default=None, help="number of folds (default 4; scenes: at most one per scene)")
+    f.add_argument("--block", type=int, default=None,
+                   help="block size in pixels (default a quarter of data.patch_size)")
+    f.add_argument("--guard", type=int, default=None,
+                   help="pixels between a fold's test part and its training part (default 2)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the search")
+    f.add_argument("--restarts", type=int, default=None, help="random starts of the search (default 4)")
+    f.add_argument("--steps", type=int, default=None,
+                   help="block moves per start (default 12 per labelled block, at most 20000)")
+    f.add_argument("--from-split", action="store_true",
+                   help="write the config's own rows, cols or scenes split as a one-fold design instead of searching "
+                        "(its test part is fold 0)")
+    f.add_argument("--name", default=None, help="the design's name (default: the file name without .json)")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
     c = sub.add_parser("config", help="print a config with all defaults")
     c.add_argument("config", nargs="?", default="indian_pines")
     c.add_argument("--list", action="store_true", help="list the packaged configs")
@@ -286,6 +313,65 @@ def _benchmark_rgb(args, cfg, command: str) -> int:
     return 0
 
 
+def _folds(args, command: str) -> int:
+    """``specdm folds CONFIG --out FILE``: compute, write and show a fold design (``--show DESIGN``: show one)."""
+    from specdm.config import load_config
+    from specdm.data.folds import DEFAULT_RESTARTS, design_table, load_design, save_design
+
+    if args.show is not None:
+        if args.config is not None or args.out is not None:
+            raise ConfigError("--show prints an existing design; give it without CONFIG and --out")
+        design = load_design(args.show)
+        print(design_table(design))
+        _folds_summary(design, design["source"])
+        return 0
+    if args.config is None or args.out is None:
+        raise ConfigError("specdm folds needs a CONFIG and --out FILE (or --show DESIGN)")
+    cfg = load_config(args.config, args.overrides)
+    from specdm.data.datamodule import load_data
+    from specdm.data.splits import compute_design, design_from_split
+
+    searched = [f for f, v in (("--k", args.k), ("--block", args.block), ("--guard", args.guard),
+                               ("--restarts", args.restarts), ("--steps", args.steps)) if v is not None]
+    if args.from_split and (searched or args.seed):
+        raise ConfigError(f"--from-split writes the config's split as it is; {', '.join(searched or ['--seed'])} "
+                          f"set(s) a search")
+    for flag, value, low in (("--k", args.k, 2), ("--block", args.block, 1), ("--guard", args.guard, 0),
+                             ("--restarts", args.restarts, 1), ("--steps", args.steps, 1)):
+        if value is not None and value < low:
+            raise ConfigError(f"{flag} must be at least {low}, got {value}")
+    out = args.out
+    if out.suffix != ".json":
+        raise ConfigError("the design file must end in .json", out)
+    if out.exists() and not args.overwrite:
+        raise OutputError("exists already", out, hint="pass --overwrite to replace it")
+    scenes = load_data(cfg.data)
+    if args.from_split:
+        design = design_from_split(scenes, cfg.data.split.model_dump(), cfg.data.patch_size, args.name or out.stem)
+    else:
+        design = compute_design(scenes, cfg.data.patch_size, args.k, args.block, args.guard, args.seed,
+                                args.restarts or DEFAULT_RESTARTS, args.steps, args.name or out.stem)
+    design["made_by"] = command
+    try:
+        save_design(design, out)
+    except OSError as e:
+        raise OutputError(f"cannot be written ({e.strerror})", out) from None
+    print(design_table(design))
+    _folds_summary(design, out)
+    return 0
+
+
+def _folds_summary(design: dict, where) -> None:
+    unit = f"{design['block']}-pixel blocks, guard {design['guard']}" if design["unit"] == "blocks" else "whole scenes"
+    plural = "s" if design["k"] > 1 else ""
+    missing = {design["class_names"][c] for rec in design["folds"] for c in rec["missing"]}
+    print(f"\n{design['k']} fold{plural} of {unit}; {len(design['required_classes'])} classes with at least "
+          f"{design['min_pixels']} labelled pixels, "
+          + (f"not on both sides of every fold: {', '.join(sorted(missing))}" if missing
+             else "all on both sides of every fold")
+          + f" (cells: window-reachable training / test pixels, bold: not on both sides)\ndesign: {where}")
+
+
 def _format_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
@@ -337,6 +423,8 @@ def _dispatch(args, command: str) -> int:
 
     from specdm.config import BenchmarkOptions, EvaluateOptions, LayoutConfig, SamplingConfig, validate
 
+    if args.command == "folds":
+        return _folds(args, command)
     if args.command == "conditions":
         from specdm.recipes.controllable import extract_conditions
 

@@ -47,11 +47,37 @@ class Strict(BaseModel):
 
 
 class SplitConfig(Strict):
-    """Spatially disjoint split: ``rows``/``cols`` ranges ``[start, stop)``, or scene names."""
+    """Spatially disjoint split: ``rows``/``cols`` ranges ``[start, stop)``, scene names, or one fold of a spatial
+    fold design (``kind: folds``, docs/folds.md)."""
 
-    kind: Literal["rows", "cols", "scenes", "none"] = "none"
+    kind: Literal["rows", "cols", "scenes", "folds", "none"] = "none"
     train: list = Field(default_factory=list)
     test: list | None = None
+    # kind folds: a design file (.json), a packaged design (indian_pines, oscd, indian_pines_rows, oscd_protocol), or
+    # null: one computed from the label map with k, block, guard and seed below (`specdm folds` writes one to a file)
+    design: str | None = None
+    fold: int | None = Field(None, ge=0)  # kind folds: the fold whose test part is held out (0..k-1)
+    k: int | None = Field(None, ge=2)  # design null: folds (default 4; scenes: at most one per scene)
+    block: int | None = Field(None, ge=1)  # design null: block size in pixels (default a quarter of data.patch_size)
+    guard: int | None = Field(None, ge=0)  # design null: pixels kept free between training and test part (default 2)
+    seed: int | None = None  # design null: the search's seed (default 0)
+
+    @model_validator(mode="after")
+    def _folds(self):
+        settings = [f for f in ("k", "block", "guard", "seed") if getattr(self, f) is not None]
+        if self.kind != "folds":
+            given = [f for f in ("design", "fold", *settings) if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} apply to kind folds, not to kind {self.kind}")
+            return self
+        if self.fold is None:
+            raise ValueError("kind folds needs fold: the index (from 0) of the fold whose test part is held out")
+        if self.train or self.test:
+            raise ValueError("kind folds takes its training and test parts from the design; leave out train and test")
+        if self.design is not None and settings:
+            raise ValueError(f"{', '.join(settings)} make a design from the label map (design: null); the design "
+                             f"'{self.design}' fixes them already")
+        return self
 
 
 LAYOUT = Literal["rows_cols_bands", "bands_rows_cols", "bands_pixels", "pixels_bands"]  # specdm.io.layout.LAYOUTS
@@ -121,6 +147,11 @@ class DataConfig(Strict):
     stride: int = Field(8, ge=1)
     min_labelled: float = Field(0.0, ge=0, le=1)  # drop windows with fewer labelled pixels
     max_blank: float = Field(0.5, ge=0, le=1)  # drop windows with more all-zero pixels
+    # label-scarce settings: keep about this share of the training part's labelled pixels, as whole square cells of
+    # labels_cell pixels drawn at random (labels_seed); the rest of the training labels become ignore_index
+    labels_keep: float = Field(1.0, gt=0, le=1)
+    labels_cell: int = Field(8, ge=1)
+    labels_seed: int = 0
 
     @field_validator("rows", "cols", mode="before")
     @classmethod

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from specdm.data.normalize import Normalizer
-from specdm.data.windows import Window, d4, make_windows
-from specdm.data.splits import Region, split_regions
+from specdm.data.scarce import thin_labels
+from specdm.data.splits import Region, SplitParts, split_parts
+from specdm.data.windows import Window, d4, make_windows, make_windows_in
 from specdm.errors import ConfigError, DataError
 from specdm.metrics.spectral import ClassSpectra
 from specdm.scene import Scene
@@ -53,28 +54,87 @@ class PatchSet:
 
 @dataclass
 class PreparedData:
-    """Everything later stages need from the data: scenes, split, normalization, patches."""
+    """Everything later stages need from the data: scenes, split, normalization, patches.
+
+    ``scenes`` hold the labels every stage may read: with ``data.labels_keep`` below 1 the training part's
+    labels are already thinned (``labels`` records what was kept). ``parts`` holds the split as per-scene
+    masks (:class:`~specdm.data.splits.SplitParts`): a fold split's training and test parts are unions of
+    blocks, which ``split`` gives as exact covers by rectangles.
+    """
 
     scenes: list[Scene]
     split: dict[str, list[Region]]
     normalizer: Normalizer
     train: PatchSet
+    parts: SplitParts | None = None
+    labels: dict | None = None  # the label setting: kept share, kept pixels per class (scarce.thin_labels)
+    cleaning: dict = field(default_factory=dict)  # stride, min_labelled, max_blank the training windows were cut with
 
     @property
     def reference(self) -> Scene:
         return self.scenes[0]
 
+    @property
+    def train_masks(self) -> list[np.ndarray]:
+        """Per scene, the pixels of the training part (a training window lies wholly inside it)."""
+        return self._parts().train
+
+    @property
+    def test_masks(self) -> list[np.ndarray]:
+        """Per scene, the pixels of the test part: predict the whole scene, score where this is True."""
+        return self._parts().test
+
+    def _parts(self) -> SplitParts:
+        if self.parts is None:
+            from specdm.data.splits import regions_mask
+
+            self.parts = SplitParts(self.split, regions_mask(self.scenes, self.split.get("train", [])),
+                                    regions_mask(self.scenes, self.split.get("test", [])))
+        return self.parts
+
+    def split_record(self) -> dict:
+        """What a result should store about the split and the label setting (fold design, file hash, fold,
+        its class table; kept label share and classes)."""
+        return {"split": dict(self._parts().record), "labels": self.labels}
+
+    def scene_image(self, i: int) -> np.ndarray:
+        """Scene ``i`` whole, normalized, ``(T, C, H, W)``: the input of a prediction scored on ``test_masks[i]``."""
+        return np.stack([self.normalizer(im).transpose(2, 0, 1) for im in self.scenes[i].images])
+
     def held_out(self, stride: int | None = None) -> PatchSet | None:
         """Normalized windows of the test regions (no cleaning; ``stride`` defaults to the patch size),
-        or None when the split has no test region or no window fits in it."""
+        or None when the split has no test region or no window fits in it. A fold split's windows lie
+        wholly inside its test part (there may be none: its test blocks are smaller than a window)."""
         size = self.train.size
-        regions = [g for g in self.split.get("test", []) if g.height >= size and g.width >= size]
-        if not regions:
-            return None
-        windows = make_windows(self.scenes, regions, size, stride or size, 0.0, 1.0)
+        if self.parts is not None and self.parts.masked:
+            try:
+                windows = make_windows_in(self.scenes, self.parts.test, size, stride or size, 0.0, 1.0)
+            except DataError:
+                return None
+        else:
+            regions = [g for g in self.split.get("test", []) if g.height >= size and g.width >= size]
+            if not regions:
+                return None
+            windows = make_windows(self.scenes, regions, size, stride or size, 0.0, 1.0)
+        return self._patches(windows, size)
+
+    def image_windows(self, stride: int | None = None) -> PatchSet:
+        """Every training window whatever its labels (``data.max_blank`` cleaning only; ``stride`` defaults to
+        the training windows'): the unlabelled training image for stage 1 or a self-training control. Their
+        masks hold the kept labels only."""
+        size, c = self.train.size, self.cleaning
+        stride = stride or c.get("stride", size)
+        max_blank = c.get("max_blank", 1.0)
+        if self._parts().masked:
+            windows = make_windows_in(self.scenes, self.parts.train, size, stride, 0.0, max_blank)
+        else:
+            windows = make_windows(self.scenes, self.split["train"], size, stride, 0.0, max_blank)
+        return self._patches(windows, size)
+
+    def _patches(self, windows: list[Window], size: int) -> PatchSet:
         used = {w.scene for w in windows}
-        images = [np.stack([self.normalizer(im).transpose(2, 0, 1) for im in s.images]) if i in used
-                  else np.zeros((len(s.images), s.num_bands, 0, 0), np.float32) for i, s in enumerate(self.scenes)]
+        images = [self.scene_image(i) if i in used else np.zeros((len(s.images), s.num_bands, 0, 0), np.float32)
+                  for i, s in enumerate(self.scenes)]
         masks = [s.mask if s.mask is not None else np.zeros(s.shape, np.int64) for s in self.scenes]
         return PatchSet(images, masks, windows, size)
 
@@ -112,15 +172,36 @@ def prepare(
     max_blank: float = 0.5,
     percentiles=(0.0, 100.0),
     clip: bool = False,
+    labels_keep: float = 1.0,
+    labels_cell: int = 8,
+    labels_seed: int = 0,
 ) -> PreparedData:
-    """Split, fit normalization on training pixels only, cut training windows."""
+    """Split, thin the training labels (``labels_keep`` < 1, :func:`~specdm.data.scarce.thin_labels`), fit
+    normalization on training pixels only, cut training windows.
+
+    A fold split's windows are those whose footprint lies wholly in the fold's training part. With thinned
+    labels a training window needs ``min_labelled * labels_keep`` of its pixels, and at least one, to carry a
+    kept label (:meth:`PreparedData.image_windows` gives every training window).
+    """
     check_compatible(scenes)
-    split = split_regions(scenes, split_spec)
+    parts = split_parts(scenes, split_spec, patch_size)
+    split = parts.regions
+    labels = None
+    if all(s.mask is not None for s in scenes):
+        scenes, labels = thin_labels(scenes, parts.train, parts.test, labels_keep, labels_cell, labels_seed)
+    elif labels_keep < 1:
+        raise ConfigError(f"data.labels_keep {labels_keep:g} thins labels, but scene "
+                          f"'{next(s.name for s in scenes if s.mask is None)}' has none", scenes[0].source)
     train_pixels = np.concatenate(
         [im[g.r0 : g.r1, g.c0 : g.c1].reshape(-1, im.shape[-1]) for g in split["train"] for im in scenes[g.scene].images]
     )
     norm = Normalizer.fit(train_pixels, percentiles, clip, band_names=scenes[0].band_names, source=scenes[0].source)
-    windows = make_windows(scenes, split["train"], patch_size, stride, min_labelled, max_blank)
+    if labels_keep < 1:  # a window that qualified with every label qualifies with its share of them
+        min_labelled = max(min_labelled * labels_keep, 1 / patch_size**2)
+    if parts.masked:
+        windows = make_windows_in(scenes, parts.train, patch_size, stride, min_labelled, max_blank)
+    else:
+        windows = make_windows(scenes, split["train"], patch_size, stride, min_labelled, max_blank)
     used = sorted({w.scene for w in windows})
     images, masks = [], []
     for i, s in enumerate(scenes):
@@ -130,7 +211,8 @@ def prepare(
         else:
             images.append(np.zeros((len(s.images), s.num_bands, 0, 0), np.float32))
             masks.append(np.zeros((0, 0), np.int64))
-    return PreparedData(scenes, split, norm, PatchSet(images, masks, windows, patch_size))
+    cleaning = {"stride": stride, "min_labelled": min_labelled, "max_blank": max_blank}
+    return PreparedData(scenes, split, norm, PatchSet(images, masks, windows, patch_size), parts, labels, cleaning)
 
 
 def check_compatible(scenes: list[Scene]) -> None:
@@ -197,4 +279,7 @@ def prepare_data(d: "DataConfig", scenes: list[Scene] | None = None) -> Prepared
         d.max_blank,
         d.percentiles,
         d.clip,
+        d.labels_keep,
+        d.labels_cell,
+        d.labels_seed,
     )
