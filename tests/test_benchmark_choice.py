@@ -21,7 +21,7 @@ from specdm.evaluation.benchmark.classical_choice import CHOICE_SEED, carve_vali
 from specdm.evaluation.selftrain import pseudo_label_windows
 
 FAST = dict(steps=STEPS, batch_size=4, lr=1e-3, amounts=[1], progress=False, device="cpu")
-SETTINGS = dict(steps=STEPS, batch_size=4, lr=1e-3, lr_schedule="cosine", tile=16, overlap=4)
+SETTINGS = dict(steps=STEPS, batch_size=4, lr=1e-3, lr_schedule="cosine", tile=16, overlap=4, speed="plain")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -111,11 +111,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "false-colour FID; skipped without it")
     e.add_argument("--overwrite", action="store_true", help="replace an existing evaluation (and mismatched encoders)")
 
-    b = sub.add_parser("benchmark", help="train downstream models with and without synthetic data; score on the test split",
-                       description="--synthetic NAME=DIR: segmentation / change models trained on real windows with "
-                                   "and without synthetic data sets. --rgb-model MODEL_DIR: the HyperLDM paper's "
+    b = sub.add_parser("benchmark", help="train downstream models with and without synthetic data; score on held-out "
+                                         "test parts",
+                       description="Default: the protocol over spatial folds and label settings (docs/folds.md): per "
+                                   "fold of the design and label share, a SpecDM generator trained on that fold's "
+                                   "training part with those labels, and the arms real, classical (the best recipe, "
+                                   "chosen on validation), self_training and classical+specdm, paired seeds, pooled "
+                                   "over (fold, seed). --synthetic NAME=DIR (or --design split): the config's own "
+                                   "split with the given data sets. --rgb-model MODEL_DIR: the HyperLDM paper's "
                                    "classification experiment: a pixel classifier trained and tested on RGB, on "
                                    "RGB -> HyperLDM spectra (--amounts versions) and on real spectra.")
+    b.add_argument("--design", default=None,
+                   help="the fold design: auto (default: the packaged design of the data set, else one computed from "
+                        "the label map and saved to OUT/design.json), a packaged name (indian_pines, oscd, ...), a "
+                        "design file, or split (the config's own split, as before; the default with --synthetic)")
+    b.add_argument("--folds", default=None, help="protocol: the folds to run here, e.g. 0,1 (default all; another "
+                                                   "process may run the others into the same OUT)")
+    b.add_argument("--labels", default=None,
+                   help="protocol: label settings, shares of the training part's labels kept (default 0.05,0.2,1)")
+    b.add_argument("--generator", choices=["specdm", "none"], default=None,
+                   help="protocol: the synthetic set of each cell, trained on the cell's data (default specdm; none: "
+                        "no synthetic arm)")
     b.add_argument("config", nargs="?", help="packaged config name (e.g. indian_pines) or path to a YAML file")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (repeatable)")
@@ -272,6 +288,10 @@ def _check_benchmark_flags(args) -> None:
             raise ConfigError(f"{' and '.join(rgb_only)} {'apply' if len(rgb_only) > 1 else 'applies'} only with "
                               "--rgb-model MODEL_DIR")
         return
+    protocol = [f for f, v in (("--design", args.design), ("--folds", args.folds), ("--labels", args.labels),
+                               ("--generator", args.generator)) if v is not None]
+    if protocol:
+        raise ConfigError(f"{', '.join(protocol)} belong to the protocol over folds, not to --rgb-model")
     if args.synthetic:
         raise ConfigError("--rgb-model and --synthetic are two different benchmarks; give one of them "
                           "(--rgb-model: pixel classification from RGB via the model; --synthetic: data sets)")
@@ -287,6 +307,51 @@ def _check_benchmark_flags(args) -> None:
         raise ConfigError(f"{', '.join(other)} {'do' if len(other) > 1 else 'does'} not apply with --rgb-model (its "
                           "classifier takes batches of 256 pixels, Adam from 0.002, cosine; its arms are rgb, real and "
                           "synthetic x<each amount>)")
+
+
+def _benchmark_protocol(args, cfg, command: str) -> int:
+    """``specdm benchmark CONFIG [--design D]``: the protocol over spatial folds and label settings."""
+    from specdm.config import BenchmarkOptions, validate
+    from specdm.evaluation.benchmark.protocol import parse_labels, parse_primary
+    from specdm.recipes.benchmark import DEFAULT_ARMS, run_protocol
+
+    split_only = [f for f, v in (("--amounts", args.amounts != "1,3,5" or None), ("--limited", args.limited),
+                                 ("--arms", args.arms), ("--overwrite", args.overwrite or None)) if v is not None]
+    if split_only:
+        raise ConfigError(f"{', '.join(split_only)} {'apply' if len(split_only) > 1 else 'applies'} to the config's own "
+                          "split (--design split); the protocol runs the arms real, classical, self_training and "
+                          "classical+<generator> x1 in every fold and label setting (--labels), and continues with "
+                          "--resume (to start afresh, give another --out)")
+    given = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+             "lr_schedule": args.lr_schedule, "models": args.models and args.models.split(","),
+             "classical": args.classical or "auto", "self_training_threshold": args.self_training_threshold,
+             "speed": args.speed}
+    bo = validate(BenchmarkOptions, {k: v for k, v in given.items() if v is not None}, "specdm benchmark")
+    labels = parse_labels(args.labels or "0.05,0.2,1")
+    generator = args.generator or "specdm"
+    folds = None
+    if args.folds:
+        try:
+            folds = sorted({int(f) for f in args.folds.split(",")})
+        except ValueError:
+            raise ConfigError(f"--folds '{args.folds}' must be comma-separated fold numbers, e.g. 0,1") from None
+    from specdm.evaluation.benchmark.plan import DEFAULT_MODELS
+
+    models = bo.models
+    primary = None
+    if bo.primary:
+        arms = [*DEFAULT_ARMS, *([f"classical+{generator}"] if generator != "none" else [])]
+        primary = parse_primary(bo.primary, models or list(DEFAULT_MODELS["segmentation"]), labels, arms)
+    out = args.out or Path("runs") / cfg.name / "benchmark"
+    if (out / "protocol.json").is_file() and not args.resume:
+        raise OutputError("holds a benchmark protocol", out / "protocol.json",
+                          hint="pass --resume to continue it, or give another --out")
+    result = run_protocol(cfg, out, args.design or "auto", folds, labels, generator, models, bo.seeds, bo.steps,
+                          bo.batch_size, bo.lr, bo.lr_schedule, bo.classical, primary, bo.self_training_threshold,
+                          bo.speed, args.resume, command, args.device)
+    print(Path(result["output"]["markdown"]).read_text())
+    print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}")
+    return 0
 
 
 def _benchmark_rgb(args, cfg, command: str) -> int:
@@ -498,8 +563,14 @@ def _dispatch(args, command: str) -> int:
         return 0
     if args.command == "benchmark" and args.rgb_model is not None:
         return _benchmark_rgb(args, cfg, command)
+    if args.command == "benchmark" and (args.design or ("split" if args.synthetic else "auto")) != "split":
+        return _benchmark_protocol(args, cfg, command)
     if args.command == "benchmark":
         from specdm.evaluation.benchmark.plan import parse_amounts, parse_synthetic
+
+        if args.folds or args.labels or args.generator:
+            raise ConfigError("--folds, --labels and --generator belong to the protocol over folds; the config's own "
+                              "split (--design split, or --synthetic) has none")
 
         given = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                  "lr_schedule": args.lr_schedule, "models": args.models and args.models.split(","),

@@ -59,6 +59,7 @@ class SplitParts:
     test: list[np.ndarray]
     masked: bool = False
     record: dict = field(default_factory=dict)
+    design: dict | None = None  # kind folds: the fold design (specdm.data.folds), e.g. for a nested validation part
 
 
 def split_regions(scenes: list[Scene], spec: dict, patch_size: int | None = None) -> dict[str, list[Region]]:
@@ -235,7 +236,7 @@ def _fold_split(scenes: list[Scene], spec: dict, patch_size: int | None) -> Spli
               "sha256": design.get("sha256"), "fold": int(fold), "k": design["k"], "unit": design["unit"],
               **({"block": design["block"], "guard": design["guard"]} if design["unit"] == "blocks" else {}),
               "classes_both_sides": table["both_sides"], "classes_missing": table["missing"], "fold_table": table}
-    return SplitParts(regions, train, test, True, record)
+    return SplitParts(regions, train, test, True, record, design)
 
 
 def check_disjoint(split: dict[str, list[Region]]) -> None:

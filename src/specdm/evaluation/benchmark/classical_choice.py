@@ -22,10 +22,11 @@ from specdm.evaluation.downstream import train_downstream
 from specdm.evaluation.fit import predict_tiled
 from specdm.evaluation.tasks import METRICS, score
 
-__all__ = ["CHOICE_SEED", "VALIDATION_SHARE", "carve_validation", "choose_recipe"]
+__all__ = ["CHOICE_SEED", "OUTSIDE", "VALIDATION_SHARE", "carve_validation", "choose_recipe"]
 
 VALIDATION_SHARE = 0.2  # share of the rows of every training region carved off as validation
 CHOICE_SEED = 1000  # seed of the choice's trainings (not one of the benchmark's seeds 0..n-1)
+OUTSIDE = -1  # target value of pixels of a scored image that are not to be scored (outside the scored part)
 
 
 def carve_validation(data: PreparedData, share: float = VALIDATION_SHARE, task: str | None = None):
@@ -41,6 +42,8 @@ def carve_validation(data: PreparedData, share: float = VALIDATION_SHARE, task: 
     if not 0.0 < share < 1.0:
         raise ConfigError(f"validation share {share} must be in (0, 1)")
     task = task or data.reference.task
+    if data.parts is not None and data.parts.masked and data.parts.design is not None:
+        return _carve_fold(data, task)
     size = data.train.size
     regions, cut = [], []
     for g in data.split["train"]:
@@ -68,6 +71,40 @@ def carve_validation(data: PreparedData, share: float = VALIDATION_SHARE, task: 
     return train, regions, record
 
 
+def _carve_fold(data: PreparedData, task: str):
+    """A fold split's validation part: the test part of the next fold of the same design ((i + 1) mod k), where
+    it lies inside fold i's training part. The choice trains on the training windows that stay clear of it (and
+    of the design's guard around it); each validation scene is predicted whole with every pixel outside fold i's
+    training part set to 0 (the test part's image is never read), and scored on the validation pixels only."""
+    from specdm.data import folds
+
+    design, fold = data.parts.design, int(data.parts.record["fold"])
+    val_fold = (fold + 1) % design["k"]
+    names, shapes = [s.name for s in data.scenes], [s.shape for s in data.scenes]
+    _, val_tests = folds.fold_parts(design, val_fold, shapes, names)
+    guard = int(design.get("guard", 0) or 0)
+    size = data.train.size
+    regions, blocked, pixels = [], [], 0
+    for i, (scene, train, val) in enumerate(zip(data.scenes, data.train_masks, val_tests)):
+        v = val & train
+        blocked.append(folds.near(v, guard) if v.any() else v)
+        if not v.any():
+            continue
+        pixels += int(v.sum())
+        ims = data.scene_image(i) * train[None, None]
+        regions.append((ims[0] if task == "segmentation" else ims, np.where(v, scene.mask, OUTSIDE)))
+    keep = [i for i, w in enumerate(data.train.windows)
+            if not blocked[w.scene][w.r : w.r + size, w.c : w.c + size].any()]
+    train_idx = np.array(keep, dtype=np.int64)
+    if len(train_idx) < 2 or not regions:
+        raise DataError(f"fold {val_fold}'s test part as validation leaves {len(train_idx)} training window(s) and "
+                        f"{pixels} validation pixels; the classical choice needs at least 2 and some",
+                        data.reference.source, hint="pass a recipe name instead of 'auto'")  # fmt: skip
+    record = {"validation": f"fold {val_fold}'s test part inside fold {fold}'s training part (guard {guard} px)",
+              "train_windows": int(len(train_idx)), "validation_pixels": pixels}
+    return train_idx, regions, record
+
+
 def choose_recipe(
     model_name: str,
     train: tuple[np.ndarray, np.ndarray],
@@ -87,6 +124,7 @@ def choose_recipe(
     overlap: int | None = None,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    speed: str = "plain",
 ) -> dict:
     """The candidate recipe whose model scores best on validation, and every candidate's score.
 
@@ -110,14 +148,16 @@ def choose_recipe(
     overlap = tile // 4 if overlap is None else overlap
     metric = METRICS[model_name][0]
     target = np.concatenate([np.asarray(m).ravel() for _, m in validation])
+    scored = target != OUTSIDE  # whole images may carry pixels that are not validation pixels
+    target = target[scored]
     if classes is None:
         classes = sorted(({int(c) for c in np.unique(y)} & {int(c) for c in np.unique(target)}) - {ignore_index})
     scores = {}
     for name in candidates:
         net = train_downstream(model_name, [(x, y)], steps, batch_size, lr, seed, ignore_index, None, name,
                                num_classes=num_classes, class_weights=class_weights, device=device,
-                               progress=progress, lr_schedule=lr_schedule)  # fmt: skip
-        pred = np.concatenate([predict_tiled(net, image, tile, overlap).ravel() for image, _ in validation])
+                               progress=progress, lr_schedule=lr_schedule, speed=speed)  # fmt: skip
+        pred = np.concatenate([predict_tiled(net, image, tile, overlap).ravel() for image, _ in validation])[scored]
         value = score(model_name, pred, target, num_classes, ignore_index, classes or None)[metric]
         scores[name] = math.nan if value is None else float(value)
     scored = [c for c in candidates if not math.isnan(scores[c])]

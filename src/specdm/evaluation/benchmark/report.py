@@ -482,3 +482,80 @@ def _html(blocks: list[tuple], out_dir: Path) -> str:
              "th{background:#eef}img{max-width:100%}pre{background:#f4f4f4;padding:8px;white-space:pre-wrap}")
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>specdm benchmark</title>'
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+# --------------------------------------------------------------------------- the protocol over folds
+
+
+def write_protocol_report(result: dict, out_dir) -> dict:
+    """``report.md`` of the protocol over folds and label settings (:mod:`~specdm.evaluation.benchmark.protocol`):
+    the primary comparison first, then per model and label setting every arm's score and its comparisons with
+    ``real`` and ``classical``, then the cells. Returns the output paths."""
+    out_dir = Path(out_dir)
+    md = out_dir / "report.md"
+    try:
+        md.write_text(_markdown(_protocol_blocks(result)))
+    except OSError as e:
+        raise OutputError(f"cannot be written ({e.strerror})", md) from None
+    return {"json": str(out_dir / "benchmark.json"), "markdown": str(md)}
+
+
+def _protocol_blocks(result: dict) -> list[tuple]:
+    pr, proto = result.get("primary"), result["protocol"]
+    blocks = [("h", 1, f"Benchmark protocol: config `{proto['config']}`"),
+              ("p", f"Fold design `{proto['design']}` ({len(proto['folds'])} folds), label settings "
+                    f"{', '.join(proto['settings'])}, models {', '.join(proto['models'])}, arms "
+                    f"{', '.join(proto['arms'])}, {proto['seeds']} seed(s) per fold, {proto['steps']} steps of batch "
+                    f"{proto['batch_size']}, Adam from {proto['lr']} ({proto['lr_schedule']}), speed {proto['speed']}. "
+                    f"Units are (fold, seed) pairs. Wall time of the cells so far: {result['wall_time_s']:.0f} s"
+                    f"{'' if result['complete'] else ' (not complete)'}."),
+              ("code", result.get("command") or "(library call)")]
+    blocks.append(("h", 2, "Primary comparison (declared before the first training)"))
+    if not pr:
+        blocks.append(("p", "None declared (no synthetic arm)."))
+    elif pr.get("status") != "measured":
+        blocks.append(("p", f"{pr['model']}, labels {pr['setting']}, {METRIC_LABELS[pr['metric']]}: {pr['arm']} vs "
+                            f"{pr['reference']}: {pr['status']}."))
+    else:
+        e = {k: pr[k] for k in ("diff_mean", "diff_std", "diff_ci95", "p", "mde80", "verdict")} | {"n": pr["n_units"]}
+        text = f"{pr['model']}, labels {pr['setting']}: " + _sentence(pr["arm"], pr["reference"], e, pr["metric"])
+        need = pr.get("units_for_0.03")
+        text += (f". Resolution: the minimum detectable effect is {_num(pr['mde80'])}; resolving 0.03 at this paired "
+                 f"sd needs {need if need else 'more than 1000'} units (fold x seed pairs), here {pr['n_units']}.")
+        blocks.append(("p", text))
+    for model, settings in result["summary"].items():
+        for setting in proto["settings"]:
+            if setting not in settings:
+                continue
+            metrics = settings[setting]
+            metric = next(iter(metrics))
+            blocks.append(("h", 2, f"{model}, labels {setting}"))
+            rows = []
+            for arm, e in metrics[metric].items():
+                vs_c = e.get("vs_classical")
+                rows.append([arm, f"{_num(e['mean'])} ± {_num(e['std'])}", str(e["n"]),
+                             "reference" if arm == "real" else f"{_diff(e)} ({e.get('verdict', '')})",
+                             f"{_diff(vs_c)} ({vs_c.get('verdict', '')})" if vs_c else ""])
+            blocks.append(("table", ["arm", f"{METRIC_LABELS[metric]} mean ± sd", "units",
+                                     "vs real: diff ± paired sd [95 % CI] (verdict)",
+                                     "vs classical: diff ± paired sd [95 % CI] (verdict)"], rows))
+            sentences = []
+            for arm, e in metrics[metric].items():
+                if arm == "real":
+                    continue
+                sentences.append(_sentence(arm, "real", e, metric))
+                if e.get("vs_classical"):
+                    sentences.append(_sentence(arm, "classical", e["vs_classical"], metric))
+            blocks.append(("list", sentences))
+    blocks.append(("h", 2, "Cells"))
+    rows = []
+    for c in result["cells"]:
+        labels = c.get("labels") or {}
+        kept = labels.get("kept_share")
+        rows.append([f"fold {c['fold']}", c["setting"], c.get("status", ""), str(c.get("train_windows", "")),
+                     "" if kept is None else f"{kept:.3f}", ", ".join(map(str, labels.get("classes_kept", []) or [])),
+                     ", ".join(f"{m}: {r}" for m, r in (c.get("classical_recipe") or {}).items()),
+                     "" if c.get("wall_time_s") is None else f"{c['wall_time_s']:.0f}"])
+    blocks.append(("table", ["fold", "labels", "status", "training windows", "label share kept", "classes kept",
+                             "classical recipe", "wall (s)"], rows))
+    return blocks

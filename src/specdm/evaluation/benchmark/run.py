@@ -56,7 +56,8 @@ from specdm.augment.synthetic import load_synthetic
 from specdm.config import Config, DataConfig
 from specdm.data.datamodule import PreparedData, prepare_data
 from specdm.errors import ConfigError, DataError, OutputError
-from specdm.evaluation.benchmark.classical_choice import CHOICE_SEED, VALIDATION_SHARE, carve_validation, choose_recipe
+from specdm.evaluation.benchmark.classical_choice import (CHOICE_SEED, OUTSIDE, VALIDATION_SHARE, carve_validation,
+                                                          choose_recipe)
 from specdm.evaluation.benchmark.plan import (DEFAULT_MODELS, PRETRAIN_SHARE, Arm, default_primary, parse_primary,
                                               plan_arms)
 from specdm.evaluation.benchmark.stats import NOT_ENOUGH, holm, paired_stats, verdict
@@ -90,6 +91,19 @@ class _Data:
     classes: list[int]
     prepared: PreparedData
     info: dict
+    _unlabelled: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def unlabelled(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The training part's image as windows (stride half a window) with the setting's labels: what the
+        self-training control labels; None where every pixel is labelled (no ignore_index)."""
+        if self.ignore_index is None:
+            return None
+        if self._unlabelled is None:
+            ps = self.prepared.image_windows(stride=max(1, self.prepared.train.size // 2))
+            x, y = (t.numpy() for t in ps.batch(range(len(ps))))
+            self._unlabelled = (x[:, 0] if self.task == "segmentation" else x, y)
+        return self._unlabelled
 
 
 def _labelled(masks: Iterable[np.ndarray], ignore_index: int | None) -> set[int]:
@@ -114,12 +128,20 @@ def _real_data(cfg: Config, limited: float) -> _Data:
         return a[g.r0 : g.r1, g.c0 : g.c1]
 
     test = []
-    for g in data.split["test"]:
-        s = data.scenes[g.scene]
-        ims = np.stack([data.normalizer(crop(im, g)).transpose(2, 0, 1) for im in s.images])
-        test.append((ims[0] if task == "segmentation" else ims, crop(s.mask, g)))
-    train_classes = _labelled((crop(data.scenes[g.scene].mask, g) for g in data.split["train"]), ref.ignore_index)
-    test_classes = _labelled((m for _, m in test), ref.ignore_index)
+    if data.parts is not None and data.parts.masked:  # a fold: predict each scene whole, score its test part
+        for i, part in enumerate(data.test_masks):
+            if part.any():
+                ims = data.scene_image(i)
+                test.append((ims[0] if task == "segmentation" else ims, np.where(part, data.scenes[i].mask, OUTSIDE)))
+        train_masks = [s.mask[m] for s, m in zip(data.scenes, data.train_masks)]
+    else:  # rectangles: each test region cropped (as specdm 0.1 did, so stored results stay comparable)
+        for g in data.split["test"]:
+            s = data.scenes[g.scene]
+            ims = np.stack([data.normalizer(crop(im, g)).transpose(2, 0, 1) for im in s.images])
+            test.append((ims[0] if task == "segmentation" else ims, crop(s.mask, g)))
+        train_masks = [crop(data.scenes[g.scene].mask, g) for g in data.split["train"]]
+    train_classes = _labelled(train_masks, ref.ignore_index)
+    test_classes = _labelled((m[m != OUTSIDE] for _, m in test), ref.ignore_index)
     classes = sorted(train_classes & test_classes)
     if task == "segmentation" and not classes:
         raise DataError(f"no class of config '{cfg.name}' is labelled in both the training and the test regions",
@@ -139,8 +161,9 @@ def _real_data(cfg: Config, limited: float) -> _Data:
         "patch_size": cfg.data.patch_size,
         "limited_windows": int(n_limited),
         "limited_indices": subset.tolist(),
-        "test_pixels": int(sum(m.size for _, m in test)),
-        "labelled_test_pixels": int(sum((m != ref.ignore_index).sum() for _, m in test)),
+        "test_pixels": int(sum((m != OUTSIDE).sum() for _, m in test)),
+        "labelled_test_pixels": int(sum(((m != ref.ignore_index) & (m != OUTSIDE)).sum() for _, m in test)),
+        **data.split_record(),
         "bands": ref.num_bands,
         "class_names": ref.class_names,
         "ignore_index": ref.ignore_index,
@@ -179,6 +202,9 @@ def _self_training_pool(teacher, arm: Arm, real: _Data, threshold: float) -> tup
     image, for now), real labels kept on the windows of the arm's setting, pseudo labels of ``teacher`` at
     ``threshold`` elsewhere (:func:`~specdm.evaluation.selftrain.pseudo_label_windows`)."""
     fill = UNLABELLED if real.ignore_index is None else real.ignore_index
+    if real.unlabelled is not None and arm.setting == "full":  # the training part's image, labelled or not
+        x, kept = real.unlabelled
+        return pseudo_label_windows(teacher, x, kept, threshold, real.ignore_index)
     kept = real.y
     if arm.setting == "limited":
         kept = np.full_like(real.y, fill)
@@ -221,6 +247,8 @@ def _run_one(model_name: str, arm: Arm, seed: int, real: _Data, pools: dict, set
     preds = [predict_tiled(net, image, settings["tile"], settings["overlap"]) for image, _ in real.test]
     pred = np.concatenate([p.ravel() for p in preds])
     target = np.concatenate([m.ravel() for _, m in real.test])
+    scored = target != OUTSIDE
+    pred, target = pred[scored], target[scored]
     return {
         "model": model_name,
         **asdict(arm),
@@ -503,7 +531,7 @@ def _choose_classical(real: _Data, model_name: str, settings: dict, device, prog
         model_name, (real.x[train_idx], real.y[train_idx]), regions, list(RECIPES), settings["steps"],
         settings["batch_size"], settings["lr"], CHOICE_SEED, real.ignore_index, num_classes=real.num_classes,
         class_weights="balanced" if real.task == "change" else None, lr_schedule=settings["lr_schedule"],
-        tile=settings["tile"], overlap=settings["overlap"], device=device, progress=progress,
+        tile=settings["tile"], overlap=settings["overlap"], device=device, progress=progress, speed=settings["speed"],
     )  # fmt: skip
     return {**choice, "validation": record}
 
