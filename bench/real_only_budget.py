@@ -6,6 +6,9 @@ paired difference to the next smaller budget. A budget is justified when doublin
 longer moves the score measurably (paired 95 % interval across zero).
 
     python bench/real_only_budget.py indian_pines --model unet --steps 500,1000,2000,4000 --seeds 3
+
+A cell of the protocol over folds (docs/folds.md) is given with ``--set``, e.g.
+``--set "data.split={kind: folds, design: indian_pines, fold: 0}" --set data.labels_keep=0.05``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override passed to specdm benchmark (repeatable), e.g. a fold split and label share")
     p.add_argument("--reuse", action="append", default=[], metavar="STEPS=BENCHMARK_JSON",
                    help="take the real-only runs of one budget from an existing benchmark.json of the same config, "
                         "steps, batch size, lr and schedule (checked) instead of training them again")
@@ -72,9 +77,10 @@ def main() -> None:
                          "wall_s_this_invocation": 0.0, "benchmark_wall_s": None,
                          "reused_from": str(reuse[n]), "train_s": round(sum(r["train_s"] for r in runs), 1)})
             continue
-        subprocess.run([SPECDM, "--threads", str(a.threads), "benchmark", a.config, "--arms", "real",
+        subprocess.run([SPECDM, "--threads", str(a.threads), "benchmark", a.config, "--design", "split", "--arms", "real",
                         "--seeds", str(a.seeds), "--steps", str(n), "--models", a.model, "--amounts", "1",
-                        "--limited", "0", "--out", str(sub), "--resume"], check=True)
+                        "--limited", "0", "--out", str(sub), "--resume",
+                        *(x for o in a.overrides for x in ("--set", o))], check=True)
         wall = time.time() - start
         result = json.loads((sub / "benchmark.json").read_text())
         runs = [r for r in result["runs"] if r["arm"] == "real" and r.get("setting", "full") == "full"]
@@ -85,10 +91,11 @@ def main() -> None:
                      "train_s": round(sum(r["train_s"] for r in runs), 1)})
     for prev, row in zip(rows, rows[1:]):
         row["vs_previous"] = paired(scores[prev["steps"]], scores[row["steps"]])
-    summary = {"command": command_line(), "config": a.config, "model": a.model, "metric": metric,
+    summary = {"command": command_line(), "config": a.config, "overrides": a.overrides, "model": a.model, "metric": metric,
                "rows": rows, "machine": machine_info()}
     (out / "budget.json").write_text(json.dumps(summary, indent=1))
-    lines = [f"# Real-only {a.model} on {a.config}: {metric} against training steps", "",
+    lines = [f"# Real-only {a.model} on {a.config}{' (' + ', '.join(a.overrides) + ')' if a.overrides else ''}: "
+             f"{metric} against training steps", "",
              f"`{summary['command']}`", "",
              f"| steps | seeds | {metric} | diff vs previous budget (paired, 95 % CI) | training time, all seeds (s) | source |",
              "|---:|---:|---:|---:|---:|---|"]
