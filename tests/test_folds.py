@@ -283,11 +283,18 @@ def test_thinning_is_seeded(rng):
     assert full.scenes[0] is scene and full.labels["kept_share"] == 1.0
 
 
-def test_thinning_needs_an_ignore_index(rng):
+def test_thinning_a_fully_labelled_scene_adds_an_unlabelled_class(rng):
+    """A change map labels every pixel: thinned pixels get a value of their own, one past the classes, named
+    'unlabelled', which is the scene's ignore_index; kept and test pixels keep their labels."""
     images, mask = fake_scene(rng, size=32, classes=2, change=True)
     scene = Scene(images, mask, ["no change", "change"], task="change", name="city", source="city.tif")
-    with pytest.raises(ConfigError, match="city.tif: data.labels_keep 0.2 .* scene 'city' has no ignore_index"):
-        prepare([scene], {"kind": "rows", "train": [0, 24], "test": [24, 32]}, 8, 4, labels_keep=0.2)
+    data = prepare([scene], {"kind": "rows", "train": [0, 24], "test": [24, 32]}, 8, 4, labels_keep=0.2)
+    ref = data.reference
+    assert ref.class_names == ["no change", "change", "unlabelled"] and ref.ignore_index == 2
+    assert np.array_equal(ref.mask[24:], mask[24:])  # the test part untouched
+    kept = ref.mask[:24] != 2
+    assert np.array_equal(ref.mask[:24][kept], mask[:24][kept])
+    assert abs(kept.sum() / kept.size - 0.2) <= 8 * 8 / kept.size  # within one cell of the share
 
 
 # --------------------------------------------------------------------------- the CLI

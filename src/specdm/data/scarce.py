@@ -21,6 +21,9 @@ from specdm.errors import ConfigError
 from specdm.scene import Scene
 
 
+UNLABELLED = "unlabelled"  # the class name of the value a thinned, fully labelled scene gets for its unkept pixels
+
+
 def thin_labels(scenes: list[Scene], train: list[np.ndarray], test: list[np.ndarray], keep: float, cell: int,
                 seed: int) -> tuple[list[Scene], dict]:
     """Scenes whose training labels are thinned to about ``keep`` of them (module docstring), and a record:
@@ -30,12 +33,15 @@ def thin_labels(scenes: list[Scene], train: list[np.ndarray], test: list[np.ndar
         raise ConfigError(f"data.labels_keep {keep} must be a share in (0, 1]")
     if cell < 1:
         raise ConfigError(f"data.labels_cell {cell} must be a positive number of pixels")
-    ref = scenes[0]
     for s in scenes:
-        if s.mask is None or (keep < 1 and s.ignore_index is None):
-            raise ConfigError(f"data.labels_keep {keep:g} turns labels into unlabelled pixels, but scene '{s.name}' "
-                              f"has {'no mask' if s.mask is None else 'no ignore_index (every pixel is labelled)'}",
-                              s.source, hint="set data.ignore_index to a class value meaning unlabelled")
+        if s.mask is None:
+            raise ConfigError(f"data.labels_keep {keep:g} thins labels, but scene '{s.name}' has no mask", s.source)
+    if keep < 1 and any(s.ignore_index is None for s in scenes):
+        # every pixel labelled (OSCD's change maps): the thinned pixels need a value of their own, one past the
+        # classes, named "unlabelled" (as the own-files reader does for an ignore_index past every class)
+        k0 = scenes[0].num_classes
+        scenes = [replace(s, class_names=[*s.class_names, UNLABELLED], ignore_index=k0) for s in scenes]
+    ref = scenes[0]
     k = ref.num_classes
     # every eligible cell of every scene: (scene, row, col, labelled training pixels in it)
     cells, in_train = [], []

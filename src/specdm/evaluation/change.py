@@ -38,7 +38,9 @@ class SiamDiff(nn.Module):
 
 def change_scores(pred: np.ndarray, target: np.ndarray) -> dict:
     """Change-detection scores of binary maps (1 = change): F1, IoU, precision and recall of
-    the change class, and mIoU over {no change, change} (PROTOCOL, OSCD)."""
+    the change class, and mIoU over {no change, change} (PROTOCOL, OSCD). A predicted value above 1 (the
+    "unlabelled" class a label-scarce setting adds to a fully labelled scene, never a target) counts as no change."""
+    pred = np.where(np.asarray(pred) > 1, 0, pred)
     cm = confusion_matrix(pred, target, 2)
     tp, fp, fn = outcomes(cm)
     iou = per_class_iou(cm)

@@ -125,11 +125,8 @@ def run_protocol(
     arms = list(DEFAULT_ARMS) + ([f"classical+{generator}"] if stacked else [])
     ref = load_data(cfg.data)[0]
     task = ref.task
-    if ref.ignore_index is None:  # every pixel is labelled: no unlabelled image to self-train on, no thinning
+    if task == "change":  # the self-training control is a segmentation protocol's (PROTOCOL.md; OSCD: no)
         arms = [a for a in arms if a != "self_training"]
-        if any(s < 1 for s in labels):
-            raise ConfigError(f"config '{cfg.name}' marks no pixel unlabelled (data.ignore_index), so its labels "
-                              "cannot be thinned to label-scarce settings", hint="give --labels 1")
     models = list(models or DEFAULT_MODELS[task])
     primary = primary or primary_of(models, labels, stacked)
     protocol = write_protocol(out_dir, {
