@@ -17,7 +17,8 @@ from specdm.cli import main
 from specdm.config import load_config
 from specdm.data.datamodule import prepare_data
 from specdm.errors import ConfigError
-from specdm.evaluation.benchmark.protocol import Cell, label_setting, parse_labels, parse_primary, primary_of
+from specdm.evaluation.benchmark.protocol import (Cell, label_setting, parse_labels, parse_primary, parse_steps,
+                                                  primary_of)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -94,6 +95,11 @@ def test_protocol_options_are_checked(capsys):
         with pytest.raises(ConfigError):
             parse_labels(bad)
     assert primary_of(["unet", "segformer"], [1, 0.2], "classical+specdm x1")["setting"] == "20%"
+    assert parse_steps("500", [0.05, 1]) == {"5%": 500, "full": 500}
+    assert parse_steps("5%=250,full=2000", [0.05, 1]) == {"5%": 250, "full": 2000}
+    for bad in ("5%=250", "5%=250,20%=3,full=1", "x", "5%=0,full=1"):
+        with pytest.raises(ConfigError):
+            parse_steps(bad, [0.05, 1])
     assert parse_primary("segformer/full/classical vs real", ["unet", "segformer"], [0.2, 1], ["real", "classical"]) == {
         "model": "segformer", "setting": "full", "metric": "miou", "arm": "classical", "reference": "real"}
     with pytest.raises(ConfigError):

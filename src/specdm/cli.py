@@ -145,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default: runs/<config name>/benchmark, with --rgb-model "
                         "runs/<config name>/rgb_benchmark)")
     b.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of every arm (paired)")
-    b.add_argument("--steps", type=int, default=None,
-                   help="gradient steps of every training (default 2000; with --rgb-model 1500, the pixel "
+    b.add_argument("--steps", default=None,
+                   help="gradient steps of every training (default 2000; the protocol also takes one number per "
+                        "label setting, e.g. 5%%=500,20%%=1000,full=2000; with --rgb-model 1500, the pixel "
                         "classifier's steps of 256 pixels, as in the HyperLDM classification table)")
     b.add_argument("--batch-size", type=int, default=None, help="default 16 (not with --rgb-model)")
     b.add_argument("--lr", type=float, default=None, help="Adam's (initial) learning rate, default 0.001 "
@@ -312,7 +313,7 @@ def _check_benchmark_flags(args) -> None:
 def _benchmark_protocol(args, cfg, command: str) -> int:
     """``specdm benchmark CONFIG [--design D]``: the protocol over spatial folds and label settings."""
     from specdm.config import BenchmarkOptions, validate
-    from specdm.evaluation.benchmark.protocol import parse_labels, parse_primary
+    from specdm.evaluation.benchmark.protocol import parse_labels, parse_primary, parse_steps
     from specdm.recipes.benchmark import DEFAULT_ARMS, run_protocol
 
     split_only = [f for f, v in (("--amounts", args.amounts != "1,3,5" or None), ("--limited", args.limited),
@@ -322,7 +323,7 @@ def _benchmark_protocol(args, cfg, command: str) -> int:
                           "split (--design split); the protocol runs the arms real, classical, self_training and "
                           "classical+<generator> x1 in every fold and label setting (--labels), and continues with "
                           "--resume (to start afresh, give another --out)")
-    given = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+    given = {"seeds": args.seeds, "batch_size": args.batch_size, "lr": args.lr,
              "lr_schedule": args.lr_schedule, "models": args.models and args.models.split(","),
              "classical": args.classical or "auto", "self_training_threshold": args.self_training_threshold,
              "speed": args.speed}
@@ -346,7 +347,8 @@ def _benchmark_protocol(args, cfg, command: str) -> int:
     if (out / "protocol.json").is_file() and not args.resume:
         raise OutputError("holds a benchmark protocol", out / "protocol.json",
                           hint="pass --resume to continue it, or give another --out")
-    result = run_protocol(cfg, out, args.design or "auto", folds, labels, generator, models, bo.seeds, bo.steps,
+    steps = parse_steps(args.steps or "2000", labels)
+    result = run_protocol(cfg, out, args.design or "auto", folds, labels, generator, models, bo.seeds, steps,
                           bo.batch_size, bo.lr, bo.lr_schedule, bo.classical, primary, bo.self_training_threshold,
                           bo.speed, args.resume, command, args.device)
     print(Path(result["output"]["markdown"]).read_text())

@@ -25,7 +25,7 @@ from pathlib import Path
 from specdm.config import Config
 from specdm.data import folds as fold_designs
 from specdm.errors import ConfigError
-from specdm.evaluation.benchmark.protocol import Cell, combine, label_setting, primary_of, write_protocol
+from specdm.evaluation.benchmark.protocol import Cell, combine, label_setting, parse_steps, primary_of, write_protocol
 from specdm.evaluation.benchmark.report import write_protocol_report
 from specdm.evaluation.benchmark.run import benchmark
 from specdm.evaluation.records import log
@@ -93,7 +93,7 @@ def run_protocol(
     generator: str = "specdm",
     models: Sequence[str] | None = None,
     seeds: int = 3,
-    steps: int = 2000,
+    steps: int | dict[str, int] = 2000,
     batch_size: int = 16,
     lr: float = 1e-3,
     lr_schedule: str = "cosine",
@@ -106,7 +106,8 @@ def run_protocol(
     device: str | None = None,
     progress: bool = True,
 ) -> dict:
-    """Run (or continue) the protocol's cells in ``folds`` (default all) and pool every cell there is."""
+    """Run (or continue) the protocol's cells in ``folds`` (default all) and pool every cell there is. ``steps``:
+    training steps of every task model, or per label setting (``{"5%": 500, ...}``)."""
     from specdm.data.datamodule import load_data
     from specdm.evaluation.benchmark.plan import DEFAULT_MODELS
 
@@ -128,6 +129,7 @@ def run_protocol(
     if task == "change":  # the self-training control is a segmentation protocol's (PROTOCOL.md; OSCD: no)
         arms = [a for a in arms if a != "self_training"]
     models = list(models or DEFAULT_MODELS[task])
+    steps = parse_steps(steps if not isinstance(steps, dict) else ",".join(f"{k}={v}" for k, v in steps.items()), labels)
     primary = primary or primary_of(models, labels, stacked)
     protocol = write_protocol(out_dir, {
         "config": cfg.name, "design": design, "design_sha256": d.get("sha256"), "folds": list(range(k)),
@@ -147,7 +149,7 @@ def run_protocol(
         if stacked:
             synthetic[generator] = _generator(ccfg, cell, out_dir, generator, resume)
         log(f"cell fold {cell.fold}, labels {cell.setting}: {cell.dir}")
-        benchmark(ccfg, synthetic, cell.dir, seeds=seeds, steps=steps, batch_size=batch_size, lr=lr,
+        benchmark(ccfg, synthetic, cell.dir, seeds=seeds, steps=steps[cell.setting], batch_size=batch_size, lr=lr,
                   lr_schedule=lr_schedule, models=models, amounts=[1], limited=0.0, arms=arms, resume=True,
                   command=command, device=device, progress=progress, classical=classical,
                   self_training_threshold=self_training_threshold, speed=speed)

@@ -26,7 +26,7 @@ from specdm.evaluation.records import json_safe, write_json
 from specdm.evaluation.tasks import METRICS
 
 __all__ = ["DEFAULT_LABELS", "PROTOCOL_FILE", "Cell", "combine", "label_setting", "parse_labels", "parse_primary",
-           "primary_of", "write_protocol"]
+           "parse_steps", "primary_of", "write_protocol"]
 
 DEFAULT_LABELS = (0.05, 0.2, 1.0)  # label-scarce settings users hold (about 5 % and 20 % of the labels) and all
 PROTOCOL_FILE = "protocol.json"  # what was declared before the first training: design, cells, primary
@@ -46,6 +46,24 @@ def parse_labels(text: str) -> list[float]:
     if not shares or any(not (0 < s <= 1) for s in shares) or len(set(shares)) != len(shares):
         raise ConfigError(f"--labels '{text}' must be distinct shares in (0, 1], e.g. 0.05,0.2,1")
     return sorted(shares)
+
+
+def parse_steps(text: str | int, shares: Sequence[float]) -> dict[str, int]:
+    """Training steps per label setting: one number for all (``"2000"``) or ``"5%=500,20%=1000,full=2000"``
+    (every setting named; a budget past real-only's plateau in that setting, bench/real_only_budget.py)."""
+    settings = [label_setting(s) for s in shares]
+    text = str(text)
+    try:
+        if "=" not in text:
+            steps = {s: int(text) for s in settings}
+        else:
+            steps = {k.strip(): int(v) for k, v in (item.split("=", 1) for item in text.split(","))}
+    except ValueError:
+        steps = {}
+    if sorted(steps) != sorted(settings) or any(v < 1 for v in steps.values()):
+        raise ConfigError(f"--steps '{text}' must be a number of steps or one per label setting "
+                          f"({', '.join(f'{s}=N' for s in settings)})")
+    return {s: steps[s] for s in settings}
 
 
 class Cell:

@@ -505,7 +505,8 @@ def _protocol_blocks(result: dict) -> list[tuple]:
     blocks = [("h", 1, f"Benchmark protocol: config `{proto['config']}`"),
               ("p", f"Fold design `{proto['design']}` ({len(proto['folds'])} folds), label settings "
                     f"{', '.join(proto['settings'])}, models {', '.join(proto['models'])}, arms "
-                    f"{', '.join(proto['arms'])}, {proto['seeds']} seed(s) per fold, {proto['steps']} steps of batch "
+                    f"{', '.join(proto['arms'])}, {proto['seeds']} seed(s) per fold, steps per label setting "
+                    f"{', '.join(f'{k} {v}' for k, v in proto['steps'].items())} of batch "
                     f"{proto['batch_size']}, Adam from {proto['lr']} ({proto['lr_schedule']}), speed {proto['speed']}. "
                     f"Units are (fold, seed) pairs. Wall time of the cells so far: {result['wall_time_s']:.0f} s"
                     f"{'' if result['complete'] else ' (not complete)'}."),
