@@ -47,6 +47,7 @@ def test_protocol_runs_every_arm_of_its_cells_paired_by_fold_and_seed(protocol):
     assert proto["primary"] == {"model": "unet", "setting": "50%", "metric": "miou", "arm": "classical+specdm x1",
                                 "reference": "classical"}
     done = [c for c in result["cells"] if c["status"] == "complete"]
+    assert all(c["model"] == "unet" and c["steps"] == 6 for c in done)
     assert {(c["fold"], c["setting"]) for c in done} == {(0, "50%"), (0, "full")}
     assert {c["setting"] for c in result["cells"]} == {"50%", "full"} and not result["complete"]
     runs = result["runs"]
@@ -95,11 +96,14 @@ def test_protocol_options_are_checked(capsys):
         with pytest.raises(ConfigError):
             parse_labels(bad)
     assert primary_of(["unet", "segformer"], [1, 0.2], "classical+specdm x1")["setting"] == "20%"
-    assert parse_steps("500", [0.05, 1]) == {"5%": 500, "full": 500}
-    assert parse_steps("5%=250,full=2000", [0.05, 1]) == {"5%": 250, "full": 2000}
-    for bad in ("5%=250", "5%=250,20%=3,full=1", "x", "5%=0,full=1"):
+    m = ["unet", "segformer"]
+    assert parse_steps("500", m, [0.05, 1]) == {"unet": {"5%": 500, "full": 500}, "segformer": {"5%": 500, "full": 500}}
+    assert parse_steps("5%=250,full=2000", m, [0.05, 1])["segformer"] == {"5%": 250, "full": 2000}
+    assert parse_steps("2000,unet=1000,segformer/full=4000", m, [0.05, 1]) == {
+        "unet": {"5%": 1000, "full": 1000}, "segformer": {"5%": 2000, "full": 4000}}
+    for bad in ("5%=250", "5%=250,20%=3,full=1", "x", "5%=0,full=1", "pixel=3"):
         with pytest.raises(ConfigError):
-            parse_steps(bad, [0.05, 1])
+            parse_steps(bad, m, [0.05, 1])
     assert parse_primary("segformer/full/classical vs real", ["unet", "segformer"], [0.2, 1], ["real", "classical"]) == {
         "model": "segformer", "setting": "full", "metric": "miou", "arm": "classical", "reference": "real"}
     with pytest.raises(ConfigError):

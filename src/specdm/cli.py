@@ -146,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "runs/<config name>/rgb_benchmark)")
     b.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of every arm (paired)")
     b.add_argument("--steps", default=None,
-                   help="gradient steps of every training (default 2000; the protocol also takes one number per "
-                        "label setting, e.g. 5%%=500,20%%=1000,full=2000; with --rgb-model 1500, the pixel "
+                   help="gradient steps of every training (default 2000; the protocol also takes KEY=N items per model "
+                        "and/or label setting, e.g. unet=1000,segformer/full=4000; with --rgb-model 1500, the pixel "
                         "classifier's steps of 256 pixels, as in the HyperLDM classification table)")
     b.add_argument("--batch-size", type=int, default=None, help="default 16 (not with --rgb-model)")
     b.add_argument("--lr", type=float, default=None, help="Adam's (initial) learning rate, default 0.001 "
@@ -310,6 +310,13 @@ def _check_benchmark_flags(args) -> None:
                           "synthetic x<each amount>)")
 
 
+def _task_of(cfg) -> str:
+    """The task of the config's data (segmentation or change), read from the first scene."""
+    from specdm.data.datamodule import load_data
+
+    return load_data(cfg.data)[0].task
+
+
 def _benchmark_protocol(args, cfg, command: str) -> int:
     """``specdm benchmark CONFIG [--design D]``: the protocol over spatial folds and label settings."""
     from specdm.config import BenchmarkOptions, validate
@@ -342,12 +349,12 @@ def _benchmark_protocol(args, cfg, command: str) -> int:
     primary = None
     if bo.primary:
         arms = [*DEFAULT_ARMS, *([f"classical+{generator}"] if generator != "none" else [])]
-        primary = parse_primary(bo.primary, models or list(DEFAULT_MODELS["segmentation"]), labels, arms)
+        primary = parse_primary(bo.primary, models or list(DEFAULT_MODELS[_task_of(cfg)]), labels, arms)
     out = args.out or Path("runs") / cfg.name / "benchmark"
     if (out / "protocol.json").is_file() and not args.resume:
         raise OutputError("holds a benchmark protocol", out / "protocol.json",
                           hint="pass --resume to continue it, or give another --out")
-    steps = parse_steps(args.steps or "2000", labels)
+    steps = parse_steps(args.steps or "2000", models or list(DEFAULT_MODELS[_task_of(cfg)]), labels)
     result = run_protocol(cfg, out, args.design or "auto", folds, labels, generator, models, bo.seeds, steps,
                           bo.batch_size, bo.lr, bo.lr_schedule, bo.classical, primary, bo.self_training_threshold,
                           bo.speed, args.resume, command, args.device)

@@ -93,7 +93,7 @@ def run_protocol(
     generator: str = "specdm",
     models: Sequence[str] | None = None,
     seeds: int = 3,
-    steps: int | dict[str, int] = 2000,
+    steps: int | str | dict[str, dict[str, int]] = 2000,
     batch_size: int = 16,
     lr: float = 1e-3,
     lr_schedule: str = "cosine",
@@ -107,7 +107,7 @@ def run_protocol(
     progress: bool = True,
 ) -> dict:
     """Run (or continue) the protocol's cells in ``folds`` (default all) and pool every cell there is. ``steps``:
-    training steps of every task model, or per label setting (``{"5%": 500, ...}``)."""
+    training steps of every task model, or per model and label setting (:func:`parse_steps`'s text or result)."""
     from specdm.data.datamodule import load_data
     from specdm.evaluation.benchmark.plan import DEFAULT_MODELS
 
@@ -129,7 +129,8 @@ def run_protocol(
     if task == "change":  # the self-training control is a segmentation protocol's (PROTOCOL.md; OSCD: no)
         arms = [a for a in arms if a != "self_training"]
     models = list(models or DEFAULT_MODELS[task])
-    steps = parse_steps(steps if not isinstance(steps, dict) else ",".join(f"{k}={v}" for k, v in steps.items()), labels)
+    if not isinstance(steps, dict):
+        steps = parse_steps(steps, models, labels)
     primary = primary or primary_of(models, labels, stacked)
     protocol = write_protocol(out_dir, {
         "config": cfg.name, "design": design, "design_sha256": d.get("sha256"), "folds": list(range(k)),
@@ -148,13 +149,15 @@ def run_protocol(
         synthetic = {}
         if stacked:
             synthetic[generator] = _generator(ccfg, cell, out_dir, generator, resume)
-        log(f"cell fold {cell.fold}, labels {cell.setting}: {cell.dir}")
-        benchmark(ccfg, synthetic, cell.dir, seeds=seeds, steps=steps[cell.setting], batch_size=batch_size, lr=lr,
-                  lr_schedule=lr_schedule, models=models, amounts=[1], limited=0.0, arms=arms, resume=True,
-                  command=command, device=device, progress=progress, classical=classical,
-                  self_training_threshold=self_training_threshold, speed=speed)
-        result = combine(out_dir, cells, protocol, command)
-        write_protocol_report(result, out_dir)
+        for model in models:
+            log(f"cell fold {cell.fold}, labels {cell.setting}, {model} ({steps[model][cell.setting]} steps): "
+                f"{cell.dir / model}")
+            benchmark(ccfg, synthetic, cell.dir / model, seeds=seeds, steps=steps[model][cell.setting],
+                      batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, models=[model], amounts=[1], limited=0.0,
+                      arms=arms, resume=True, command=command, device=device, progress=progress,
+                      classical=classical, self_training_threshold=self_training_threshold, speed=speed)
+            result = combine(out_dir, cells, protocol, command)
+            write_protocol_report(result, out_dir)
     result = combine(out_dir, cells, protocol, command)
     result["output"] = write_protocol_report(result, out_dir)
     log(f"protocol: {sum(c.get('status') == 'complete' for c in result['cells'])} of {len(cells)} cells complete "

@@ -48,34 +48,46 @@ def parse_labels(text: str) -> list[float]:
     return sorted(shares)
 
 
-def parse_steps(text: str | int, shares: Sequence[float]) -> dict[str, int]:
-    """Training steps per label setting: one number for all (``"2000"``) or ``"5%=500,20%=1000,full=2000"``
-    (every setting named; a budget past real-only's plateau in that setting, bench/real_only_budget.py)."""
+def parse_steps(text: str | int, models: Sequence[str], shares: Sequence[float]) -> dict[str, dict[str, int]]:
+    """Training steps per model and label setting, ``{model: {setting: steps}}``, from one number (``"2000"``) or
+    comma-separated ``KEY=N`` items whose KEY is a model (``unet=500``), a label setting (``5%=500``) or both
+    (``segformer/5%=2000``); the most specific item wins and every (model, setting) must get a number. A budget is
+    past real-only's plateau in that setting (bench/real_only_budget.py)."""
     settings = [label_setting(s) for s in shares]
-    text = str(text)
+    text = str(text).strip()
+    out: dict[str, dict[str, int]] = {m: {} for m in models}
     try:
-        if "=" not in text:
-            steps = {s: int(text) for s in settings}
-        else:
-            steps = {k.strip(): int(v) for k, v in (item.split("=", 1) for item in text.split(","))}
+        items = [tuple(i.split("=", 1)) if "=" in i else ("", i) for i in text.split(",")]
+        rank = {}
+        for key, value in items:
+            key, n = key.strip(), int(value)
+            model, _, setting = key.partition("/") if "/" in key else ((key, "", "") if key in models else ("", "", key))
+            if (model and model not in models) or (setting and setting not in settings) or n < 1:
+                raise ValueError(key)
+            for m in [model] if model else models:
+                for st in [setting] if setting else settings:
+                    r = bool(model) + bool(setting)
+                    if rank.get((m, st), -1) <= r:
+                        out[m][st], rank[(m, st)] = n, r
     except ValueError:
-        steps = {}
-    if sorted(steps) != sorted(settings) or any(v < 1 for v in steps.values()):
-        raise ConfigError(f"--steps '{text}' must be a number of steps or one per label setting "
-                          f"({', '.join(f'{s}=N' for s in settings)})")
-    return {s: steps[s] for s in settings}
+        out = {}
+    if not out or any(sorted(v) != sorted(settings) for v in out.values()):
+        raise ConfigError(f"--steps '{text}' must give every model and label setting a number of steps: one number, "
+                          f"or KEY=N items with KEY a model ({', '.join(models)}), a setting ({', '.join(settings)}) "
+                          "or MODEL/SETTING, e.g. 2000,unet=1000 or unet=1000,segformer=4000")
+    return {m: {st: out[m][st] for st in settings} for m in models}
 
 
 class Cell:
-    """One fold x label setting: its folder under the protocol's output folder."""
+    """One fold x label setting: its folder under the protocol's output folder, one single-split benchmark per
+    model in it (``<model>/benchmark.json``: each model trains its own budget)."""
 
     def __init__(self, out_dir: Path, fold: int, share: float):
         self.fold, self.share, self.setting = fold, share, label_setting(share)
         self.dir = Path(out_dir) / f"fold{fold}" / self.setting.replace("%", "pct")
 
-    @property
-    def result_file(self) -> Path:
-        return self.dir / RESULT_FILE
+    def result_file(self, model: str) -> Path:
+        return self.dir / model / RESULT_FILE
 
     def __repr__(self) -> str:
         return f"Cell(fold {self.fold}, {self.setting})"
@@ -116,25 +128,29 @@ def combine(out_dir: Path, cells: Sequence[Cell], protocol: Mapping, command: st
     out_dir = Path(out_dir)
     runs, cell_records, wall = [], [], extra_wall_s
     for cell in cells:
-        if not cell.result_file.is_file():
-            cell_records.append({"fold": cell.fold, "setting": cell.setting, "status": "not run yet"})
-            continue
-        try:
-            res = json.loads(cell.result_file.read_text())
-        except (OSError, ValueError) as e:
-            raise OutputError(f"cannot be read ({e})", cell.result_file) from None
-        for r in res["runs"]:
-            runs.append({**r, "fold": cell.fold, "setting": cell.setting, "cell_setting": r["setting"]})
-        wall += res.get("wall_time_s", 0.0)
-        data = res.get("data", {})
-        cell_records.append({
-            "fold": cell.fold, "setting": cell.setting, "share": cell.share, "status":
-            "complete" if res.get("complete") else "partial", "runs": len(res["runs"]),
-            "wall_time_s": res.get("wall_time_s"), "train_windows": data.get("train_windows"),
-            "labels": data.get("labels"), "classes_averaged": data.get("classes_averaged"),
-            "labelled_test_pixels": data.get("labelled_test_pixels"),
-            "classical_recipe": res.get("settings", {}).get("classical_recipe"),
-            "classical_choice": res.get("classical_choice"), "path": str(cell.result_file)})
+        for model in protocol["models"]:
+            path = cell.result_file(model)
+            if not path.is_file():
+                cell_records.append({"fold": cell.fold, "setting": cell.setting, "model": model,
+                                     "status": "not run yet"})
+                continue
+            try:
+                res = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                raise OutputError(f"cannot be read ({e})", path) from None
+            for r in res["runs"]:
+                runs.append({**r, "fold": cell.fold, "setting": cell.setting, "cell_setting": r["setting"]})
+            wall += res.get("wall_time_s", 0.0)
+            data = res.get("data", {})
+            cell_records.append({
+                "fold": cell.fold, "setting": cell.setting, "model": model, "share": cell.share, "status":
+                "complete" if res.get("complete") else "partial", "runs": len(res["runs"]),
+                "steps": res.get("settings", {}).get("steps"), "wall_time_s": res.get("wall_time_s"),
+                "train_windows": data.get("train_windows"), "labels": data.get("labels"),
+                "classes_averaged": data.get("classes_averaged"),
+                "labelled_test_pixels": data.get("labelled_test_pixels"),
+                "classical_recipe": (res.get("settings", {}).get("classical_recipe") or {}).get(model),
+                "classical_choice": (res.get("classical_choice") or {}).get(model), "path": str(path)})
     primary = protocol.get("primary")
     summary = summarize(runs, primary, unit=lambda r: (r["fold"], r["seed"])) if runs else {}
     result = json_safe({

@@ -505,8 +505,9 @@ def _protocol_blocks(result: dict) -> list[tuple]:
     blocks = [("h", 1, f"Benchmark protocol: config `{proto['config']}`"),
               ("p", f"Fold design `{proto['design']}` ({len(proto['folds'])} folds), label settings "
                     f"{', '.join(proto['settings'])}, models {', '.join(proto['models'])}, arms "
-                    f"{', '.join(proto['arms'])}, {proto['seeds']} seed(s) per fold, steps per label setting "
-                    f"{', '.join(f'{k} {v}' for k, v in proto['steps'].items())} of batch "
+                    f"{', '.join(proto['arms'])}, {proto['seeds']} seed(s) per fold, steps "
+                    + "; ".join(f"{m}: " + ", ".join(f"{k} {v}" for k, v in st.items()) for m, st in proto['steps'].items())
+                    + f" of batch "
                     f"{proto['batch_size']}, Adam from {proto['lr']} ({proto['lr_schedule']}), speed {proto['speed']}. "
                     f"Units are (fold, seed) pairs. Wall time of the cells so far: {result['wall_time_s']:.0f} s"
                     f"{'' if result['complete'] else ' (not complete)'}."),
@@ -553,10 +554,11 @@ def _protocol_blocks(result: dict) -> list[tuple]:
     for c in result["cells"]:
         labels = c.get("labels") or {}
         kept = labels.get("kept_share")
-        rows.append([f"fold {c['fold']}", c["setting"], c.get("status", ""), str(c.get("train_windows", "")),
+        rows.append([f"fold {c['fold']}", c["setting"], c.get("model", ""), c.get("status", ""),
+                     str(c.get("steps") or ""), str(c.get("train_windows", "") or ""),
                      "" if kept is None else f"{kept:.3f}", ", ".join(map(str, labels.get("classes_kept", []) or [])),
-                     ", ".join(f"{m}: {r}" for m, r in (c.get("classical_recipe") or {}).items()),
+                     str(c.get("classical_recipe") or ""),
                      "" if c.get("wall_time_s") is None else f"{c['wall_time_s']:.0f}"])
-    blocks.append(("table", ["fold", "labels", "status", "training windows", "label share kept", "classes kept",
-                             "classical recipe", "wall (s)"], rows))
+    blocks.append(("table", ["fold", "labels", "model", "status", "steps", "training windows", "label share kept",
+                             "classes kept", "classical recipe", "wall (s)"], rows))
     return blocks
