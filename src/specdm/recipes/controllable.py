@@ -261,7 +261,8 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = Fals
                       s.seed, s.image_format, resume=resume, command=command)
 
     if not resume:
-        dry_run_estimate(cfg, data, [train_stage1, train_stage2], unconditional, s.num_samples, s.batch_size)
+        dry_run_estimate(cfg, data, [train_stage1, train_stage2], unconditional, s.num_samples, s.batch_size,
+                         started=t0)
     train_stage1(cfg, run_dir, resume, data)
     train_stage2(cfg, run_dir, resume, data)
     meta = unconditional(run_dir / "model", run_dir / "synthetic", s.num_samples, resume)

@@ -34,11 +34,14 @@ Sample = Callable[[Path, Path, int], object]  # (model_dir, out_dir, num_samples
 
 
 def dry_run_estimate(cfg: Config, data, stages: Sequence[Stage], sample: Sample | None, num_samples: int,
-                     batch_size: int, warmup: int = 3, repeats: int = 8, show: bool = True) -> Estimate:
+                     batch_size: int, warmup: int = 3, repeats: int = 8, show: bool = True,
+                     started: float | None = None) -> Estimate:
     """Run ``stages`` (each ``stage(cfg, run_dir, False, data)``) in a temporary run folder inside
     :func:`measure_steps`, then ``sample(model_dir, out_dir, n)`` for one batch; return (and print, on the main
-    process) the estimate of the whole run. Every process takes part (the stages synchronize); the random states
-    of torch, numpy and Python are restored afterwards, so the real run is unchanged."""
+    process) the estimate of the whole run. ``started``: the run's start (``time.time()``); the time since then
+    (reading the data, this dry run) is part of the estimate, done. Every process takes part (the stages
+    synchronize); the random states of torch, numpy and Python are restored afterwards, so the real run is
+    unchanged."""
     state = PartialState()
     est = Estimate()
     tmp = Path(tempfile.mkdtemp(prefix="specdm-estimate-")) if state.is_main_process else None
@@ -68,6 +71,8 @@ def dry_run_estimate(cfg: Config, data, stages: Sequence[Stage], sample: Sample 
         state.wait_for_everyone()
         if state.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
+    if started is not None:
+        est.add("reading the data and this estimate (done)", time.time() - started, spread=0.0)
     if show and state.is_main_process:
         print(est.message(), flush=True)
     return est

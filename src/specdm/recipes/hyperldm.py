@@ -309,7 +309,8 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = Fals
                               command=command)
 
     if not resume:  # one version of every region in the dry run, scaled to num_versions
-        dry_run_estimate(cfg, data, [train_stage1, train_stage2], sample, cfg.hyperldm.num_versions, 1)
+        dry_run_estimate(cfg, data, [train_stage1, train_stage2], sample, cfg.hyperldm.num_versions, 1,
+                         started=t0)
     train_stage1(cfg, run_dir, resume, data)
     train_stage2(cfg, run_dir, resume, data)
     out = sample(run_dir / "model", run_dir / "synthetic", cfg.hyperldm.num_versions, resume)

@@ -160,7 +160,7 @@ def run_stages(cfg: Config, run_dir: Path, resume: bool, overwrite: bool, comman
                           filter_threshold=s.filter_threshold, max_attempts=s.max_attempts)
 
     if not resume:
-        dry_run_estimate(cfg, data, [train_stage1, stage2], sample, s.num_samples, s.batch_size)
+        dry_run_estimate(cfg, data, [train_stage1, stage2], sample, s.num_samples, s.batch_size, started=t0)
     train_stage1(cfg, run_dir, resume, data)
     stage2(cfg, run_dir, resume, data)
     card = sample(run_dir / "model", run_dir / "synthetic", s.num_samples, resume)
