@@ -107,10 +107,13 @@ def sample_model(model_dir: Path, out_dir: Path, settings: SamplingConfig, optio
     options = options or {}
     stray = sorted(k for k in options if k not in kind.options)
     if stray:
-        flags = ", ".join(_flag(k) for k in stray)
-        takes = ", ".join(kind.options.values()) or "none of them"
-        raise ConfigError(f"{flags} do{'es' * (len(stray) == 1)} not apply to {info.method} models (they sample "
-                          f"{METHODS[info.method].summary}; their options: {takes})", model_dir)
+        from specdm.recipes import recipe_of as recipe
+
+        owners = [m for m in METHODS if any(k in recipe(m).inputs.options for k in stray)]
+        takes = ", ".join(kind.options.values())
+        raise ConfigError(f"{', '.join(_flag(k) for k in stray)} steer{'s' * (len(stray) == 1)} "
+                          f"{' and '.join(owners)} models; this model ({info.method}: {METHODS[info.method].summary}) "
+                          + (f"takes {takes}" if takes else "takes no input options"), model_dir)
     return write_set(model_dir, out_dir, kind.from_options(options), settings, resume, overwrite, command, device)
 
 
