@@ -14,6 +14,8 @@
     specdm view DATASET               write DATASET/view.html: a static page to browse the samples
     specdm conditions IMAGE --out DIR the condition maps of an image (edges, lines, ...), for --condition
     specdm folds CONFIG --out FILE    a spatial fold design from the config's label map (data.split kind folds)
+    specdm apply OPERATION MODEL_DIR --out DIR
+                                      an operation on a trained model folder (specdm apply --list)
 
 CONFIG is a packaged name (``specdm config --list``) or a YAML path. Errors the
 user can fix print one line naming the file and exit with status 2.
@@ -227,6 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--name", default=None, help="the design's name (default: the file name without .json)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
+    a = sub.add_parser("apply", help="an operation on a trained model folder (specdm apply --list)",
+                       description="Operations start from a trained model folder and write into their own folder "
+                                   "(never into the model): specdm apply OPERATION MODEL_DIR --out DIR [--config "
+                                   "CONFIG] [--set KEY=VALUE].")
+    a.add_argument("operation", nargs="?", help="the operation (specdm apply --list)")
+    a.add_argument("model_dir", type=Path, nargs="?", help="model folder (a run's model/)")
+    a.add_argument("--out", type=Path, default=None, help="output folder of the operation")
+    a.add_argument("--config", default=None, help="the config whose real data the operation reads (same method)")
+    a.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the operation (repeatable)")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing output folder made by specdm")
+    a.add_argument("--list", action="store_true", help="list the operations")
+
     c = sub.add_parser("config", help="print a config with all defaults")
     c.add_argument("config", nargs="?", default="indian_pines")
     c.add_argument("--list", action="store_true", help="list the packaged configs")
@@ -362,6 +377,28 @@ def _benchmark_rgb(args, cfg, command: str) -> int:
     return 0
 
 
+def _apply(args, command: str) -> int:
+    """``specdm apply OPERATION MODEL_DIR --out DIR``: an operation on a trained model folder."""
+    from specdm.config import load_config
+    from specdm.operations import OPERATIONS, apply
+
+    if args.list:
+        print("\n".join(f"{name}: {op.summary}" for name, op in OPERATIONS.items()))
+        return 0
+    if args.operation is None or args.model_dir is None or args.out is None:
+        raise ConfigError("specdm apply needs an OPERATION, a MODEL_DIR and --out DIR (or --list)")
+    options = {}
+    for item in args.options:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set '{item}' must look like KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    cfg = load_config(args.config) if args.config else None
+    path = apply(args.operation, args.model_dir, args.out, options, cfg, args.overwrite, command)
+    print(f"{args.operation}: {path}")
+    return 0
+
+
 def _folds(args, command: str) -> int:
     """``specdm folds CONFIG --out FILE``: compute, write and show a fold design (``--show DESIGN``: show one)."""
     from specdm.config import load_config
@@ -474,6 +511,8 @@ def _dispatch(args, command: str) -> int:
 
     if args.command == "folds":
         return _folds(args, command)
+    if args.command == "apply":
+        return _apply(args, command)
     if args.command == "conditions":
         from specdm.recipes.controllable import extract_conditions
 

@@ -68,7 +68,8 @@ class ImageAutoencoderStage(KLAutoencoderStage):
                   "normalization": {n: p.normalizer.to_dict() for n, p in zip(data.names, data.sources)},
                   "band_valid": {n: s.extra.get("band_valid") for n, s in zip(data.names, scenes)},
                   "texts": {n: s.text for n, s in zip(data.names, scenes)}}
-        info = ModelInfo.from_scene(scenes[0], data.identity_normalizer().to_dict(), cfg.data.patch_size, source)
+        info = ModelInfo.from_scene(scenes[0], data.identity_normalizer().to_dict(), cfg.data.patch_size, source,
+                                    cfg.method)
         info.task, info.class_names, info.ignore_index = "image", [], None
         info.real_stats = data.train.pixel_statistics().to_dict()
         info.save(run.model_dir)

@@ -143,7 +143,8 @@ class VQAutoencoderStage(AutoencoderStage):
         source = {"scenes": [s.name for s in data.scenes], "split": cfg.data.split.model_dump(),
                   "windows": len(data.train), "rgb": prepared["rgb_settings"], "use_rgb": cfg.hyperldm.use_rgb,
                   **prepared["about"]}
-        info = ModelInfo.from_scene(data.reference, data.normalizer.to_dict(), cfg.data.patch_size, source)
+        info = ModelInfo.from_scene(data.reference, data.normalizer.to_dict(), cfg.data.patch_size, source,
+                                    cfg.method)
         info.real_stats = data.train.pixel_statistics().to_dict()
         info.save(run.model_dir)
 

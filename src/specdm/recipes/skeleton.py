@@ -51,10 +51,10 @@ class Run:
     run_dir: Path
     data: object
     resume: bool = False
+    model_dir: Path | None = None  # default: run_dir / "model"
 
-    @property
-    def model_dir(self) -> Path:
-        return self.run_dir / "model"
+    def __post_init__(self):
+        self.model_dir = Path(self.model_dir) if self.model_dir is not None else Path(self.run_dir) / "model"
 
 
 class Stage:

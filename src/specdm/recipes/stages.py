@@ -71,7 +71,8 @@ class KLAutoencoderStage(AutoencoderStage):
         data, cfg = run.data, run.cfg
         net.save_pretrained(run.model_dir / "autoencoder")
         source = {"scenes": [s.name for s in data.scenes], "split": cfg.data.split.model_dump(), "windows": len(data.train)}
-        info = ModelInfo.from_scene(data.reference, data.normalizer.to_dict(), cfg.data.patch_size, source)
+        info = ModelInfo.from_scene(data.reference, data.normalizer.to_dict(), cfg.data.patch_size, source,
+                                    cfg.method)
         info.real_stats = data.train_statistics().to_dict()
         info.save(run.model_dir)
         save_real_references(data, run.model_dir, cfg.train.seed)
