@@ -89,8 +89,8 @@ def test_sharded_sampling_equals_one_process(one_process_run):
 
 # --- every method: 2 processes write the very files one process writes -------------------------------------------
 
-S2 = {"dataset": "sentinel2_demo", "options": {"size": 48}, "split": {"kind": "rows", "train": [0, 32], "test": [32, 48]},
-      "patch_size": 16, "stride": 8}
+S2 = {"dataset": "sentinel2_demo", "options": {"size": 48}, "patch_size": 16, "stride": 8,
+      "split": {"kind": "rows", "train": [0, 32], "test": [32, 48]}}
 METHOD_SECTIONS = {
     "specdm": {},
     "layout": {"layout": {"copy_paste": 0.5}},
@@ -173,7 +173,8 @@ def method_sets(request, tmp_path_factory):
     if other is not None:
         model = tmp / "one" / "model"
         with single_thread():
-            assert main(["--threads", "1", "sample", str(model), "--out", str(tmp / "s1" / "set"), *SAMPLE, *other]) == 0
+            one = ["--threads", "1", "sample", str(model), "--out", str(tmp / "s1" / "set"), *SAMPLE, *other]
+            assert main(one) == 0
         launch_two(["--threads", "1", "sample", model, "--out", tmp / "s2" / "set", *SAMPLE, *other], tmp)
         sets["sample"] = (tmp / "s1" / "set", tmp / "s2" / "set")
     return method, sets

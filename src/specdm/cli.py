@@ -250,9 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _input_options(args) -> dict:
     """The input options ``specdm sample`` was given (option -> value; flags left out are not in it): the model
-    folder's method takes those of its input kind and refuses the others (:func:`specdm.recipes.sampling.sample_model`)."""
+    folder's method takes those of its input kind and refuses the others
+    (:func:`specdm.recipes.sampling.sample_model`)."""
     given = {"masks_dir": None if args.masks is None else str(args.masks),
-             "class_targets": _pairs(args.classes, "--classes", number=True, usage="CLASS=SHARE, e.g. water=0.2") or None,
+             "class_targets": _pairs(args.classes, "--classes", True, "CLASS=SHARE, e.g. water=0.2") or None,
              "balance": args.balance or None, "copy_paste": args.copy_paste, "guidance_scale": args.guidance,
              "redraw_layouts": args.redraw_layouts or None,
              "conditions": _pairs(args.condition, "--condition") or None,

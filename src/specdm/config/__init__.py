@@ -43,7 +43,8 @@ from specdm.config.sections import validate as validate_section
 from specdm.config.specdm import SpecDMRunConfig
 from specdm.errors import ConfigError
 
-METHODS: dict[str, Method] = {m.name: m for m in (_specdm.METHOD, _layout.METHOD, _controllable.METHOD, _hyperldm.METHOD)}
+METHODS: dict[str, Method] = {m.name: m for m in (_specdm.METHOD, _layout.METHOD, _controllable.METHOD,
+                                                   _hyperldm.METHOD)}
 DEFAULT_METHOD = "specdm"
 Config = RunConfig  # the type of any method's config (each method's class derives from it)
 
@@ -99,7 +100,8 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> RunCon
     elif name_or_path in packaged_configs():
         text = resources.files("specdm.configs").joinpath(f"{name_or_path}.yaml").read_text()
     else:
-        raise ConfigError(f"'{name_or_path}' is neither a YAML file nor a packaged config ({', '.join(packaged_configs())})")
+        raise ConfigError(f"'{name_or_path}' is neither a YAML file nor a packaged config "
+                          f"({', '.join(packaged_configs())})")
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:

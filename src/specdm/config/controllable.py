@@ -85,9 +85,11 @@ class ControllableRunConfig(RunConfig):
 
 def card_section(meta: dict) -> list[str]:
     settings = (meta.get("source") or {}).get("controllable") or {}
-    return ["## Model", "", f"- conditions it was trained with: {', '.join(settings.get('conditions') or []) or 'none'}",
+    names = ", ".join(settings.get("conditions") or []) or "none"
+    return ["## Model", "", f"- conditions it was trained with: {names}",
             f"- content condition: {settings.get('content', 'histogram')}",
-            f"- dropout: each condition {settings.get('p_drop', '?')}, all together {settings.get('p_uncond', '?')}", ""]
+            f"- dropout: each condition {settings.get('p_drop', '?')}, all together {settings.get('p_uncond', '?')}",
+            ""]
 
 
 METHOD = Method("controllable", ControllableRunConfig, "images steered by any subset of six conditions (controllable "

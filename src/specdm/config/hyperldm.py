@@ -9,39 +9,17 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from specdm.config.method import Method
-from specdm.config.sections import DiffusionConfig, RunConfig, Strict
+from specdm.config.sections import DiffusionConfig, RunConfig, StageOneConfig, Strict
 
 # HyperLDM: T = 100, betas linear from 0.005 M to M, M = 0.02
 HYPERLDM_SCHEDULE = dict(num_train_timesteps=100, beta_start=1e-4, beta_end=0.02, beta_schedule="linear")
 MOVED = {"zero_terminal_snr": "diffusion.zero_terminal_snr", "ssim_weight": "diffusion.ssim_weight"}
 
 
-class VQAutoencoderConfig(Strict):
+class VQAutoencoderConfig(StageOneConfig):
     """Stage 1: the conditional VQ autoencoder (its codebook, heads and losses are in the ``hyperldm`` section)."""
 
     latent_channels: int = Field(16, ge=1)  # n_x, the paper's
-    block_out_channels: list[int] = Field(default_factory=lambda: [16, 32, 64])  # f = 2**(len-1)
-    layers_per_block: int = 1
-    norm_num_groups: int = 16
-    steps: int = Field(1000, ge=1)
-    batch_size: int = Field(8, ge=1)
-    lr: float = 5e-4
-
-    @property
-    def downsampling(self) -> int:
-        return 2 ** (len(self.block_out_channels) - 1)
-
-
-class HyperLDMDiffusionConfig(DiffusionConfig):
-    """Stage 2 with the paper's schedule (T = 100, betas 1e-4..0.02), rescaled to zero terminal SNR with v
-    prediction (measured: docs/results.md; ``zero_terminal_snr: false`` is the paper's, alpha_bar_T = 0.36), and
-    the paper's SSIM term (0.1)."""
-
-    num_train_timesteps: int = HYPERLDM_SCHEDULE["num_train_timesteps"]
-    beta_start: float = HYPERLDM_SCHEDULE["beta_start"]
-    beta_end: float = HYPERLDM_SCHEDULE["beta_end"]
-    zero_terminal_snr: bool = True
-    ssim_weight: float = Field(0.1, ge=0.0)
 
 
 class HyperLDMConfig(Strict):
@@ -86,6 +64,18 @@ class HyperLDMConfig(Strict):
             raise ValueError("hyperldm.denoiser_rgb 'features' feeds the denoiser stage 1's RGB condition encoder, "
                              "which hyperldm.use_rgb: false leaves out; use denoiser_rgb: folded")
         return self
+
+
+class HyperLDMDiffusionConfig(DiffusionConfig):
+    """Stage 2 with the paper's schedule (T = 100, betas 1e-4..0.02), rescaled to zero terminal SNR with v
+    prediction (measured: docs/results.md; ``zero_terminal_snr: false`` is the paper's, alpha_bar_T = 0.36), and
+    the paper's SSIM term (0.1)."""
+
+    num_train_timesteps: int = HYPERLDM_SCHEDULE["num_train_timesteps"]
+    beta_start: float = HYPERLDM_SCHEDULE["beta_start"]
+    beta_end: float = HYPERLDM_SCHEDULE["beta_end"]
+    zero_terminal_snr: bool = True
+    ssim_weight: float = Field(0.1, ge=0.0)
 
 
 class HyperLDMRunConfig(RunConfig):

@@ -299,19 +299,13 @@ class DataConfig(Strict):
         return {k: getattr(self, k) for k in keys}
 
 
-class KLAutoencoderConfig(Strict):
-    """SpecDM's KL-VAE (diffusers' ``AutoencoderKL`` streams), stage 1 of the methods built on it."""
+class StageOneConfig(Strict):
+    """What every stage-1 autoencoder section has: the encoder/decoder sizes (f = 2 ** (len(block_out_channels) - 1))
+    and the training loop's steps, batch size and learning rate."""
 
-    latent_channels: int = Field(4, ge=1)  # per part: z has (dates + 1) * latent_channels channels
     block_out_channels: list[int] = Field(default_factory=lambda: [16, 32, 64])  # f = 2**(len-1)
     layers_per_block: int = 1
     norm_num_groups: int = 16
-    padding_mode: Literal["zeros", "reflect"] = "zeros"  # padding of every convolution (docs/results.md)
-    # pixels of reflected context around each window (a multiple of f; default 2 f): no border frame
-    context_padding: int | None = Field(None, ge=0)
-    symmetric_downsampling: bool = True  # pad both sides before each stride-2 convolution (no corner artefact)
-    sad_weight: float = 0.1  # lambda of L1 + lambda * SAD
-    kl_weight: float = 1e-6
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(8, ge=1)
     lr: float = 5e-4
@@ -319,6 +313,18 @@ class KLAutoencoderConfig(Strict):
     @property
     def downsampling(self) -> int:
         return 2 ** (len(self.block_out_channels) - 1)
+
+
+class KLAutoencoderConfig(StageOneConfig):
+    """SpecDM's KL-VAE (diffusers' ``AutoencoderKL`` streams), stage 1 of the methods built on it."""
+
+    latent_channels: int = Field(4, ge=1)  # per part: z has (dates + 1) * latent_channels channels
+    padding_mode: Literal["zeros", "reflect"] = "zeros"  # padding of every convolution (docs/results.md)
+    # pixels of reflected context around each window (a multiple of f; default 2 f): no border frame
+    context_padding: int | None = Field(None, ge=0)
+    symmetric_downsampling: bool = True  # pad both sides before each stride-2 convolution (no corner artefact)
+    sad_weight: float = 0.1  # lambda of L1 + lambda * SAD
+    kl_weight: float = 1e-6
 
     @model_validator(mode="after")
     def _context(self):
@@ -468,8 +474,8 @@ class RunConfig(Strict):
             raise ValueError(f"data.patch_size {p} is not a multiple of the autoencoder's downsampling {f} "
                              f"(2 ** (len(autoencoder.block_out_channels) - 1))")
         if (p // f) % g:
-            raise ValueError(f"data.patch_size {p} gives {p // f}x{p // f} latents, which the denoiser's {levels} levels "
-                             f"cannot halve {levels - 1} times; use a multiple of {f * g}")
+            raise ValueError(f"data.patch_size {p} gives {p // f}x{p // f} latents, which the denoiser's {levels} "
+                             f"levels cannot halve {levels - 1} times; use a multiple of {f * g}")
         return self
 
     def schedule(self) -> dict:

@@ -134,7 +134,8 @@ def plot_comparison(rows: dict[str, np.ndarray], rgb_bands, stretch, path, masks
 
 
 def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, preview_paths, stac: bool = True,
-               extra_figures: list | None = None, sections: list[str] | None = None, summary: str | None = None) -> Path:
+               extra_figures: list | None = None, sections: list[str] | None = None,
+               summary: str | None = None) -> Path:
     """Write ``README.md`` and ``card/*.png`` (and ``stac_item.json`` when ``stac``) into ``out_dir``;
     return the README's path.
 

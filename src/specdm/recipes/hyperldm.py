@@ -133,9 +133,9 @@ class VQAutoencoderStage(AutoencoderStage):
     def fit(self, run: Run, net, prepared: dict, loop, ckpt_dir: Path) -> HyperVQAutoencoder:
         h = run.cfg.hyperldm
         model, critics = net
-        return train_vq_autoencoder(run.data.train, model, prepared["rgb"], loop, ckpt_dir, h.l1_weight, h.cosine_weight,
-                                    h.commitment_weight, run.resume, critics, h.discriminator_weight,
-                                    h.discriminator_every)
+        return train_vq_autoencoder(run.data.train, model, prepared["rgb"], loop, ckpt_dir, h.l1_weight,
+                                    h.cosine_weight, h.commitment_weight, run.resume, critics,
+                                    h.discriminator_weight, h.discriminator_every)
 
     def save(self, run: Run, net, prepared: dict) -> None:
         cfg, data = run.cfg, run.data

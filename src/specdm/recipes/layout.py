@@ -122,8 +122,9 @@ class LayoutDenoiser(DenoiserStage):
         d, ae = run.cfg.diffusion, prepared.autoencoder
         c = ae.config["latent_channels"]
         controlnet = run.cfg.layout.conditioning == "controlnet"
-        net = build_denoiser(prepared.conditioning.target_channels, self.latent_size(run, ae), tuple(d.block_out_channels),
-                             d.layers_per_block, d.norm_num_groups, condition_channels=0 if controlnet else c)
+        net = build_denoiser(prepared.conditioning.target_channels, self.latent_size(run, ae),
+                             tuple(d.block_out_channels), d.layers_per_block, d.norm_num_groups,
+                             condition_channels=0 if controlnet else c)
         return LatentControlledDenoiser(net, build_latent_controlnet(net, c)) if controlnet else net
 
     def source(self, cfg) -> dict:

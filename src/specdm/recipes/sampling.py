@@ -145,7 +145,8 @@ def write_set(model_dir: Path, out_dir: Path, inputs: Inputs, settings: Sampling
     if s.filter_threshold is not None:
         from specdm.augment.fidelity import LabelFidelity, load_pixels
 
-        scorer = LabelFidelity(len(info.class_names), info.ignore_index, seed=s.seed).fit_pixels(*load_pixels(model_dir))
+        scorer = LabelFidelity(len(info.class_names), info.ignore_index, seed=s.seed)
+        scorer = scorer.fit_pixels(*load_pixels(model_dir))
     if state.is_main_process:
         prepare_output(out_dir, resume, overwrite)
         meta = dataset_metadata(pipe, model_dir, out_dir, inputs, n, s, steps, command, scorer)

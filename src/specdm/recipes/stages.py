@@ -70,7 +70,8 @@ class KLAutoencoderStage(AutoencoderStage):
     def save(self, run: Run, net, prepared) -> None:
         data, cfg = run.data, run.cfg
         net.save_pretrained(run.model_dir / "autoencoder")
-        source = {"scenes": [s.name for s in data.scenes], "split": cfg.data.split.model_dump(), "windows": len(data.train)}
+        source = {"scenes": [s.name for s in data.scenes], "split": cfg.data.split.model_dump(),
+                  "windows": len(data.train)}
         info = ModelInfo.from_scene(data.reference, data.normalizer.to_dict(), cfg.data.patch_size, source,
                                     cfg.method)
         info.real_stats = data.train_statistics().to_dict()
@@ -132,7 +133,8 @@ class DenoiserStage(Stage):
         if ref is not None:
             info.check_scene(ref, run.model_dir)
             if ae.config["num_bands"] != ref.num_bands:
-                raise CheckpointError("the autoencoder's band count differs from the data's", run.model_dir / "autoencoder")
+                raise CheckpointError("the autoencoder's band count differs from the data's",
+                                      run.model_dir / "autoencoder")
         return ae, info
 
     def encoded(self, run: Run, ae) -> Latents:

@@ -118,14 +118,15 @@ def _sample_again(folder: Path, method: str) -> list[str] | None:
     model, out = folder / "run" / "model", folder / "again"
     common = ["-n", "2", "--steps", "3", "--sampler", "ddim", "--batch-size", "2"]
     if method == "layout":
-        return ["sample", str(model), "--out", str(out), *common, "--masks", str(folder / "run" / "synthetic" / "masks"),
-                "--guidance", "2"]
+        masks = folder / "run" / "synthetic" / "masks"
+        return ["sample", str(model), "--out", str(out), *common, "--masks", str(masks), "--guidance", "2"]
     if method == "controllable":
         window = np.load(folder / "data" / "image.npy")[:16, 8:24, [3, 1, 0]]
         rgb = (window - window.min()) / (window.max() - window.min())
         np.save(folder / "rgb.npy", rgb.astype(np.float32))
         assert main(["conditions", str(folder / "rgb.npy"), "--out", str(folder / "cond"), "--model", str(model)]) == 0
-        return ["sample", str(model), "--out", str(out), *common, "--condition", f"edges={folder / 'cond' / 'edges.npy'}",
+        edges = folder / "cond" / "edges.npy"
+        return ["sample", str(model), "--out", str(out), *common, "--condition", f"edges={edges}",
                 "--condition", f"content={folder / 'rgb.npy'}", "--condition-guidance", "edges=2"]
     if method == "hyperldm":
         rgb = np.random.default_rng(11).random((13, 21, 3)).astype(np.float32)
