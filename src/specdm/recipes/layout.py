@@ -70,6 +70,10 @@ class LayoutInputs(Inputs):
             targets = class_targets(self.class_targets, self.balance, info.class_names, info.ignore_index, shares)
             self.real = RealLayouts(real, k, targets, self.copy_paste, info.ignore_index, settings.seed)
 
+    @property
+    def retry(self) -> str:
+        return "new noise and a new layout" if self.redraw_layouts else "new noise; the sample keeps its layout"
+
     def layouts(self, indices, attempt: int) -> np.ndarray:
         if self.real is None:
             return np.stack([self.masks[i % len(self.masks)] for i in indices])

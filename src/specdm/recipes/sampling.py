@@ -53,6 +53,7 @@ class Inputs:
     has_masks: ClassVar[bool] = True  # the samples come with masks (the filter applies)
     any_size: ClassVar[bool] = False  # samples may differ in size (no patch size, no zarr)
     seed_rule: ClassVar[str] = SEED_RULE
+    retry: ClassVar[str] = "new noise"  # what a filter retry draws anew
 
     @classmethod
     def from_options(cls, options: dict) -> "Inputs":
@@ -213,10 +214,8 @@ def dataset_metadata(pipe, model_dir: Path, out_dir: Path, inputs: Inputs, n: in
         "filter": None,
     }
     if scorer is not None:
-        redraw = "new noise and, for layout models, a new layout" if getattr(inputs, "redraw_layouts", False) else \
-            "new noise; a layout model keeps the sample's layout"
         meta["filter"] = {"rule": "a pair whose labelled pixels agree with a random forest of the real training "
-                                  f"pixels less often than the threshold is drawn again ({redraw}), "
+                                  f"pixels less often than the threshold is drawn again ({inputs.retry}), "
                                   "and dropped after max_attempts tries",
                           "threshold": s.filter_threshold, "max_attempts": s.max_attempts,
                           "classifier": scorer.trained_on}
