@@ -66,14 +66,34 @@ def validate(model: type[BaseModel], raw: dict, source=None):
         raise ConfigError(f"invalid configuration:\n  method: '{name}' is not one of {', '.join(METHODS)}", source)
     target = METHODS[name].config
     foreign = []
-    for key in raw:
+    for key, value in raw.items():
         if key not in target.model_fields:
             owners = [m.name for m in METHODS.values() if key in m.config.model_fields]
             if owners:
-                foreign.append(f"  {key}: belongs to method {' and '.join(owners)}; this config's method is {name}")
+                foreign.append(f"  {key}: belongs to {_methods(owners)}; this config's method is {name}")
+        elif isinstance(value, dict):
+            mine = _section(target, key)
+            for sub in value:
+                owners = [m.name for m in METHODS.values() if sub in _section(m.config, key, {})]
+                if mine is not None and sub not in mine.model_fields and owners:
+                    foreign.append(f"  {key}.{sub}: a setting of the {key} of {_methods(owners)}; method {name}'s "
+                                   "has none")
     if foreign:
         raise ConfigError("invalid configuration:\n" + "\n".join(foreign), source)
     return validate_section(target, {**raw, "method": name}, source)
+
+
+def _methods(names: list[str]) -> str:
+    return f"method {names[0]}" if len(names) == 1 else f"methods {', '.join(names[:-1])} and {names[-1]}"
+
+
+def _section(config: type[RunConfig], key: str, missing=None):
+    """The section class of ``config``'s field ``key`` (``missing`` when it has no such section)."""
+    field = config.model_fields.get(key)
+    kind = getattr(field, "annotation", None)
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return kind if missing is None else kind.model_fields
+    return missing
 
 
 def as_method(cfg: RunConfig, name: str) -> RunConfig:
