@@ -40,14 +40,15 @@ def main() -> int:
     from specdm.data.datamodule import prepare_data
     from specdm.models.denoisers import build_denoiser
     from specdm.models.losses import image_loss, kl_divergence, mask_loss
-    from specdm.recipes.specdm import build_autoencoder
+    from specdm.recipes.stages import build_autoencoder
     from specdm.speed import to_channels_last
 
     torch.set_num_threads(a.threads)
     cfg = load_config(a.config)
     data = prepare_data(cfg.data)
     x, y = data.train.batch(list(range(cfg.autoencoder.batch_size)))
-    ae0 = build_autoencoder(cfg, data.reference)
+    ref = data.reference
+    ae0 = build_autoencoder(cfg.autoencoder, ref.num_bands, ref.num_classes, len(ref.images))
     zc, zs = ae0.latent_channels, cfg.data.patch_size // ae0.downsampling
     z = torch.randn(cfg.diffusion.batch_size, zc, zs, zs)
     t = torch.randint(0, 1000, (cfg.diffusion.batch_size,))
@@ -56,7 +57,7 @@ def main() -> int:
         torch.manual_seed(0)
         fast = v != "plain"
         if stage == 1:
-            m = build_autoencoder(cfg, data.reference)
+            m = build_autoencoder(cfg.autoencoder, ref.num_bands, ref.num_classes, len(ref.images))
         else:
             d = cfg.diffusion
             m = build_denoiser(zc, zs, tuple(d.block_out_channels), d.layers_per_block, d.norm_num_groups)

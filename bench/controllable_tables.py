@@ -56,7 +56,9 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from specdm.config import load_config
+    from specdm.pipelines import load_pipeline
     from specdm.recipes import controllable as recipe
+    from specdm.recipes import train
     from specdm.recipes.run_dir import prepare_run_dir
 
     t0 = time.time()
@@ -65,9 +67,10 @@ def main() -> int:
     prepare_run_dir(run, args.resume, overwrite=not args.resume)
     data = recipe.prepare(cfg)
     t_data = time.time() - t0
-    recipe.train_stage1(cfg, run, args.resume, data)
+    train(cfg, run, "stage1", args.resume, data=data)
     t_stage1 = time.time() - t0 - t_data
-    pipe = recipe.train_stage2(cfg, run, args.resume, data)
+    train(cfg, run, "stage2", args.resume, data=data)
+    pipe = load_pipeline(run / "model")
     t_stage2 = time.time() - t0 - t_data - t_stage1
     result = {"command": command_line(), "machine": machine_info(), "config": cfg.model_dump(mode="json"),
               "budget": {"autoencoder_steps": args.ae_steps, "autoencoder_batch": cfg.autoencoder.batch_size,

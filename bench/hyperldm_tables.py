@@ -62,6 +62,7 @@ from specdm.metrics.spectral import sad_stats
 from specdm.models.hscnn import RGBToSpectra
 from specdm.pipelines import HyperLDMPipeline
 from specdm.recipes import hyperldm as recipe
+from specdm.recipes import train
 from specdm.recipes.run_dir import RUN_MARKER, prepare_run_dir
 from specdm.training.engine import LoopConfig
 from specdm.training.hyperldm import train_rgb_regressor
@@ -71,10 +72,10 @@ VARIANTS = {
     "no_rgb_decoder": ["hyperldm.use_rgb=false"],
     "no_library": ["hyperldm.library=null"],
     "baseline": [],
-    "ssim": ["hyperldm.ssim_weight=0.1", "hyperldm.zero_terminal_snr=false"],
-    "zero_snr": ["hyperldm.ssim_weight=0", "hyperldm.zero_terminal_snr=true"],
-    "ssim_zero_snr": ["hyperldm.ssim_weight=0.1", "hyperldm.zero_terminal_snr=true"],
-    "discriminators": ["hyperldm.ssim_weight=0.1", "hyperldm.zero_terminal_snr=true", "hyperldm.discriminators=true"],
+    "ssim": ["diffusion.ssim_weight=0.1", "diffusion.zero_terminal_snr=false"],
+    "zero_snr": ["diffusion.ssim_weight=0", "diffusion.zero_terminal_snr=true"],
+    "ssim_zero_snr": ["diffusion.ssim_weight=0.1", "diffusion.zero_terminal_snr=true"],
+    "discriminators": ["diffusion.ssim_weight=0.1", "diffusion.zero_terminal_snr=true", "hyperldm.discriminators=true"],
     "features": ["hyperldm.denoiser_rgb=features"],
     "folded": ["hyperldm.denoiser_rgb=folded"],
 }
@@ -106,8 +107,8 @@ def train_variant(config: str, name: str, a, run_dir: Path):
     if not (run_dir / "model" / "unet").is_dir():
         prepare_run_dir(run_dir, resume=True, overwrite=False)
         data = prepare_data(cfg.data)
-        recipe.train_stage1(cfg, run_dir, resume=True, data=data)
-        recipe.train_stage2(cfg, run_dir, resume=True, data=data)
+        train(cfg, run_dir, "stage1", resume=True, data=data)
+        train(cfg, run_dir, "stage2", resume=True, data=data)
     return cfg, sets, HyperLDMPipeline.from_pretrained(run_dir / "model"), time.time() - t0
 
 

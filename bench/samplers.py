@@ -1,7 +1,7 @@
 """Quality vs steps of the samplers: how few network evaluations match DDPM-1000 (the paper's sampler)?
 
 For each sampler setting, N samples with the same seeds (sample i of run seed s uses SeedSequence([s, i]))
-are written with ``specdm.recipes.sampling.synthesize`` (what ``specdm sample`` runs) and scored with
+are written with ``specdm.recipes.sampling.sample_model`` (what ``specdm sample`` runs) and scored with
 ``specdm.evaluation.evaluate`` against the real training split, all with ONE encoder folder (trained on
 the first evaluation, reused after) so the Frechet distances are comparable.
 
@@ -135,7 +135,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from specdm.recipes import sampling
-    from specdm.config import load_config
+    from specdm.config import SamplingConfig, load_config
     from specdm.evaluation.evaluate import evaluate
     from specdm.pipelines import SpecDMPipeline
 
@@ -258,8 +258,9 @@ def main() -> int:
         synth = work / "sets" / lab
         timer["s"] = 0.0
         t = time.time()
-        sampling.synthesize(args.model_dir, synth, n, name, steps, eta, b, seed, image_format="npy", previews=0,
-                            overwrite=True, command=f"bench/samplers.py ({lab})")
+        settings = SamplingConfig(num_samples=n, sampler=name, num_inference_steps=steps, eta=eta, batch_size=b,
+                                  seed=seed, image_format="npy", previews=0)
+        sampling.sample_model(args.model_dir, synth, settings, overwrite=True, command=f"bench/samplers.py ({lab})")
         wall = time.time() - t
         pipe_s = timer["s"]
         t = time.time()

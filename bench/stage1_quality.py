@@ -43,13 +43,11 @@ def main() -> None:
         t = time.time()
         if not quality.is_file() and (run / "model" / "autoencoder").is_dir():  # trained: measure again
             from specdm.config import load_config
-            from specdm.data.datamodule import prepare_data
-            from specdm.models.autoencoders import SpectralAutoencoder
-            from specdm.recipes.specdm import write_stage1_quality
+            from specdm.operations import apply
 
             cfg = load_config(a.config, sets)
-            write_stage1_quality(SpectralAutoencoder.from_pretrained(run / "model" / "autoencoder"),
-                                 prepare_data(cfg.data), run / "model")
+            report = apply("stage1-report", run / "model", run / "stage1_report", cfg=cfg, overwrite=True)
+            quality.write_text(json.dumps(json.loads(report.read_text())["report"], indent=1))
         if not quality.is_file():
             args = (["--threads", str(a.threads)] if a.threads else []) + ["train-autoencoder", a.config, "--run-dir", str(run)]
             args += [x for kv in sets for x in ("--set", kv)] + (["--resume"] if run.exists() else [])

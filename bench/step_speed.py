@@ -2,7 +2,7 @@
 
 For each config, thread count and stage, every variant trains a fresh, identically seeded network through
 specdm's own trainer (:func:`specdm.training.autoencoder.train_autoencoder`, :func:`~specdm.training.diffusion.
-train_denoiser`; the task models through :func:`specdm.evaluation.downstream.train_downstream`) for
+train_latent_denoiser`; the task models through :func:`specdm.evaluation.downstream.train_downstream`) for
 ``--warmup + --repeats`` steps; the variants alternate in ``--rounds`` rounds, so each ratio is measured in one
 run under the same load. A step's time is its wall time (data, forward, backward, optimizer, EMA); reported:
 the median over all timed steps of all rounds, and the spread of the per-round medians.
@@ -66,12 +66,12 @@ def stage_runner(cfg, data, stage: int):
     import torch
 
     from specdm.models.denoisers import build_denoiser
-    from specdm.recipes.specdm import build_autoencoder
+    from specdm.recipes.stages import build_autoencoder
     from specdm.training.autoencoder import train_autoencoder
-    from specdm.training.diffusion import train_denoiser
+    from specdm.training.diffusion import Latents, Unconditional, train_latent_denoiser
 
-    a, d = cfg.autoencoder, cfg.diffusion
-    ae0 = build_autoencoder(cfg, data.reference)
+    a, d, ref = cfg.autoencoder, cfg.diffusion, data.reference
+    ae0 = build_autoencoder(a, ref.num_bands, ref.num_classes, len(ref.images))
     zc, zs = ae0.latent_channels, cfg.data.patch_size // ae0.downsampling
     gen = torch.Generator().manual_seed(0)
     mean, std = torch.randn(64, zc, zs, zs, generator=gen), 0.1 * torch.rand(64, zc, zs, zs, generator=gen)
@@ -79,10 +79,11 @@ def stage_runner(cfg, data, stage: int):
     def run(loop, ckpt):
         torch.manual_seed(cfg.train.seed)
         if stage == 1:
-            return train_autoencoder(data.train, build_autoencoder(cfg, data.reference), loop, ckpt, a.sad_weight,
-                                     a.kl_weight)
+            return train_autoencoder(data.train, build_autoencoder(a, ref.num_bands, ref.num_classes, len(ref.images)),
+                                     loop, ckpt, a.sad_weight, a.kl_weight)
         unet = build_denoiser(zc, zs, tuple(d.block_out_channels), d.layers_per_block, d.norm_num_groups)
-        return train_denoiser(unet, mean, std, torch.ones(zc), loop, ckpt, cfg.schedule())
+        return train_latent_denoiser(unet, Latents(mean, std, torch.ones(zc)), Unconditional(), loop, ckpt,
+                                     cfg.schedule())
 
     steps = (a.steps, a.batch_size, a.lr, None) if stage == 1 else (d.steps, d.batch_size, d.lr, d.ema_decay)
     return run, steps

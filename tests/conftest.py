@@ -103,3 +103,25 @@ def write_config(path: Path, cfg: dict) -> Path:
 
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+WAVELENGTHS = [450.0, 520.0, 600.0, 660.0, 780.0, 860.0]  # the 6 bands of write_fake_files
+
+
+def tiny_method_config(tmp: Path, method: str, **sections) -> dict:
+    """A tiny config of ``method`` on a fake 6-band scene with wavelengths (the RGB-conditioned and controllable
+    methods need them); ``sections`` update the config's sections."""
+    data = write_fake_files(tmp / "data", np.random.default_rng(3))
+    cfg = tiny_config(data, sampling={"num_samples": 4, "num_inference_steps": 2, "batch_size": 2, "previews": 1})
+    cfg["method"] = method
+    if method in ("hyperldm", "controllable"):
+        cfg["data"]["wavelengths"] = WAVELENGTHS
+    if method == "hyperldm":
+        cfg["hyperldm"] = {"library": None, "num_codes": 16, "num_versions": 1, "condition_channels": 4,
+                           "head_channels": 8}
+    if method == "controllable":
+        cfg["data"]["align"] = {"start": 450, "stop": 860, "bands": 6}
+        cfg["controllable"] = {"conditions": ["edges"], "params": {"edges": {"sigmas": [1.0]}}}
+    for k, v in sections.items():
+        cfg[k] = {**cfg.get(k, {}), **v}
+    return cfg

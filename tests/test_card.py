@@ -206,7 +206,7 @@ def test_stac_item_can_be_left_out(tmp_path, meta, rng):
 
 def test_card_of_an_image_only_set(tmp_path, meta, rng):
     """A set without masks (controllable synthesis): one 'all pixels' class, mean-spectrum SAD, false-colour
-    previews without a class map, no class distribution and no STAC label item."""
+    previews without a class map, no class distribution, a STAC item without the label extension."""
     meta = {**meta, "task": "image", "method": "controllable", "class_names": [], "masks": False,
             "ignore_index": None}
     real, synth = ClassSpectra(1, 5), ClassSpectra(1, 5)
@@ -217,10 +217,13 @@ def test_card_of_an_image_only_set(tmp_path, meta, rng):
         assert im.size[0] == im.size[1]  # the false colour alone
     readme = write_card(tmp_path, real, synth, meta, [preview])
     text = readme.read_text()
-    assert "synthetic images (no masks)" in text and "method controllable" in text and "data sets demo (" in text
+    assert "synthetic images (no masks)" in text and "method controllable" in text and "the real data demo (" in text
     assert "## Class distribution" not in text and "mask format" not in text and "classes (" not in text
     (row,) = _table_rows(text, "## Spectral fidelity")
     assert row.startswith("| 0 | all pixels |") and "n/a" not in row
     assert "Pixels: 16 real, 16 synthetic." in text and "beside the class map" not in text
     assert (tmp_path / "card" / "mean_spectra.png").is_file()
-    assert not (tmp_path / "card" / "class_distribution.png").exists() and not (tmp_path / "stac_item.json").exists()
+    assert not (tmp_path / "card" / "class_distribution.png").exists()
+    item = json.loads((tmp_path / "stac_item.json").read_text())
+    assert item["stac_extensions"] == [] and not any(k.startswith("label:") for k in item["properties"])
+    assert item["properties"]["license"] == "CC0-1.0" and set(item["assets"]) == {"images", "metadata"}

@@ -21,13 +21,15 @@ from specdm.conditions.controls import (
     segment_colours,
     window_conditions,
 )
-from specdm.config import CONDITIONS, Config, DataConfig, validate
+from specdm.config import CONDITIONS, Config, DataConfig, SamplingConfig, validate
 from specdm.data.align import align_scene, wavelength_grid
 from specdm.data.datamodule import load_data, prepare
 from specdm.data.multiscene import balanced_items, pool
 from specdm.errors import ConfigError, DataError
 from specdm.pipelines import ControllablePipeline, load_pipeline
 from specdm.recipes import controllable as recipe
+from specdm.recipes import train
+from specdm.recipes.sampling import write_set
 from specdm.scene import Scene
 
 pytest.importorskip("cv2").setNumThreads(1)
@@ -72,8 +74,8 @@ def model_dir(data, tmp_path_factory):
     run = tmp_path_factory.mktemp("controllable")
     cfg = tiny_config()
     with single_thread():
-        recipe.train_stage1(cfg, run, data=data)
-        recipe.train_stage2(cfg, run, data=data)
+        train(cfg, run, "stage1", data=data)
+        train(cfg, run, "stage2", data=data)
     return run / "model"
 
 
@@ -164,14 +166,18 @@ def test_guidance_zero_equals_the_unconditioned_prediction(pipe, window):
 
 @pytest.mark.parametrize("subset", [[c] for c in CONDITIONS] + [list(CONDITIONS), []],
                          ids=[*CONDITIONS, "all_six", "none"])
-def test_generates_for_any_subset(pipe, window, subset):
+def test_generates_for_any_subset(pipe, window, subset, monkeypatch):
     _, conds = window
     given = {c: conds[c] for c in subset}
     kw = dict(sampler="ddim", num_inference_steps=3)
+    decoded, decode = [], pipe.autoencoder.decode_images
+    monkeypatch.setattr(pipe.autoencoder, "decode_images", lambda z: decoded.append(decode(z)) or decoded[-1])
     out = pipe(given, [0, 1], 7, **kw)
     images = out["images"]
-    assert out["masks"] is None and images.shape == (2, 1, 12, PATCH, PATCH)
-    assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
+    assert out["masks"] is None and images.shape == (2, 1, 12, PATCH, PATCH) and np.isfinite(images).all()
+    # the model's units (each source normalized by its own split; specdm.json's normalization is the identity):
+    # the decoded images clipped to the training range [0, 1], nothing else (a [0, 1] check alone cannot fail)
+    np.testing.assert_array_equal(images, np.clip(decoded[0].numpy(), 0, 1))
     assert not np.allclose(images[0], images[1])  # per-sample noise
     np.testing.assert_allclose(pipe(given, [1], 7, **kw)["images"][0], images[1], atol=1e-5)  # sample 1 is sample 1
     if subset:
@@ -208,8 +214,8 @@ def test_bad_conditions_name_the_file(pipe, tmp_path):
 
 def test_model_without_text_refuses_text_and_untrained_conditions(data, tmp_path, capsys, one_thread):
     cfg = tiny_config(["edges", "content"], steps=2)
-    recipe.train_stage1(cfg, tmp_path, data=data)
-    recipe.train_stage2(cfg, tmp_path, data=data)
+    train(cfg, tmp_path, "stage1", data=data)
+    train(cfg, tmp_path, "stage2", data=data)
     model = tmp_path / "model"
     code = main(["sample", str(model), "--out", str(tmp_path / "s"), "-n", "1", "--condition", "text=farmland"])
     err = error_line(capsys)
@@ -234,8 +240,9 @@ def test_cli_conditions_then_sample_writes_what_it_used(model_dir, window, tmp_p
             "--condition-guidance", "edges=2"]
     assert main(args) == 0
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["complete"] and meta["masks"] is False and set(meta["conditions"]) == {"edges", "text"}
-    assert meta["conditions"]["edges"]["guidance"] == 2.0 and meta["conditions"]["text"]["text"] == "scene a"
+    used = meta["inputs"]["conditions"]
+    assert meta["complete"] and meta["masks"] is False and set(used) == {"edges", "text"}
+    assert used["edges"]["guidance"] == 2.0 and used["text"]["text"] == "scene a"
     np.testing.assert_allclose(np.load(out / "conditions" / "edges.npy"), conds["edges"])
     assert len(list((out / "images").glob("*.tif"))) == 2
     # a wrong map: one line naming the file, exit 2
@@ -261,7 +268,7 @@ def test_config_aligns_real_scenes(data_dir):
     moffett = load_data(DataConfig(dataset="moffett", root=str(data_dir), wavelength_range=[400, 2500], align={},
                                    text="a lake shore"))[0]
     assert moffett.num_bands == 48 and moffett.text == "a lake shore" and moffett.extra["nominal_wavelengths"]
-    with pytest.raises(ConfigError, match="more_data trains several"):
+    with pytest.raises(ConfigError, match="more_data: belongs to method controllable"):
         validate(Config, {"data": {"dataset": "samson"}, "more_data": [{"dataset": "moffett"}]})
     with pytest.raises(ConfigError, match="set data.align"):
         validate(Config, {"method": "controllable", "data": {"dataset": "samson"}})
@@ -323,12 +330,15 @@ sampling: {num_samples: 3, sampler: ddim, num_inference_steps: 2, batch_size: 2}
     valid = info["source"]["band_valid"]
     assert valid["samson"][0] is False and all(valid["moffett"])  # 400 nm: below Samson's 401 nm
     meta = json.loads((run / "synthetic" / "metadata.json").read_text())
-    assert meta["complete"] and meta["conditions"] == {} and meta["num_samples"] == 3
+    assert meta["complete"] and meta["inputs"] == {"kind": "conditions", "conditions": {}, **{
+        k: meta["inputs"][k] for k in ("rule", "guidance_rule")}} and meta["num_samples"] == 3
     assert len(list((run / "synthetic" / "images").glob("*.tif"))) == 3
     card = (run / "synthetic" / "README.md").read_text()  # the dataset card of an image-only set
     assert "3 synthetic images (no masks)" in card and "| 0 | all pixels |" in card
     assert len(list((run / "synthetic" / "previews").glob("*.png"))) == 3
-    assert info["real_stats"]["counts"][0] > 0 and not (run / "synthetic" / "stac_item.json").exists()
+    assert info["real_stats"]["counts"][0] > 0
+    stac = json.loads((run / "synthetic" / "stac_item.json").read_text())  # an item without the label extension
+    assert stac["stac_extensions"] == [] and "label:classes" not in stac["properties"] and "images" in stac["assets"]
 
 
 def test_training_drops_each_condition_independently(tmp_path):
@@ -336,7 +346,8 @@ def test_training_drops_each_condition_independently(tmp_path):
     at least p_uncond of the time, and a left-out condition is zeros with presence 0."""
     from types import SimpleNamespace
 
-    from specdm.training.controllable import train_controlled_denoiser
+    from specdm.training.controllable import ConditionTables
+    from specdm.training.diffusion import Latents, train_latent_denoiser
     from specdm.training.engine import LoopConfig
 
     names = ["edges", "content"]
@@ -355,9 +366,9 @@ def test_training_drops_each_condition_independently(tmp_path):
     mean, std = torch.zeros(n, 2, 2, 2), torch.zeros(n, 2, 2, 2)
     local = torch.ones(n, 2, 4, 4, dtype=torch.float16)  # edges map + presence
     glob = torch.ones(n, 65)  # content + presence
-    train_controlled_denoiser(Spy(), mean, std, torch.ones(2), local, glob, np.arange(n), names,
-                              LoopConfig(steps=40, batch_size=50, lr=1e-3, checkpoint_every=1000), tmp_path,
-                              p_drop=0.3, p_uncond=0.1)
+    train_latent_denoiser(Spy(), Latents(mean, std, torch.ones(2), np.arange(n)),
+                          ConditionTables(local, glob, names, p_drop=0.3, p_uncond=0.1),
+                          LoopConfig(steps=40, batch_size=50, lr=1e-3, checkpoint_every=1000), tmp_path)
     loc = torch.cat([s[0] for s in seen])
     glb = torch.cat([s[1] for s in seen])
     edges, content = loc[:, 1, 0, 0] == 1, glb[:, 64] == 1
@@ -445,8 +456,8 @@ def test_a_histogram_content_model_still_loads_and_samples(data, tmp_path, one_t
     from specdm.conditions.controls import window_rgb
 
     cfg = tiny_config(["edges", "content"], steps=2, content="histogram")
-    recipe.train_stage1(cfg, tmp_path, data=data)
-    recipe.train_stage2(cfg, tmp_path, data=data)
+    train(cfg, tmp_path, "stage1", data=data)
+    train(cfg, tmp_path, "stage2", data=data)
     model = tmp_path / "model"
     assert not (model / "content_encoder").exists()
     info = json.loads((model / "specdm.json").read_text())  # as written before the content encoder existed
@@ -457,7 +468,7 @@ def test_a_histogram_content_model_still_loads_and_samples(data, tmp_path, one_t
     assert pipe.content is None and pipe.widths["content"] == 64 and pipe.unet.config["global_widths"][0] == 64
     rgb = window_rgb(data.train.get(0)[0][0], pipe.info.rgb_bands)
     Image.fromarray(np.rint(rgb * 255).astype(np.uint8)).save(tmp_path / "look.png")
-    out = recipe.sample(model, tmp_path / "set", 2, {"content": str(tmp_path / "look.png")}, None, "ddim", 2,
-                        batch_size=2)
-    meta = json.loads(out.read_text())
+    settings = SamplingConfig(num_samples=2, sampler="ddim", num_inference_steps=2, batch_size=2)
+    write_set(model, tmp_path / "set", recipe.ConditionInputs({"content": str(tmp_path / "look.png")}), settings)
+    meta = json.loads((tmp_path / "set" / "metadata.json").read_text())
     assert meta["complete"] and np.load(tmp_path / "set" / "conditions" / "content.npy").shape == (64,)

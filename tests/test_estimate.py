@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from conftest import single_thread, tiny_config, write_config, write_fake_files
+from conftest import single_thread, tiny_method_config, write_config
 
 from specdm.cli import main
 from specdm.training import engine
 from specdm.training.engine import LoopConfig, measure_steps, train_loop
 from specdm.training.estimate import Estimate, time_stage
-
-WAVELENGTHS = [450.0, 520.0, 600.0, 660.0, 780.0, 860.0]  # the 6 bands of write_fake_files
-
-
-def _method_config(tmp, method: str) -> dict:
-    data = write_fake_files(tmp / "data", np.random.default_rng(3))
-    cfg = tiny_config(data, sampling={"num_samples": 4, "num_inference_steps": 2, "batch_size": 2, "previews": 1})
-    cfg["method"] = method
-    if method in ("hyperldm", "controllable"):
-        cfg["data"]["wavelengths"] = WAVELENGTHS
-    if method == "hyperldm":
-        cfg["hyperldm"] = {"library": None, "num_codes": 16, "num_versions": 1, "condition_channels": 4,
-                           "head_channels": 8}
-    if method == "controllable":
-        cfg["data"]["align"] = {"start": 450, "stop": 860, "bands": 6}
-        cfg["controllable"] = {"conditions": ["edges"], "params": {"edges": {"sigmas": [1.0]}}}
-    return cfg
 
 
 @pytest.mark.parametrize("method", ["specdm", "layout", "controllable", "hyperldm"])
@@ -43,7 +25,7 @@ def test_every_method_prints_its_estimate_before_the_first_training_step(method,
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(engine, "StepRandom", spy)
-    cfg = write_config(tmp_path / "cfg.yaml", _method_config(tmp_path, method))
+    cfg = write_config(tmp_path / "cfg.yaml", tiny_method_config(tmp_path, method))
     with single_thread():
         assert main(["run", str(cfg), "--run-dir", str(tmp_path / "run")]) == 0
     out = seen["out"]

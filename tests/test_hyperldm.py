@@ -2,6 +2,7 @@
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from specdm.metrics import spectral_diversity
 from specdm.models.autoencoders import HyperVQAutoencoder
 from specdm.models.autoencoders.hyper_vq import library_calibration
 from specdm.output.dataset import SyntheticDataset
-from specdm.pipelines.hyperldm import tent, tile_grid
+from specdm.pipelines.hyperldm import HyperLDMPipeline, tent, tile_grid
 from specdm.schedulers import ZERO_TERMINAL_SNR
 
 WAVELENGTHS = [450.0, 550.0, 650.0, 850.0, 1600.0, 2200.0]
@@ -104,6 +105,20 @@ def test_sdm_against_hand_computed_distances():
     assert out["sd"] == pytest.approx((math.pi / 2 + math.pi / 4 + math.pi / 4) / 3)
 
 
+class EchoPipeline(HyperLDMPipeline):
+    """HyperLDM's tiling and blending with a stand-in network: every tile's "spectra" are its own RGB and a
+    constant band, so a correct blend gives back the RGB image and the constant everywhere."""
+
+    def __init__(self, patch_size: int):
+        self.info = SimpleNamespace(patch_size=patch_size, num_bands=4)
+        self.calls = []
+
+    def __call__(self, rgb, indices, seed=0, **kw):
+        self.calls.append(list(indices))
+        x = np.moveaxis(rgb, -1, 1)  # (N, 3, P, P)
+        return {"images": np.concatenate([x, np.full_like(x[:, :1], 0.25)], 1)[:, None]}
+
+
 def test_tiles_cover_any_size_and_blend_a_constant_exactly():
     for h, w in [(5, 7), (16, 16), (21, 37)]:
         image = np.arange(h * w, dtype=np.float32).reshape(h, w, 1)
@@ -113,6 +128,17 @@ def test_tiles_cover_any_size_and_blend_a_constant_exactly():
         for r, c in origins:
             covered[r : r + 16, c : c + 16] += tent(16)
         assert covered.min() > 0 and padded.shape[0] >= max(h, 16) and padded.shape[1] >= max(w, 16)
+        # the blend of the pipeline's tiles: the constant band stays the constant, the RGB comes back as it was
+        rgb = np.random.default_rng(h).random((h, w, 3)).astype(np.float32)
+        pipe = EchoPipeline(16)
+        out = pipe.sample_image(rgb, 2, seed=0, batch_size=3)
+        assert out.shape == (2, 4, h, w)
+        np.testing.assert_allclose(out[:, 3], 0.25, rtol=1e-6)
+        np.testing.assert_allclose(out[:, :3], np.broadcast_to(np.moveaxis(rgb, -1, 0), (2, 3, h, w)), rtol=1e-5,
+                                   atol=1e-6)
+        # tile j of version v is sample v * tiles + j, whatever the batches
+        assert sorted(i for c in pipe.calls for i in c) == list(range(2 * len(origins)))
+    assert len(origins) == 8  # 21 x 37: tiles overlap in both directions, so the last image was blended
 
 
 def test_hyperldm_config_takes_the_papers_schedule_unless_set():
@@ -129,7 +155,11 @@ def test_hyperldm_config_takes_the_papers_schedule_unless_set():
     with tempfile.TemporaryDirectory() as d:
         cfg = load({}, Path(d) / "a.yaml")
         assert cfg.schedule() == {**HYPERLDM_SCHEDULE, **ZERO_TERMINAL_SNR} and cfg.autoencoder.latent_channels == 16
-        assert load({"hyperldm": {"zero_terminal_snr": False}}, Path(d) / "c.yaml").schedule() == HYPERLDM_SCHEDULE
+        assert load({"diffusion": {"zero_terminal_snr": False}}, Path(d) / "c.yaml").schedule() == HYPERLDM_SCHEDULE
+        with pytest.raises(Exception, match="hyperldm.zero_terminal_snr is now diffusion.zero_terminal_snr"):
+            load({"hyperldm": {"zero_terminal_snr": False}}, Path(d) / "d.yaml")
+        with pytest.raises(Exception, match="autoencoder.kind: a setting of the autoencoder of methods specdm, layout and controllable"):
+            load({"autoencoder": {"kind": "two_stream"}}, Path(d) / "e.yaml")
         cfg = load({"diffusion": {"num_train_timesteps": 200}, "autoencoder": {"latent_channels": 8}}, Path(d) / "b.yaml")
         assert cfg.schedule()["num_train_timesteps"] == 200 and cfg.schedule()["beta_end"] == 0.02
         assert cfg.autoencoder.latent_channels == 8
@@ -142,7 +172,7 @@ def test_run_writes_versions_of_the_held_out_rgb(rgb_run):
     assert info["source"]["rgb"]["rgb_bands"] == [2, 1, 0]
     ds = SyntheticDataset(run / "synthetic")
     assert len(ds) == 2 and not ds.has_masks
-    assert ds.meta["rgb"]["sources"][0]["rgb"].endswith("rows 32-48 cols 0-48")
+    assert ds.meta["inputs"]["sources"][0]["rgb"].endswith("rows 32-48 cols 0-48")
     a, b = ds[0]["images"], ds[1]["images"]
     assert a.shape == (1, 6, 16, 48) and np.isfinite(a).all() and not np.array_equal(a, b)
     card = (run / "synthetic" / "README.md").read_text()
@@ -179,7 +209,7 @@ def test_sample_rgb_cli_on_an_odd_sized_png(rgb_run, tmp_path):
     ds = SyntheticDataset(out)
     assert len(ds) == 6
     assert ds[0]["images"].shape == (1, 6, 21, 37) and ds[3]["images"].shape == (1, 6, 9, 11)
-    sources = ds.meta["rgb"]["sources"]
+    sources = ds.meta["inputs"]["sources"]
     assert [s["rgb"] for s in sources] == [str(folder / "a.png"), str(folder / "b.npy")]
     assert sources[1]["samples"] == [3, 5] and sources[0]["shape"] == [21, 37]
     assert not np.array_equal(ds[0]["images"], ds[1]["images"])
@@ -215,9 +245,10 @@ def test_bad_rgb_files_name_the_file(rgb_run, tmp_path, capsys, kind):
 def test_vq_training_lowers_the_reconstruction_error_on_a_real_crop(data_dir, tmp_path, one_thread):
     from specdm.config import Config, validate
     from specdm.data.datamodule import prepare_data
-    from specdm.recipes.hyperldm import build_vq, reconstruction_scores, scene_library
+    from specdm.recipes.hyperldm import build_vq, scene_library
+    from specdm.training.autoencoder import reconstruction_report
     from specdm.training.engine import LoopConfig
-    from specdm.training.hyperldm import train_vq_autoencoder
+    from specdm.training.hyperldm import train_vq_autoencoder, vq_reconstruction
 
     cfg = validate(Config, {
         "method": "hyperldm", "data": {"dataset": "indian_pines", "root": str(data_dir), "patch_size": 16, "stride": 16,
@@ -234,10 +265,10 @@ def test_vq_training_lowers_the_reconstruction_error_on_a_real_crop(data_dir, tm
     assert library.shape == (16, 200) and about["library"]["spectra"] == 16
     torch.manual_seed(0)
     model = build_vq(cfg, ref.num_bands, library, data.normalizer, pixels.mean(0))
-    before = reconstruction_scores(model, data.train, rgb)
+    before = reconstruction_report(vq_reconstruction(model, data.train, rgb), len(data.train))
     model = train_vq_autoencoder(data.train, model, rgb, LoopConfig(60, 4, 2e-3, checkpoint_every=1000),
                                  tmp_path / "ckpt")
-    after = reconstruction_scores(model, data.train, rgb)
+    after = reconstruction_report(vq_reconstruction(model, data.train, rgb), len(data.train))
     # measured on one thread: RMSE 0.453 -> 0.238, SAM 0.909 -> 0.288 rad
     assert after["rmse"] < 0.7 * before["rmse"] and after["sam_rad"] < 0.5 * before["sam_rad"]
 
@@ -358,7 +389,8 @@ def test_zero_terminal_snr_run_stores_and_samples_its_schedule(tmp_path, one_thr
     cfg["method"] = "hyperldm"
     cfg["autoencoder"]["latent_channels"] = 4
     cfg["hyperldm"] = {"library": None, "num_codes": 32, "num_versions": 1, "condition_channels": 4, "head_channels": 8,
-                       "discriminators": True, "ssim_weight": 0.1, "zero_terminal_snr": True}
+                       "discriminators": True}
+    cfg["diffusion"].update(ssim_weight=0.1, zero_terminal_snr=True)
     path = write_config(tmp_path / "cfg.yaml", cfg)
     assert main(["--threads", "1", "run", str(path), "--run-dir", str(tmp_path / "run")]) == 0
     stored = json.loads((tmp_path / "run" / "model" / "scheduler" / "scheduler_config.json").read_text())
@@ -407,12 +439,13 @@ def test_denoiser_on_rgb_features_sees_stage_1s_condition_encoder(rgb_run, tmp_p
 
     from specdm.models.autoencoders.hyper_vq import denoiser_condition, rgb_condition
     from specdm.pipelines import load_pipeline
-    from specdm.recipes import hyperldm as recipe
+    from specdm.recipes import train
 
     run = tmp_path / "run"
     shutil.copytree(rgb_run / "run" / "model", run / "model", ignore=shutil.ignore_patterns("unet", "scheduler"))
     cfg = load_config(str(rgb_run / "cfg.yaml"), ["hyperldm.denoiser_rgb=features", "diffusion.steps=3"])
-    pipe = recipe.train_stage2(cfg, run)
+    train(cfg, run, "stage2")
+    pipe = load_pipeline(run / "model")
     ae = pipe.autoencoder
     assert pipe.rgb_input == "features" and pipe.info.source["denoiser_rgb"] == "features"
     assert pipe.unet.config.in_channels == ae.config.latent_channels + ae.config.condition_channels

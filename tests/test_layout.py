@@ -32,6 +32,7 @@ RANKS = {
     "augment": 10,
     "evaluation": 11,
     "recipes": 12,
+    "operations": 12.5,  # operations on a trained model folder: may use recipes (stages, the writer), not the CLI
     "cli": 13,
     "__init__": 13,
     "__main__": 13,

@@ -15,7 +15,7 @@ from specdm.models.autoencoders import SpectralAutoencoder
 from specdm.models.denoisers import build_denoiser
 from specdm.speed import ChannelsLastGroupNorm, Speed, resolve_speed, to_channels_last
 from specdm.training.autoencoder import train_autoencoder
-from specdm.training.diffusion import train_denoiser
+from specdm.training.diffusion import Latents, Unconditional, train_latent_denoiser
 from specdm.training.engine import LoopConfig, latest_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -89,8 +89,8 @@ def test_fast_training_learns_what_plain_training_learns(stage, tmp_path, rng):
             return train_autoencoder(patches, _ae(), _loop(15, speed, mixed_precision=precision), folder)
         torch.manual_seed(0)
         unet = build_denoiser(8, 4, (16, 16), 1, 8)
-        return train_denoiser(unet, mean, std, torch.ones(8), _loop(15, speed, mixed_precision=precision,
-                                                                    ema_decay=0.9), folder)
+        return train_latent_denoiser(unet, Latents(mean, std, torch.ones(8)), Unconditional(),
+                                     _loop(15, speed, mixed_precision=precision, ema_decay=0.9), folder)
 
     train("plain", "auto", tmp_path / "plain")
     model = train("fast", "bf16", tmp_path / "fast")

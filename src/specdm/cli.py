@@ -14,6 +14,8 @@
     specdm view DATASET               write DATASET/view.html: a static page to browse the samples
     specdm conditions IMAGE --out DIR the condition maps of an image (edges, lines, ...), for --condition
     specdm folds CONFIG --out FILE    a spatial fold design from the config's label map (data.split kind folds)
+    specdm apply OPERATION MODEL_DIR --out DIR
+                                      an operation on a trained model folder (specdm apply --list)
 
 CONFIG is a packaged name (``specdm config --list``) or a YAML path. Errors the
 user can fix print one line naming the file and exit with status 2.
@@ -71,10 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--classes", action="append", default=[], metavar="CLASS=SHARE",
                    help="layout models: raise a class to this share of the pixels, e.g. --classes water=0.2 (repeatable)")
     s.add_argument("--balance", action="store_true", help="layout models: equal shares for every labelled class")
-    s.add_argument("--copy-paste", type=float, default=0.5,
-                   help="layout models: chance of pasting a rarer class's region into a real layout")
-    s.add_argument("--guidance", type=float, default=1.0,
-                   help="layout models: classifier-free guidance scale (1: conditional, >1 follow the mask harder)")
+    s.add_argument("--copy-paste", type=float, default=None,
+                   help="layout models: chance of pasting a rarer class's region into a real layout (default 0.5)")
+    s.add_argument("--guidance", type=float, default=None,
+                   help="layout models: classifier-free guidance scale (default 1: conditional, >1 follow the mask "
+                        "harder)")
     s.add_argument("--filter", type=float, default=None, metavar="THRESHOLD",
                    help="drop pairs whose labelled pixels agree with a real-trained pixel classifier less often "
                         "than THRESHOLD (redrawn up to --max-attempts times first)")
@@ -89,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rgb", type=Path, default=None, metavar="DIR_OR_FILE",
                    help="RGB-conditioned (hyperldm) models: spectral versions of these RGB images (PNG, JPEG, BMP, "
                         "(Geo)TIFF, .npy; any size)")
-    s.add_argument("-k", "--versions", type=int, default=10, help="with --rgb: spectral versions per RGB image")
+    s.add_argument("-k", "--versions", type=int, default=None,
+                   help="with --rgb: spectral versions per RGB image (default 10)")
     s.add_argument("--device", default=None, help="torch device (default: accelerate's choice)")
     s.add_argument("--resume", action="store_true", help="complete an interrupted data set")
     s.add_argument("--overwrite", action="store_true", help="replace an existing data set made by specdm")
@@ -226,59 +230,55 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--name", default=None, help="the design's name (default: the file name without .json)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
+    a = sub.add_parser("apply", help="an operation on a trained model folder (specdm apply --list)",
+                       description="Operations start from a trained model folder and write into their own folder "
+                                   "(never into the model): specdm apply OPERATION MODEL_DIR --out DIR [--config "
+                                   "CONFIG] [--set KEY=VALUE].")
+    a.add_argument("operation", nargs="?", help="the operation (specdm apply --list)")
+    a.add_argument("model_dir", type=Path, nargs="?", help="model folder (a run's model/)")
+    a.add_argument("--out", type=Path, default=None, help="output folder of the operation")
+    a.add_argument("--config", default=None, help="the config whose real data the operation reads (same method)")
+    a.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the operation (repeatable)")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing output folder made by specdm")
+    a.add_argument("--list", action="store_true", help="list the operations")
+
     c = sub.add_parser("config", help="print a config with all defaults")
     c.add_argument("config", nargs="?", default="indian_pines")
     c.add_argument("--list", action="store_true", help="list the packaged configs")
     return parser
 
 
-def _steers_layouts(args) -> bool:
-    """Whether any layout flag was given (a SpecDM model refuses them; a layout model uses defaults without)."""
-    return bool(args.masks or args.classes or args.balance or args.guidance != 1.0 or args.copy_paste != 0.5
-                or args.redraw_layouts)
+def _input_options(args) -> dict:
+    """The input options ``specdm sample`` was given (option -> value; flags left out are not in it): the model
+    folder's method takes those of its input kind and refuses the others
+    (:func:`specdm.recipes.sampling.sample_model`)."""
+    given = {"masks_dir": None if args.masks is None else str(args.masks),
+             "class_targets": _pairs(args.classes, "--classes", True, "CLASS=SHARE, e.g. water=0.2") or None,
+             "balance": args.balance or None, "copy_paste": args.copy_paste, "guidance_scale": args.guidance,
+             "redraw_layouts": args.redraw_layouts or None,
+             "conditions": _pairs(args.condition, "--condition") or None,
+             "guidance": _pairs(args.condition_guidance, "--condition-guidance", number=True) or None,
+             "rgb": args.rgb, "versions": args.versions}
+    return {k: v for k, v in given.items() if v is not None}
 
 
-def _pairs(items: list[str], flag: str, number: bool = False) -> dict:
+def _pairs(items: list[str], flag: str, number: bool = False, usage: str | None = None) -> dict:
     """``NAME=VALUE`` flags as a dict (``number``: float values); a malformed one is a ConfigError."""
     out = {}
     for item in items:
-        name, sep, value = item.partition("=")
+        name, sep, value = item.rpartition("=") if number else item.partition("=")
         if number and sep:
             try:
                 value = float(value)
             except ValueError:
                 sep = ""
         if not sep or not name.strip():
-            raise ConfigError(f"{flag} '{item}' must look like NAME={'SCALE' if number else 'FILE'}")
+            raise ConfigError(f"{flag} '{item}' must look like {usage or ('NAME=SCALE' if number else 'NAME=FILE')}")
         if name.strip() in out:
             raise ConfigError(f"{flag} gives '{name.strip()}' twice")
         out[name.strip()] = value
     return out
-
-
-def _is_controllable(model_dir: Path) -> bool:
-    from specdm.models.info import INFO_NAME, ModelInfo
-
-    return (Path(model_dir) / INFO_NAME).is_file() and ModelInfo.load(model_dir).method == "controllable"
-
-
-def _sample_controlled(args, command: str) -> int:
-    """``specdm sample`` for a controllable model: the data set for the given conditions."""
-    from specdm.config import SamplingConfig, validate
-    from specdm.recipes.controllable import sample
-
-    if _steers_layouts(args) or args.filter is not None:
-        raise ConfigError("layout and filter flags (--masks, --classes, --balance, --guidance, --copy-paste, --filter) "
-                          "do not apply to controllable models; steer them with --condition", args.model_dir)
-    opts = validate(SamplingConfig, {
-        "num_samples": args.num_samples, "sampler": args.sampler, "num_inference_steps": args.steps, "eta": args.eta,
-        "batch_size": args.batch_size, "seed": args.seed, "image_format": args.image_format}, "specdm sample")
-    meta = sample(args.model_dir, args.out, opts.num_samples, _pairs(args.condition, "--condition"),
-                  _pairs(args.condition_guidance, "--condition-guidance", number=True), opts.sampler,
-                  opts.num_inference_steps, opts.eta, opts.batch_size, opts.seed, opts.image_format, args.resume,
-                  args.overwrite, command, args.device, args.previews)
-    print(f"synthetic data set: {args.out}\nmetadata (conditions used): {meta}\ndataset card: {args.out / 'README.md'}")
-    return 0
 
 
 def _check_benchmark_flags(args) -> None:
@@ -384,6 +384,28 @@ def _benchmark_rgb(args, cfg, command: str) -> int:
     print(format_markdown(result))
     print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}\n"
           f"html: {result['output']['html']}")
+    return 0
+
+
+def _apply(args, command: str) -> int:
+    """``specdm apply OPERATION MODEL_DIR --out DIR``: an operation on a trained model folder."""
+    from specdm.config import load_config
+    from specdm.operations import OPERATIONS, apply
+
+    if args.list:
+        print("\n".join(f"{name}: {op.summary}" for name, op in OPERATIONS.items()))
+        return 0
+    if args.operation is None or args.model_dir is None or args.out is None:
+        raise ConfigError("specdm apply needs an OPERATION, a MODEL_DIR and --out DIR (or --list)")
+    options = {}
+    for item in args.options:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set '{item}' must look like KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    cfg = load_config(args.config) if args.config else None
+    path = apply(args.operation, args.model_dir, args.out, options, cfg, args.overwrite, command)
+    print(f"{args.operation}: {path}")
     return 0
 
 
@@ -495,55 +517,28 @@ def _dispatch(args, command: str) -> int:
             print(yaml.safe_dump(load_config(args.config).model_dump(mode="json"), sort_keys=False), end="")
         return 0
 
-    from specdm.config import BenchmarkOptions, EvaluateOptions, LayoutConfig, SamplingConfig, validate
+    from specdm.config import BenchmarkOptions, EvaluateOptions, SamplingConfig, validate
 
     if args.command == "folds":
         return _folds(args, command)
+    if args.command == "apply":
+        return _apply(args, command)
     if args.command == "conditions":
         from specdm.recipes.controllable import extract_conditions
 
         files = extract_conditions(args.image, args.out, args.model)
         print("\n".join(f"{n}: {f}" for n, f in files.items()))
         return 0
-    if args.command == "sample" and (args.condition or args.condition_guidance or _is_controllable(args.model_dir)):
-        return _sample_controlled(args, command)
     if args.command == "sample":
+        from specdm.recipes.sampling import sample_model
+
         opts = validate(SamplingConfig, {
             "num_samples": args.num_samples, "sampler": args.sampler, "num_inference_steps": args.steps,
             "eta": args.eta, "batch_size": args.batch_size, "seed": args.seed, "image_format": args.image_format,
             "mask_format": args.mask_format, "previews": args.previews, "filter_threshold": args.filter,
             "max_attempts": args.max_attempts}, "specdm sample")
-        targets = {}
-        for item in args.classes:
-            name, sep, share = item.rpartition("=")
-            try:
-                targets[name] = float(share)
-            except ValueError:
-                sep = ""
-            if not sep or not name:
-                raise ConfigError(f"--classes '{item}' must look like CLASS=SHARE, e.g. water=0.2")
-        layout = validate(LayoutConfig, {
-            "source": "dir" if args.masks else "real", "masks_dir": str(args.masks) if args.masks else None,
-            "class_targets": targets, "balance": args.balance, "copy_paste": args.copy_paste,
-            "guidance_scale": args.guidance, "redraw_layouts": args.redraw_layouts}, "specdm sample")
-        if args.rgb is not None:
-            if args.versions < 1:
-                raise ConfigError(f"-k must be at least 1, got {args.versions}")
-            from specdm.recipes.hyperldm import read_rgb_files, synthesize_rgb
-
-            card = synthesize_rgb(args.model_dir, read_rgb_files(args.rgb), args.out, args.versions, opts.sampler,
-                                  args.steps, opts.eta, opts.batch_size, opts.seed, opts.image_format, args.resume,
-                                  args.overwrite, command, args.device)
-            print(f"synthetic data set: {args.out}\ndataset card: {card}")
-            return 0
-        from specdm.recipes.sampling import layout_options, synthesize
-
-        card = synthesize(
-            args.model_dir, args.out, opts.num_samples, opts.sampler, opts.num_inference_steps, opts.eta,
-            opts.batch_size, opts.seed, opts.image_format, opts.mask_format, opts.previews, args.resume,
-            args.overwrite, command, args.device, layout=layout_options(layout) if _steers_layouts(args) else None,
-            filter_threshold=opts.filter_threshold, max_attempts=opts.max_attempts,
-        )
+        card = sample_model(args.model_dir, args.out, opts, _input_options(args), args.resume, args.overwrite, command,
+                            args.device)
         print(f"synthetic data set: {args.out}\ndataset card: {card}")
         return 0
 
@@ -603,24 +598,20 @@ def _dispatch(args, command: str) -> int:
         print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}\n"
               f"html: {result['output']['html']}")
         return 0
-    from specdm.recipes import get_recipe
+    from specdm.recipes import run, train
 
-    recipe = get_recipe(cfg.method)
     run_dir = args.run_dir or Path("runs") / cfg.name
     if args.command == "run":
-        card = recipe.run(cfg, run_dir, args.resume, args.overwrite, command)
+        card = run(cfg, run_dir, args.resume, args.overwrite, command)
         print(f"model: {run_dir / 'model'}\nsynthetic data set: {card.parent}\ndataset card: {card}")
     elif args.command == "train-autoencoder":
-        from specdm.recipes.run_dir import prepare_run_dir
-
-        prepare_run_dir(run_dir, args.resume, args.overwrite)
-        recipe.train_stage1(cfg, run_dir, args.resume)
+        train(cfg, run_dir, "stage1", args.resume, args.overwrite)
         print(f"autoencoder: {run_dir / 'model' / 'autoencoder'}")
     elif args.command == "train-diffusion":
         if (run_dir / "model" / "unet").is_dir() and not (args.resume or args.overwrite):
             raise OutputError("already holds a trained denoiser", run_dir / "model" / "unet",
                               hint="pass --resume to keep it or --overwrite to retrain it")
-        recipe.train_stage2(cfg, run_dir, args.resume)
+        train(cfg, run_dir, "stage2", args.resume)
         print(f"model: {run_dir / 'model'}")
     return 0
 

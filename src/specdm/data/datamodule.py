@@ -51,6 +51,15 @@ class PatchSet:
         y = torch.from_numpy(np.stack([np.ascontiguousarray(p[1]) for p in pairs]))
         return x, y
 
+    def pixel_statistics(self) -> ClassSpectra:
+        """Mean and spread of every pixel of the windows' first date as one class (normalized units): what the
+        dataset card of a set without masks compares its samples with."""
+        stats = ClassSpectra(1, self.images[0].shape[1])
+        for i in range(len(self)):
+            x = np.moveaxis(self.get(i)[0][0], 0, -1)
+            stats.update(x, np.zeros(x.shape[:2], np.int64))
+        return stats
+
 
 @dataclass
 class PreparedData:
@@ -151,6 +160,12 @@ class PreparedData:
                                 for im in s.images]))  # (T, C, p)
             ys.append(s.mask[g.r0 : g.r1, g.c0 : g.c1].reshape(-1))
         return np.concatenate(xs, -1)[None, :, :, None], np.concatenate(ys)[None, None]
+
+    def summary(self) -> str:
+        """One line on the training data (what ``specdm run`` prints first)."""
+        ref, p = self.reference, self.train.size
+        return (f"{len(self.train)} training windows of {p}x{p} from {len(self.scenes)} scene(s), {ref.num_bands} "
+                f"bands, {ref.num_classes} classes")
 
     def train_statistics(self) -> ClassSpectra:
         """Class counts and spectra of the training regions (normalized units, every date)."""

@@ -46,6 +46,18 @@ class MultiSceneData:
         """Held-out windows of data set ``k`` (its test split, normalized by its own training split)."""
         return self.sources[k].held_out()
 
+    def summary(self) -> str:
+        """One line on the training data (what ``specdm run`` prints first)."""
+        counts = ", ".join(f"{n} ({int((self.source_of_window == k).sum())})" for k, n in enumerate(self.names))
+        p = self.train.size
+        return (f"{len(self.train)} training windows of {p}x{p} from {counts}, "
+                f"{self.sources[0].reference.num_bands} aligned bands, drawn scene-balanced")
+
+    def balanced(self) -> PatchSet:
+        """The pooled windows listed scene-balanced (every data set equally often), for uniform draws."""
+        t = self.train
+        return PatchSet(t.images, t.masks, [t.windows[i] for i in balanced_items(self.source_of_window)], t.size)
+
 
 def pool(sources: list[PreparedData], names: list[str]) -> MultiSceneData:
     """Pool the training windows of ``sources`` (all on one band grid) into one :class:`MultiSceneData`."""

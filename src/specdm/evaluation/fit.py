@@ -144,15 +144,12 @@ def random_batches(n: int, batch_size: int, steps: int, generator: torch.Generat
 
 # --------------------------------------------------------------------------- inference
 
+SceneImage = np.ndarray | tuple[np.ndarray, np.ndarray]  # (C, H, W), or a date pair: (2, C, H, W) or two (C, H, W)
+
 
 @torch.no_grad()
-def predict_tiled(
-    model: nn.Module,
-    image: np.ndarray | tuple[np.ndarray, np.ndarray],
-    tile: int = 32,
-    overlap: int = 8,
-    batch_size: int = 64,
-) -> np.ndarray:
+def predict_tiled(model: nn.Module, image: SceneImage, tile: int = 32, overlap: int = 8,
+                  batch_size: int = 64) -> np.ndarray:
     """Class map ``(H, W)`` of a whole scene from overlapping ``tile`` x ``tile`` windows.
 
     ``image`` is ``(C, H, W)``, or a pair as ``(2, C, H, W)`` or a tuple of two
@@ -166,13 +163,8 @@ def predict_tiled(
 
 
 @torch.no_grad()
-def predict_proba_tiled(
-    model: nn.Module,
-    image: np.ndarray | tuple[np.ndarray, np.ndarray],
-    tile: int = 32,
-    overlap: int = 8,
-    batch_size: int = 64,
-) -> np.ndarray:
+def predict_proba_tiled(model: nn.Module, image: SceneImage, tile: int = 32, overlap: int = 8,
+                        batch_size: int = 64) -> np.ndarray:
     """Class probabilities ``(K, H, W)`` (float32) of a whole scene: the softmax of every overlapping
     ``tile`` x ``tile`` window, averaged where windows overlap; windows as in :func:`predict_tiled`."""
     if not 0 <= overlap < tile:

@@ -34,15 +34,17 @@ class ModelInfo:
     latent_scale: list[float] | None = None
     real_stats: dict | None = None
     source: dict = field(default_factory=dict)
-    method: str = "specdm"  # the pipeline that samples from the folder (specdm.pipelines.PIPELINES)
+    method: str = "specdm"  # the method that made the folder (specdm.config.METHODS): its pipeline samples it
 
     @property
     def num_bands(self) -> int:
         return len(self.band_names)
 
     @classmethod
-    def from_scene(cls, scene: Scene, normalization: dict, patch_size: int, source: dict) -> "ModelInfo":
+    def from_scene(cls, scene: Scene, normalization: dict, patch_size: int, source: dict,
+                   method: str = "specdm") -> "ModelInfo":
         return cls(
+            method=method,
             task=scene.task,
             num_dates=len(scene.images),
             band_names=list(scene.band_names),

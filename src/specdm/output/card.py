@@ -12,13 +12,15 @@ statistics of the real scene(s) and of the synthetic samples
 - ``card/class_distribution.png``: grouped bars of class proportions (as SpecDM's Fig. 2);
 - ``card/mean_spectra.png``: per-class mean spectra +- 1 std, real vs synthetic
   (as SpecDM's Figs. 3-4);
-- ``stac_item.json``: a STAC Item with the label extension (``label:classes``,
+- ``stac_item.json``: a STAC Item; with masks it carries the label extension (``label:classes``,
   ``label:type`` raster, ``label:tasks``, ``label:methods`` automated, ``label:overviews``
   with the synthetic class pixel counts).
 
-A data set without masks (``metadata.json``: ``"masks": false``, e.g. controllable synthesis) gets the
-same card with every pixel in one pseudo-class, ``all pixels``: mean spectrum real vs synthetic and
-their SAD, previews in false colour only, no class distribution and no STAC label item.
+A data set without masks (``metadata.json``: ``"masks": false``, e.g. controllable or RGB-conditioned
+synthesis) gets the same card with every pixel in one pseudo-class, ``all pixels``: mean spectrum real vs
+synthetic and their SAD, previews in false colour only, no class distribution, a STAC item without the
+label extension. What differs by method and by what the samples were drawn for comes in as ``sections``
+from the caller (:func:`specdm.recipes.sampling.finish_dataset`), which asks the method and the input kind.
 
 Figures are drawn on matplotlib ``Figure`` objects rendered by Agg, without
 pyplot, so the caller's backend is left alone.
@@ -132,7 +134,8 @@ def plot_comparison(rows: dict[str, np.ndarray], rgb_bands, stretch, path, masks
 
 
 def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, preview_paths, stac: bool = True,
-               extra_figures: list | None = None) -> Path:
+               extra_figures: list | None = None, sections: list[str] | None = None,
+               summary: str | None = None) -> Path:
     """Write ``README.md`` and ``card/*.png`` (and ``stac_item.json`` when ``stac``) into ``out_dir``;
     return the README's path.
 
@@ -144,7 +147,8 @@ def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, pre
     ``citation``, ``images`` (one folder per date). ``preview_paths`` are PNGs (see
     :func:`save_preview`) linked from the card. ``synth`` holds every date's pixels
     (T per mask pixel), as :func:`~specdm.recipes.sampling.finish_dataset` gathers them. Without masks
-    (``meta["masks"]`` false) both hold one class, :data:`ALL_PIXELS`.
+    (``meta["masks"]`` false) both hold one class, :data:`ALL_PIXELS`. ``sections``: markdown lines of the method
+    and of what the samples were drawn for; ``summary``: what the method makes, one phrase.
     """
     out_dir = Path(out_dir)
     names = card_classes(meta)
@@ -164,10 +168,10 @@ def write_card(out_dir, real: ClassSpectra, synth: ClassSpectra, meta: dict, pre
             figures.append(plot_class_distribution(real, synth, names, ignore, card_dir / "class_distribution.png"))
         figures.append(plot_mean_spectra(real, synth, names, meta.get("wavelengths"), ignore,
                                          card_dir / "mean_spectra.png"))
-        if stac and not image_only:
+        if stac:
             write_stac_item(out_dir, synth, meta)
         readme = out_dir / "README.md"
-        text = _readme(out_dir, real, synth, meta, figures, [Path(p) for p in preview_paths])
+        text = _readme(out_dir, real, synth, meta, figures, [Path(p) for p in preview_paths], sections or [], summary)
         readme.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise OutputError(f"cannot write the dataset card: {exc}", out_dir) from exc
@@ -260,33 +264,26 @@ def _layout(out_dir: Path) -> list[str]:
             example = f", e.g. `{inside[0].relative_to(out_dir).as_posix()}`" if inside else ""
             lines.append(f"- `{entry.name}/`: {len(inside)} files{example}")
         elif entry.name == STAC_FILE:
-            lines.append(f"- `{entry.name}`: STAC Item (label extension) describing the class maps")
+            lines.append(f"- `{entry.name}`: STAC Item describing the data set (with masks: the label extension)")
         else:
             lines.append(f"- `{entry.name}`")
     return lines
 
 
-def _method_sections(meta: dict) -> list[str]:
-    """How layouts were chosen and which pairs the label-fidelity filter dropped (when used)."""
-    out = []
-    if meta.get("method") == "layout" or "layouts" in meta:
-        lay = meta.get("layouts", {})
-        out += ["## Layouts", "",
-                "Each image was painted by a mask-conditioned denoiser for the mask stored with it "
-                f"(classifier-free guidance scale {lay.get('guidance_scale', 1.0)}).", "",
-                *_bullets({k: v for k, v in lay.items() if k != "guidance_scale"}), ""]
+def _filter_section(meta: dict) -> list[str]:
+    """Which pairs the label-fidelity filter dropped (when used)."""
     f = meta.get("filter")
-    if f:
-        out += ["## Filtering", "",
-                f"Rule: {f.get('rule')}. Threshold: {f.get('threshold')}; at most {f.get('max_attempts')} tries per "
-                f"sample. {f.get('scored_samples', '?')} samples scored, {f.get('failed_first_try', '?')} failed their "
-                f"first try, {f.get('redrawn', '?')} redraws, {f.get('dropped', '?')} dropped.", "",
-                "Dropped samples per class their layout held:",
-                *_bullets(f.get("dropped_per_class") or {"none": 0}), ""]
-    return out
+    if not f:
+        return []
+    return ["## Filtering", "",
+            f"Rule: {f.get('rule')}. Threshold: {f.get('threshold')}; at most {f.get('max_attempts')} tries per "
+            f"sample. {f.get('scored_samples', '?')} samples scored, {f.get('failed_first_try', '?')} failed their "
+            f"first try, {f.get('redrawn', '?')} redraws, {f.get('dropped', '?')} dropped.", "",
+            "Dropped samples per class their layout held:", *_bullets(f.get("dropped_per_class") or {"none": 0}), ""]
 
 
-def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], previews: list[Path]) -> str:
+def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], previews: list[Path], sections: list[str],
+            summary: str | None) -> str:
     names = card_classes(meta)
     image_only = meta.get("masks") is False
     ignore = meta.get("ignore_index")
@@ -307,11 +304,10 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
         "",
         f"# {name}: synthetic {meta.get('task', 'segmentation')} data set",
         "",
-        (f"{meta.get('num_samples', '?')} synthetic images (no masks) generated by specdm (latent diffusion, method "
-         f"{meta.get('method')}) from the real data sets {', '.join(source_scenes(meta.get('source'))) or '?'} "
-         "(their settings: `metadata.json`, `source`)." if image_only else
-         f"{meta.get('num_samples', '?')} synthetic image/mask samples generated by specdm (latent diffusion, "
-         f"SpecDM-style) from the real labelled data `{json.dumps(_fmt(meta.get('source')))}`."),
+        (f"{meta.get('num_samples', '?')} synthetic {'images (no masks)' if image_only else 'image/mask samples'} "
+         f"generated by specdm (latent diffusion, method {meta.get('method')}: {summary or 'synthetic samples'}) from "
+         f"the real data {', '.join(source_scenes(meta.get('source'))) or '?'} (their settings: `metadata.json`, "
+         "`source`)."),
         "",
         f"- task: {meta.get('task')}",
         f"- bands ({len(bands)}): {band_text}",
@@ -338,7 +334,8 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
         "Normalization (synthetic values are mapped back through it):",
         *_bullets(meta.get("normalization")),
         "",
-        *_method_sections(meta),
+        *sections,
+        *_filter_section(meta),
         "## Files",
         "",
         *_layout(out_dir),
@@ -499,7 +496,9 @@ def label_counts(synth: ClassSpectra, meta: dict) -> list[int]:
 
 
 def stac_item(synth: ClassSpectra, meta: dict, name: str) -> dict:
-    """A STAC Item (label extension) describing the data set's class maps."""
+    """A STAC Item describing the data set; with masks it carries the label extension (the class maps)."""
+    if meta.get("masks") is False:
+        return _image_item(meta, name)
     names = [str(n) for n in meta["class_names"]]
     task = meta.get("task", "segmentation")
     licence = meta.get("licence")
@@ -553,34 +552,41 @@ def stac_item(synth: ClassSpectra, meta: dict, name: str) -> dict:
     }
 
 
+def _image_item(meta: dict, name: str) -> dict:
+    """The STAC Item of a set without masks: its images and metadata, no label extension."""
+    image_format = meta.get("image_format") or meta.get("format", {}).get("image")
+    media = {"tif": "image/tiff", "npy": "application/octet-stream", "zarr": "application/vnd+zarr"}
+    if image_format == "zarr":
+        assets = {"data": {"href": "samples.zarr", "type": media["zarr"], "roles": ["data"],
+                           "title": "images (N, T, C, H, W) in the zarr store"}}
+    else:
+        assets = {folder: {"href": f"{folder}/", "type": media.get(image_format, "application/octet-stream"),
+                           "roles": ["data"], "title": "images (bands, rows, cols), one file per sample"}
+                  for folder in meta.get("images") or ["images"]}
+    assets["metadata"] = {"href": "metadata.json", "type": "application/json", "roles": ["metadata"]}
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "type": "Feature",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": [],
+        "id": name,
+        "geometry": None,  # synthetic samples lie nowhere on Earth
+        "properties": {
+            "datetime": now,
+            "created": now,
+            "title": f"{name}: synthetic {meta.get('task', 'image')} data set",
+            "description": f"{meta.get('num_samples')} synthetic images (no masks) generated by specdm from "
+                           f"{', '.join(source_scenes(meta.get('source'))) or 'real data'}",
+            "license": LICENSES.get(hf_license(meta.get("licence")), "other"),
+        },
+        "links": [{"rel": "describedby", "href": "README.md", "type": "text/markdown", "title": "dataset card"}],
+        "assets": assets,
+    }
+
+
 def write_stac_item(out_dir, synth: ClassSpectra, meta: dict) -> Path:
     """Write ``stac_item.json`` (see :func:`stac_item`) into ``out_dir``."""
     out_dir = Path(out_dir)
     path = out_dir / STAC_FILE
     path.write_text(json.dumps(stac_item(synth, meta, meta.get("name") or out_dir.name), indent=1))
-    return path
-
-
-def write_rgb_card(out_dir: Path, meta: dict) -> Path:
-    """``README.md`` of a data set of spectral versions of RGB images (RGB-conditioned synthesis): the model's
-    output head (library mixture, or direct output and why), how the RGB was made, each RGB source and its
-    samples. Written from ``metadata.json``'s fields."""
-    src, rgb = meta.get("source", {}), meta["rgb"]
-    lib = src.get("library")
-    lines = [f"# Spectral versions of {len(rgb['sources'])} RGB image(s)", "",
-             f"Made by `{meta.get('command') or 'specdm'}` with the {meta['method']} model `{meta['model']['path']}`: "
-             f"{rgb['versions_per_image']} versions per RGB image, {len(meta['band_names'])} bands, "
-             f"no masks; images `(bands, rows, cols)` float32 in the data's own units, each the size of its RGB image.",
-             "", "## Model", "",
-             f"- output head: {src.get('head', 'unknown')}",
-             *([f"- spectral library: `{lib['file']}`, {lib['spectra']} spectra ({lib['select']})"] if lib else []),
-             f"- decoder sees the RGB: {src.get('use_rgb', True)}",
-             f"- the RGB it was trained on (conditions.rgb.rgb_from_scene): `{json.dumps(_fmt(src.get('rgb')))}`",
-             f"- sampler: {meta['sampler']['name']}, {meta['sampler']['num_inference_steps']} steps; seed {meta['seed']} "
-             f"({meta['seed_rule']})",
-             f"- tiling: {rgb['tiling']}", "", "## RGB sources", "", "| samples | RGB | rows x cols |", "|---|---|---|"]
-    lines += [f"| {s['samples'][0]}-{s['samples'][1]} | `{s['rgb']}` | {s['shape'][0]} x {s['shape'][1]} |"
-              for s in rgb["sources"]]
-    path = Path(out_dir) / "README.md"
-    path.write_text("\n".join(lines) + "\n")
     return path

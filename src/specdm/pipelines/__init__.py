@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from specdm.errors import CheckpointError
@@ -12,18 +13,23 @@ from specdm.pipelines.hyperldm import HyperLDMPipeline
 from specdm.pipelines.layout import LayoutPipeline
 from specdm.pipelines.specdm import SpecDMPipeline
 
-PIPELINES: dict[str, type[SpecdmPipeline]] = {"specdm": SpecDMPipeline, "layout": LayoutPipeline,
-                                               "controllable": ControllablePipeline, "hyperldm": HyperLDMPipeline}
+
+def pipeline_class(method: str, model_dir=None) -> type[SpecdmPipeline]:
+    """The pipeline class that method ``method`` declares (:data:`specdm.config.METHODS`)."""
+    from specdm.config import METHODS
+
+    if method not in METHODS:
+        raise CheckpointError(f"the model was made by method '{method}', which this specdm does not know "
+                              f"({', '.join(METHODS)})", model_dir)
+    module, name = METHODS[method].pipeline.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def load_pipeline(model_dir: str | Path, device="cpu") -> SpecdmPipeline:
     """The pipeline of the method that trained ``model_dir`` (``specdm.json``'s ``method``)."""
     info = ModelInfo.load(Path(model_dir))
-    if info.method not in PIPELINES:
-        raise CheckpointError(f"the model was made by method '{info.method}', which this specdm does not know "
-                              f"({', '.join(PIPELINES)})", model_dir)
-    return PIPELINES[info.method].from_pretrained(model_dir, device)
+    return pipeline_class(info.method, model_dir).from_pretrained(model_dir, device)
 
 
-__all__ = ["PIPELINES", "ControllablePipeline", "HyperLDMPipeline", "LayoutPipeline", "SpecDMPipeline", "SpecdmPipeline",
-           "load_pipeline", "sample_seed"]
+__all__ = ["ControllablePipeline", "HyperLDMPipeline", "LayoutPipeline", "SpecDMPipeline", "SpecdmPipeline",
+           "load_pipeline", "pipeline_class", "sample_seed"]

@@ -3,37 +3,28 @@
 A model folder holds one sub-folder per component (``autoencoder/``, ``unet/``,
 ``scheduler/``), ``model_index.json`` naming each component's class, and
 ``specdm.json`` (:class:`~specdm.models.info.ModelInfo`: bands, wavelengths,
-classes, normalization, latent scale). Component classes are looked up in
-:data:`COMPONENT_CLASSES` (no code is imported by a name found in a file), so a new
-method registers its classes there and its pipeline loads like SpecDM's.
+classes, normalization, latent scale). Each pipeline declares the class of each of its
+components (:attr:`SpecdmPipeline.components`); a name in ``model_index.json`` only
+selects among them (no code is imported by a name found in a file), so a new method's
+pipeline loads like SpecDM's without registering its classes anywhere else.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from specdm.data.normalize import Normalizer
 from specdm.errors import CheckpointError
+from specdm.models.autoencoders import SpectralAutoencoder
 from specdm.models.info import ModelInfo, folder_hash
+from specdm.schedulers import PAPER_SCHEDULE, default_steps
 
 MODEL_INDEX = "model_index.json"
-
-# class name in model_index.json -> "module:attribute"
-COMPONENT_CLASSES = {
-    "SpectralAutoencoder": "specdm.models.autoencoders:SpectralAutoencoder",
-    "HyperVQAutoencoder": "specdm.models.autoencoders:HyperVQAutoencoder",
-    "UNet2DConditionModel": "diffusers:UNet2DConditionModel",
-    "ControlledDenoiser": "specdm.models.denoisers.controlnet:ControlledDenoiser",
-    "DDPMScheduler": "diffusers:DDPMScheduler",
-    "ControlNetModel": "diffusers:ControlNetModel",
-    "ContentEncoder": "specdm.models.encoders:ContentEncoder",
-}
-
 
 def sample_seed(seed: int, index: int) -> int:
     """The seed of sample ``index`` of a run seeded ``seed`` (independent of batching and sharding)."""
@@ -45,23 +36,24 @@ def sample_generators(indices, seed: int, device) -> list[torch.Generator]:
     return [torch.Generator(device=device).manual_seed(sample_seed(seed, i)) for i in indices]
 
 
-def component_class(name: str, folder: Path):
-    if name not in COMPONENT_CLASSES:
-        raise CheckpointError(f"{MODEL_INDEX} names an unknown component class '{name}'", folder)
-    module, attr = COMPONENT_CLASSES[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+def component_class(name: str, allowed: type, component: str, folder: Path) -> type:
+    """The class ``model_index.json`` names for ``component``: the pipeline's own class for it (by name)."""
+    if name != allowed.__name__:
+        raise CheckpointError(f"{MODEL_INDEX} names class '{name}' for the {component}; this pipeline takes "
+                              f"{allowed.__name__}", folder)
+    return allowed
 
 
 class SpecdmPipeline:
     """Base of the pipelines: components by name, ``save_pretrained`` / ``from_pretrained``, ``to``.
 
-    Subclasses set :attr:`components` (name -> class name used when a folder has
-    no ``model_index.json``), :attr:`optional_components` (loaded when ``model_index.json``
-    names them, saved when set) and implement one ``__call__``.
+    Subclasses set :attr:`components` (name -> class; a folder without ``model_index.json``, written before
+    it existed, loads these), :attr:`optional_components` (loaded when ``model_index.json`` names them, saved
+    when set) and implement one ``__call__``.
     """
 
-    components: dict[str, str] = {}
-    optional_components: dict[str, str] = {}
+    components: dict[str, type] = {}
+    optional_components: dict[str, type] = {}
     modules: tuple[str, ...] = ()  # components that are torch modules
 
     def __init__(self, info: ModelInfo, **components):
@@ -95,11 +87,11 @@ class SpecdmPipeline:
     def load_components(cls, path: Path) -> dict:
         """Every component of the folder, by the class ``model_index.json`` names (or the default)."""
         index_file = path / MODEL_INDEX
-        index = json.loads(index_file.read_text()) if index_file.is_file() else dict(cls.components)
+        index = json.loads(index_file.read_text()) if index_file.is_file() else {}
         out = {}
-        names = {**cls.components, **{n: c for n, c in cls.optional_components.items() if n in index}}
-        for name in names:
-            klass = component_class(index.get(name, names[name]), path)
+        classes = {**cls.components, **{n: c for n, c in cls.optional_components.items() if n in index}}
+        for name, allowed in classes.items():
+            klass = component_class(index.get(name, allowed.__name__), allowed, name, path)
             try:
                 out[name] = klass.from_pretrained(path / name)
             except CheckpointError:
@@ -134,14 +126,10 @@ class LatentPipeline(SpecdmPipeline):
     size) and maps decoded images back to the data's own units (:meth:`to_data_units`).
     """
 
-    components = {"autoencoder": "SpectralAutoencoder", "unet": "UNet2DConditionModel", "scheduler": "DDPMScheduler"}
+    components = {"autoencoder": SpectralAutoencoder, "unet": UNet2DConditionModel, "scheduler": DDPMScheduler}
     modules = ("unet", "autoencoder")
 
     def __init__(self, autoencoder, unet, info: ModelInfo, scheduler=None, **optional):
-        from diffusers import DDPMScheduler
-
-        from specdm.schedulers import PAPER_SCHEDULE
-
         super().__init__(info, autoencoder=autoencoder, unet=unet, scheduler=scheduler or DDPMScheduler(**PAPER_SCHEDULE),
                          **optional)
         self.schedule = {k: self.scheduler.config[k] for k in SCHEDULE_KEYS}
@@ -151,6 +139,16 @@ class LatentPipeline(SpecdmPipeline):
             raise CheckpointError(f"the denoiser works on {unet.config.sample_size}x{unet.config.sample_size} latents, "
                                   f"which decode to {unet.config.sample_size * f}-pixel patches, but specdm.json says "
                                   f"{info.patch_size}")
+
+    @property
+    def latent_size(self) -> int:
+        """The side of the latent grid the denoiser works on: the patch size over the autoencoder's downsampling."""
+        return self.unet.config.sample_size
+
+    def steps(self, sampler: str, num_inference_steps: int | None) -> int:
+        """The sampler's steps (default: :func:`~specdm.schedulers.default_steps`), at most the training schedule's
+        length (DDPM's default 1000 on a T = 100 model is T)."""
+        return min(num_inference_steps or default_steps(sampler), self.schedule["num_train_timesteps"])
 
     def to_data_units(self, images: torch.Tensor) -> np.ndarray:
         """Decoded images ``(N, T, C, H, W)`` in normalized units -> clipped to the training range [0, 1] and
@@ -165,12 +163,12 @@ class LatentPipeline(SpecdmPipeline):
         from diffusers.utils.torch_utils import randn_tensor
         from tqdm.auto import tqdm
 
-        from specdm.schedulers import default_steps, sampling_scheduler
+        from specdm.schedulers import sampling_scheduler
 
         dev = self.device
         gens = sample_generators(indices, seed, dev)
         sched = sampling_scheduler(sampler, self.schedule, eta)
-        sched.set_timesteps(num_inference_steps or default_steps(sampler), device=dev)
+        sched.set_timesteps(self.steps(sampler, num_inference_steps), device=dev)
         z = randn_tensor(shape, generator=gens, device=dev) * sched.init_noise_sigma
         kw = {"eta": eta} if sampler == "ddim" else {}
         for t in tqdm(sched.timesteps, desc="denoising", leave=False, disable=not progress):

@@ -19,8 +19,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from diffusers import DDPMScheduler
+
 from specdm.conditions.controls import global_widths, pack
 from specdm.errors import CheckpointError, ConfigError, DataError
+from specdm.models.autoencoders import SpectralAutoencoder
+from specdm.models.denoisers import ControlledDenoiser
+from specdm.models.encoders import ContentEncoder
 from specdm.models.info import ModelInfo
 from specdm.pipelines.base import LatentPipeline
 from specdm.schedulers import DEFAULT_SAMPLER
@@ -41,8 +46,8 @@ class ControllablePipeline(LatentPipeline):
     the :class:`~specdm.models.encoders.ContentEncoder` that makes the content condition (models without one use
     the histogram descriptor)."""
 
-    components = {"autoencoder": "SpectralAutoencoder", "unet": "ControlledDenoiser", "scheduler": "DDPMScheduler"}
-    optional_components = {"content_encoder": "ContentEncoder"}
+    components = {"autoencoder": SpectralAutoencoder, "unet": ControlledDenoiser, "scheduler": DDPMScheduler}
+    optional_components = {"content_encoder": ContentEncoder}
 
     def __init__(self, autoencoder, unet, info: ModelInfo, scheduler=None, content_encoder=None):
         super().__init__(autoencoder, unet, info, scheduler, content_encoder=content_encoder)
@@ -147,8 +152,8 @@ class ControllablePipeline(LatentPipeline):
         g = [float(scales.get(c, 1.0)) for c in order]
         subsets = [order] if all(v == 1.0 for v in g) else [order[:k] for k in range(len(order) + 1)]
         stacks = [self._pack(given, s, n) for s in subsets]
-        c, f = self.autoencoder.config["latent_channels"], self.autoencoder.downsampling
-        shape = (n, c, self.info.patch_size // f, self.info.patch_size // f)
+        c, p = self.autoencoder.config["latent_channels"], self.latent_size
+        shape = (n, c, p, p)
         z = self.denoise(shape, indices, seed, lambda z, t: self.predict_noise(z, t, stacks, g),
                          sampler, num_inference_steps, eta, progress)
         scale = torch.tensor(self.info.latent_scale, device=self.device).view(1, -1, 1, 1)

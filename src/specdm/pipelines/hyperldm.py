@@ -22,14 +22,14 @@ from specdm.models.autoencoders import HyperVQAutoencoder
 from specdm.models.autoencoders.hyper_vq import RGB_CHANNELS, denoiser_condition, denoiser_condition_channels
 from specdm.models.info import ModelInfo
 from specdm.pipelines.base import LatentPipeline
-from specdm.schedulers import DEFAULT_SAMPLER, default_steps
+from specdm.schedulers import DEFAULT_SAMPLER
 
 
 class HyperLDMPipeline(LatentPipeline):
     """``pipe(rgb, indices, seed)`` -> ``{"images": (N, 1, C, P, P) in the data's units}`` for RGB windows
     ``(N, P, P, 3)`` in [0, 1]; :meth:`sample_image` for one RGB image of any size."""
 
-    components = {"autoencoder": "HyperVQAutoencoder", "unet": "UNet2DConditionModel", "scheduler": "DDPMScheduler"}
+    components = {"autoencoder": HyperVQAutoencoder, "unet": UNet2DConditionModel, "scheduler": DDPMScheduler}
 
     def __init__(self, autoencoder: HyperVQAutoencoder, unet: UNet2DConditionModel, info: ModelInfo,
                  scheduler: DDPMScheduler | None = None):
@@ -43,11 +43,6 @@ class HyperLDMPipeline(LatentPipeline):
         if unet.config.in_channels != n + cond or unet.config.out_channels != n:
             raise CheckpointError(f"the denoiser maps {unet.config.in_channels} -> {unet.config.out_channels} channels; "
                                   f"RGB-conditioned synthesis with the {self.rgb_input} RGB input needs {n + cond} -> {n}")
-
-    def steps(self, sampler: str, num_inference_steps: int | None) -> int:
-        """The sampler's steps, at most the training schedule's length (DDPM's default 1000 on a T = 100 model
-        is T)."""
-        return min(num_inference_steps or default_steps(sampler), self.schedule["num_train_timesteps"])
 
     def check_rgb(self, rgb: np.ndarray, source=None) -> np.ndarray:
         rgb = np.asarray(rgb, dtype=np.float32)
@@ -71,7 +66,7 @@ class HyperLDMPipeline(LatentPipeline):
         n = self.autoencoder.config.latent_channels
         shape = (len(indices), n, *cond.shape[2:])
         predict = lambda z, t: self.unet(torch.cat([z, cond], 1), t, encoder_hidden_states=None).sample  # noqa: E731
-        z = self.denoise(shape, indices, seed, predict, sampler, self.steps(sampler, num_inference_steps), eta, progress)
+        z = self.denoise(shape, indices, seed, predict, sampler, num_inference_steps, eta, progress)
         images = self.autoencoder.decode(z / self.info.latent_scale[0], c, quantize=True)
         return {"images": self.to_data_units(images[:, None])}
 

@@ -31,7 +31,7 @@ class LayoutPipeline(LatentPipeline):
     mask latent as extra input channels, or, with a ``controlnet``, through the ControlNet's residuals.
     """
 
-    optional_components = {"controlnet": "ControlNetModel"}
+    optional_components = {"controlnet": ControlNetModel}
 
     def __init__(self, autoencoder: SpectralAutoencoder, unet: UNet2DConditionModel, info: ModelInfo,
                  scheduler: DDPMScheduler | None = None, controlnet: ControlNetModel | None = None):

@@ -35,7 +35,7 @@ class SpecDMPipeline(LatentPipeline):
         same whatever batch it is drawn in. ``num_inference_steps`` defaults to the
         sampler's (:func:`specdm.schedulers.default_steps`).
         """
-        p = self.unet.config.sample_size
+        p = self.latent_size
         shape = (len(indices), self.autoencoder.latent_channels, p, p)
 
         def predict(z, t):

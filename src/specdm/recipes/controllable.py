@@ -1,178 +1,153 @@
 """The controllable recipe (HSIGene): several data sets aligned to one wavelength grid -> one image-only
-KL autoencoder -> one ControlNet-steered latent denoiser -> images for any subset of six conditions.
+KL autoencoder -> the content encoder -> one ControlNet-steered latent denoiser -> images for any subset of six
+conditions.
 
-``data`` and ``more_data`` are each loaded, aligned (``align``), split and normalized on their own,
-then pooled; both stages draw every data set equally often (scene-balanced). Stage 1 is SpecDM's
-KL-VAE image stream (the autoencoder without a mask stream). Stage 2 trains the
-:class:`~specdm.models.denoisers.controlnet.ControlledDenoiser` with per-condition dropout on the
-conditions of every window (:mod:`specdm.conditions.controls`, the config's extractor parameters,
-stored in ``specdm.json`` so sampling extracts them the same way). ``specdm run`` ends with an
-unconditional data set; ``specdm sample MODEL --condition NAME=FILE`` steers one.
+``data`` and ``more_data`` are each loaded, aligned (``align``), split and normalized on their own, then pooled;
+every stage draws every data set equally often (scene-balanced). Stage 1 is SpecDM's KL-VAE image stream (the
+autoencoder without a mask stream). The content encoder (``controllable.content: encoder`` with a content
+condition) trains on the pooled windows before stage 2. Stage 2 trains the
+:class:`~specdm.models.denoisers.controlnet.ControlledDenoiser` with per-condition dropout on the conditions of
+every window (:mod:`specdm.conditions.controls`, the config's extractor parameters, stored in ``specdm.json`` so
+sampling extracts them the same way). ``specdm run`` ends with an unconditional data set; ``specdm sample MODEL
+--condition NAME=FILE`` steers one.
 
-Units: every data set is normalized by its own training split, so the model and its samples live
-in those normalized units (``specdm.json``'s normalization is the identity).
+Units: every data set is normalized by its own training split, so the model and its samples live in those
+normalized units (``specdm.json``'s normalization is the identity).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
-from accelerate import PartialState
-from accelerate.utils import set_seed
-from diffusers import DDPMScheduler
 
-from specdm import __version__
-from specdm.conditions.controls import read_condition, save_conditions
-from specdm.config import Config
+from specdm.conditions.controls import LOCAL_WIDTHS, read_condition, save_conditions
+from specdm.config import RunConfig
 from specdm.data.multiscene import MultiSceneData, balanced_items, prepare_sources
 from specdm.errors import ConfigError
-from specdm.metrics.spectral import ClassSpectra
 from specdm.models.autoencoders import SpectralAutoencoder
 from specdm.models.denoisers import ControlledDenoiser
 from specdm.models.encoders import ContentEncoder
 from specdm.models.info import ModelInfo
-from specdm.output.dataset import MARKER, DatasetWriter, image_dirs, prepare_output
-from specdm.pipelines import ControllablePipeline, load_pipeline
+from specdm.pipelines import ControllablePipeline
 from specdm.pipelines.controllable import content_settings
-from specdm.recipes.estimate import dry_run_estimate
-from specdm.recipes.run_dir import loop_config, prepare_run_dir
-from specdm.recipes.sampling import check_resumable, finish_dataset
-from specdm.recipes.specdm import save_stage2
-from specdm.schedulers import DEFAULT_SAMPLER, default_steps
-from specdm.training.autoencoder import reconstruction_report, train_autoencoder
+from specdm.recipes.sampling import Inputs
+from specdm.recipes.skeleton import Recipe, Run, Stage
+from specdm.recipes.stages import Denoising, DenoiserStage, KLAutoencoderStage, build_autoencoder
+from specdm.training.autoencoder import kl_reconstruction, train_autoencoder
 from specdm.training.content import train_content_encoder
-from specdm.training.controllable import condition_table, train_controlled_denoiser
-from specdm.training.diffusion import encode_patches, latent_scale
+from specdm.training.controllable import ConditionTables, condition_table
 
-__all__ = ["prepare", "run", "sample", "train_content", "train_stage1", "train_stage2"]
+__all__ = ["RECIPE", "ConditionInputs", "extract_conditions", "prepare", "read_conditions"]
 
 
-def prepare(cfg: Config) -> MultiSceneData:
+def prepare(cfg: RunConfig) -> MultiSceneData:
     """The aligned, separately normalized, pooled data sets of ``data`` and ``more_data``."""
     return prepare_sources([cfg.data, *cfg.more_data])
 
 
-def _balanced(data: MultiSceneData):
-    """The pooled windows listed scene-balanced (every data set equally often), for stage 1's uniform draws."""
-    from specdm.data.datamodule import PatchSet
+class ImageAutoencoderStage(KLAutoencoderStage):
+    """Stage 1: the KL-VAE's image stream alone, on the pooled windows drawn scene-balanced; ``specdm.json`` holds
+    every source's normalization, covered bands and text, and the pooled windows' pixel statistics."""
 
-    t = data.train
-    return PatchSet(t.images, t.masks, [t.windows[i] for i in balanced_items(data.source_of_window)], t.size)
+    def build(self, run: Run, prepared) -> SpectralAutoencoder:
+        return build_autoencoder(run.cfg.autoencoder, run.data.sources[0].reference.num_bands, 0)
 
+    def fit(self, run: Run, net, prepared, loop, ckpt_dir: Path):
+        a = run.cfg.autoencoder
+        return train_autoencoder(run.data.balanced(), net, loop, ckpt_dir, a.sad_weight, a.kl_weight, resume=run.resume)
 
-def _pixel_statistics(data: MultiSceneData) -> ClassSpectra:
-    """Mean and spread of every pixel of the pooled training windows (model units) as one class: what the dataset
-    card of an image-only set compares its samples with."""
-    stats = ClassSpectra(1, data.sources[0].reference.num_bands)
-    for i in range(len(data.train)):
-        x = np.moveaxis(data.train.get(i)[0][0], 0, -1)
-        stats.update(x, np.zeros(x.shape[:2], np.int64))
-    return stats
-
-
-def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: MultiSceneData | None = None):
-    """Train the image-only KL autoencoder on the pooled windows; write ``model/autoencoder``, ``specdm.json``."""
-    run_dir = Path(run_dir)
-    model_dir = run_dir / "model"
-    if resume and (model_dir / "autoencoder" / SpectralAutoencoder.config_name).is_file():
-        return SpectralAutoencoder.from_pretrained(model_dir / "autoencoder")
-    data = data or prepare(cfg)
-    a = cfg.autoencoder
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    set_seed(cfg.train.seed)
-    ref = data.sources[0].reference
-    model = SpectralAutoencoder("two_stream", ref.num_bands, 0, 1, a.latent_channels, tuple(a.block_out_channels),
-                                a.layers_per_block, a.norm_num_groups, a.padding_mode, a.context_padding,
-                                a.symmetric_downsampling)
-    loop = loop_config(cfg, a.steps, a.batch_size, a.lr)
-    model = train_autoencoder(_balanced(data), model, loop, run_dir / "checkpoints" / "autoencoder", a.sad_weight,
-                              a.kl_weight, resume=resume)
-    if PartialState().is_main_process:
-        model.save_pretrained(model_dir / "autoencoder")
-        held = [data.held_out(k) for k in range(len(data.names))]
-        quality = {name: {"held_out": None if h is None else reconstruction_report(model, h)}
-                   for name, h in zip(data.names, held)}
-        (model_dir / "stage1_quality.json").write_text(json.dumps(quality, indent=1))
+    def save(self, run: Run, net, prepared) -> None:
+        data, cfg = run.data, run.cfg
+        net.save_pretrained(run.model_dir / "autoencoder")
         scenes = [p.reference for p in data.sources]
         source = {"scenes": data.names, "windows": {n: int((data.source_of_window == k).sum())
                                                     for k, n in enumerate(data.names)},
                   "normalization": {n: p.normalizer.to_dict() for n, p in zip(data.names, data.sources)},
                   "band_valid": {n: s.extra.get("band_valid") for n, s in zip(data.names, scenes)},
                   "texts": {n: s.text for n, s in zip(data.names, scenes)}}
-        info = ModelInfo.from_scene(ref, data.identity_normalizer().to_dict(), cfg.data.patch_size, source)
+        info = ModelInfo.from_scene(scenes[0], data.identity_normalizer().to_dict(), cfg.data.patch_size, source,
+                                    cfg.method)
         info.task, info.class_names, info.ignore_index = "image", [], None
-        info.real_stats = _pixel_statistics(data).to_dict()
-        info.save(model_dir)
-    PartialState().wait_for_everyone()
-    return model
+        info.real_stats = data.train.pixel_statistics().to_dict()
+        info.save(run.model_dir)
+
+    def quality(self, run: Run, net, prepared) -> dict:
+        data = run.data
+        sets = {"train": (kl_reconstruction(net, data.train), len(data.train))}
+        for k, name in enumerate(data.names):
+            held = data.held_out(k)
+            sets[f"held_out/{name}"] = None if held is None else (kl_reconstruction(net, held), len(held))
+        return sets
 
 
-def train_content(cfg: Config, run_dir: Path, resume: bool = False,
-                  data: MultiSceneData | None = None) -> ContentEncoder | None:
-    """The content encoder (``controllable.content: encoder`` with a content condition), trained on the pooled
-    training windows (scene-balanced) and written to ``model/content_encoder``; None for the histogram."""
-    c = cfg.controllable
-    if c.content != "encoder" or "content" not in c.conditions:
-        return None
-    model_dir = Path(run_dir) / "model"
-    path = model_dir / "content_encoder"
-    if resume and (path / ContentEncoder.config_name).is_file():
-        return ContentEncoder.from_pretrained(path)
-    data = data or prepare(cfg)
-    info, e = ModelInfo.load(model_dir), c.content_encoder
-    set_seed(cfg.train.seed)
-    model = ContentEncoder(e.embedding_dim, 2 * info.num_bands)
-    loop = loop_config(cfg, e.steps, e.batch_size, e.lr)
-    model = train_content_encoder(_balanced(data), model, info.rgb_bands, loop,
-                                  Path(run_dir) / "checkpoints" / "content_encoder", resume)
-    if PartialState().is_main_process:
-        model.save_pretrained(path)
-    PartialState().wait_for_everyone()
-    return model
+class ContentEncoderStage(Stage):
+    """The content encoder (``controllable.content: encoder`` with a content condition): RGB view of a window ->
+    unit vector, trained on the pooled windows (scene-balanced) before stage 2; ``model/content_encoder``."""
+
+    def enabled(self, run: Run) -> bool:
+        c = run.cfg.controllable
+        return c.content == "encoder" and "content" in c.conditions
+
+    def section(self, cfg):
+        return cfg.controllable.content_encoder
+
+    def checkpoint(self, cfg) -> str:
+        return "content_encoder"
+
+    def trained(self, run: Run) -> bool:
+        return (run.model_dir / "content_encoder" / ContentEncoder.config_name).is_file()
+
+    def prepare(self, run: Run) -> ModelInfo:
+        return ModelInfo.load(run.model_dir)
+
+    def build(self, run: Run, info: ModelInfo) -> ContentEncoder:
+        return ContentEncoder(run.cfg.controllable.content_encoder.embedding_dim, 2 * info.num_bands)
+
+    def fit(self, run: Run, net, info: ModelInfo, loop, ckpt_dir: Path):
+        return train_content_encoder(run.data.balanced(), net, info.rgb_bands, loop, ckpt_dir, run.resume)
+
+    def save(self, run: Run, net, info) -> None:
+        net.save_pretrained(run.model_dir / "content_encoder")
 
 
-def train_stage2(cfg: Config, run_dir: Path, resume: bool = False,
-                 data: MultiSceneData | None = None) -> ControllablePipeline:
-    """Train the content encoder (:func:`train_content`), encode the pooled windows, extract their conditions,
-    train the controlled denoiser; write ``model/unet``."""
-    model_dir = Path(run_dir) / "model"
-    info = ModelInfo.load(model_dir)
-    if resume and info.method == "controllable" and info.latent_scale is not None and (model_dir / "unet").is_dir():
-        return ControllablePipeline.from_pretrained(model_dir)
-    ae = SpectralAutoencoder.from_pretrained(model_dir / "autoencoder")
-    data = data or prepare(cfg)
-    d, c = cfg.diffusion, cfg.controllable
-    encoder = train_content(cfg, run_dir, resume, data)
-    mean, std = encode_patches(ae, data.train, d.latent_augmentations)
-    scale = latent_scale(ae, mean, std)
-    texts = [p.reference.text for p in data.sources]
-    content, widths = content_settings(encoder)
-    local, glob = condition_table(data, info.rgb_bands, c.conditions, c.params, texts, d.latent_augmentations,
-                                  content, widths)
-    a = d.latent_augmentations
-    rows = (balanced_items(data.source_of_window)[:, None] * a + np.arange(a)).ravel()
-    from specdm.conditions.controls import LOCAL_WIDTHS
+class ControlledDenoiserStage(DenoiserStage):
+    """Stage 2: the pooled windows' latents, their conditions (:func:`condition_table`) and the ControlNet-steered
+    denoiser, trained with per-condition dropout."""
 
-    set_seed(cfg.train.seed)
-    net = ControlledDenoiser(ae.latent_channels, cfg.data.patch_size // ae.downsampling, ae.downsampling,
-                             tuple(LOCAL_WIDTHS[n] for n in c.conditions if n in LOCAL_WIDTHS),
-                             tuple(widths[n] for n in c.conditions if n in widths),
-                             tuple(d.block_out_channels), d.layers_per_block, d.norm_num_groups)
-    loop = loop_config(cfg, d.steps, d.batch_size, d.lr, d.ema_decay)
-    net = train_controlled_denoiser(net, mean, std, scale, local, glob, rows, c.conditions, loop,
-                                    Path(run_dir) / "checkpoints" / "controllable", c.p_drop, c.p_uncond,
-                                    cfg.schedule(), resume, widths)
-    info.latent_scale = scale.tolist()
-    info.method = "controllable"
-    info.source = {**info.source, "controllable": c.model_dump(mode="json")}
-    pipe = save_stage2(ControllablePipeline(ae, net, info, DDPMScheduler(**cfg.schedule()), encoder), model_dir)
-    pipe.model_dir = model_dir
-    return pipe
+    method = "controllable"
+    desc = "stage 2 (controllable)"
+
+    def prepare(self, run: Run) -> Denoising:
+        d, c, data = run.cfg.diffusion, run.cfg.controllable, run.data
+        ae, info = self.autoencoder(run)
+        path = run.model_dir / "content_encoder"
+        encoder = ContentEncoder.from_pretrained(path) if ContentEncoderStage().enabled(run) else None
+        latents = self.encoded(run, ae)
+        content, widths = content_settings(encoder)
+        texts = [p.reference.text for p in data.sources]
+        local, glob = condition_table(data, info.rgb_bands, c.conditions, c.params, texts, d.latent_augmentations,
+                                      content, widths)
+        a = d.latent_augmentations
+        latents.rows = (balanced_items(data.source_of_window)[:, None] * a + np.arange(a)).ravel()
+        tables = ConditionTables(local, glob, c.conditions, c.p_drop, c.p_uncond, widths)
+        return Denoising(ae, latents, tables, info, {"encoder": encoder, "widths": widths})
+
+    def build(self, run: Run, prepared: Denoising) -> ControlledDenoiser:
+        d, c, ae = run.cfg.diffusion, run.cfg.controllable, prepared.autoencoder
+        widths = prepared.extra["widths"]
+        return ControlledDenoiser(ae.latent_channels, self.latent_size(run, ae), ae.downsampling,
+                                  tuple(LOCAL_WIDTHS[n] for n in c.conditions if n in LOCAL_WIDTHS),
+                                  tuple(widths[n] for n in c.conditions if n in widths),
+                                  tuple(d.block_out_channels), d.layers_per_block, d.norm_num_groups)
+
+    def source(self, cfg) -> dict:
+        return {"controllable": cfg.controllable.model_dump(mode="json")}
+
+    def pipeline(self, run, net, prepared, scheduler):
+        return ControllablePipeline(prepared.autoencoder, net, prepared.info, scheduler, prepared.extra["encoder"])
 
 
 def read_conditions(pipe: ControllablePipeline, given: dict[str, str]) -> dict[str, np.ndarray]:
@@ -183,91 +158,61 @@ def read_conditions(pipe: ControllablePipeline, given: dict[str, str]) -> dict[s
             for n, v in given.items()}
 
 
-def sample(model_dir: Path, out_dir: Path, num_samples: int, conditions: dict[str, str] | None = None,
-           guidance: dict[str, float] | None = None, sampler: str = DEFAULT_SAMPLER,
-           num_inference_steps: int | None = None, eta: float = 0.0, batch_size: int = 50, seed: int = 0,
-           image_format: str = "tif", resume: bool = False, overwrite: bool = False, command: str = "",
-           device: str | None = None, previews: int = 8) -> Path:
-    """Write ``num_samples`` images of a controllable model for the given ``conditions`` (name -> file, or the
-    sentence for text; none: unconditional); the conditions used are written beside the samples
-    (``conditions/<name>.npy``, ``.png`` for maps) and described in ``metadata.json``, whose path is returned.
-    A complete set gets its dataset card (``README.md``, ``previews`` false-colour previews)."""
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
-    pipe = load_pipeline(model_dir, device or PartialState().device)
-    if not isinstance(pipe, ControllablePipeline):
-        raise ConfigError(f"--condition steers controllable models; this model ({pipe.info.method}) takes none",
-                          model_dir)
-    given = conditions or {}
-    arrays = read_conditions(pipe, given)
-    if guidance:
-        pipe.check_names(guidance)
-        unused = sorted(set(guidance) - set(given))
-        if unused:
-            raise ConfigError(f"guidance for {', '.join(unused)}, which no --condition gives")
-    steps = num_inference_steps or default_steps(sampler)
-    info = pipe.info
-    prepare_output(out_dir, resume, overwrite)
-    used = {}
-    for n, v in given.items():
-        used[n] = {"text": v} if n == "text" else {"file": str(Path(v).resolve()),
-                                                   "sha256": hashlib.sha256(Path(v).read_bytes()).hexdigest()}
-        used[n]["guidance"] = float({**(pipe.settings.get("guidance") or {}), **(guidance or {})}.get(n, 1.0))
-    files = save_conditions(arrays, out_dir / "conditions")
-    meta = {MARKER: __version__, "task": "image", "method": "controllable", "num_samples": num_samples,
-            "images": image_dirs(1), "masks": False, "image_format": image_format,
-            "format": {"image": image_format, "image_layout": "(bands, rows, cols) float32, normalized units"},
-            "band_names": info.band_names, "wavelengths": info.wavelengths, "rgb_bands": info.rgb_bands,
-            "class_names": [], "patch_size": info.patch_size, "normalization": info.normalization,
-            "value_range": "each source data set normalized to [0, 1] by its training split; samples clipped to [0, 1]",
-            "conditions": {n: {**used[n], "as_used": files.get(n)} for n in given},
-            "condition_rule": "every sample of the set is drawn for the same conditions; the rest are left out",
-            "guidance_rule": "eps = eps_0 + sum_k g_k (eps_k - eps_{k-1}), conditions in the model's order "
-                             f"{pipe.conditions}",
-            "sampler": {"name": sampler, "num_inference_steps": steps, "eta": eta}, "seed": seed,
-            "seed_rule": "sample i uses numpy SeedSequence([seed, i])",
-            "model": {"path": str(model_dir), **pipe.hashes(model_dir)}, "source": info.source, "command": command}
-    meta_file = out_dir / "metadata.json"
-    check_resumable(meta_file, meta, resume, ("num_samples", "seed", "model", "conditions", "sampler"))
-    meta_file.write_text(json.dumps(meta, indent=1))
-    writer = DatasetWriter(out_dir, num_samples, 1, info.num_bands, info.patch_size, None, image_format)
-    todo = writer.pending()
-    for s in range(0, len(todo), batch_size):
-        idx = todo[s : s + batch_size]
-        out = pipe(arrays, idx, seed, guidance, sampler, steps, eta)
-        for i, images in zip(idx, out["images"]):
-            writer.write(i, images)
-    meta["complete"] = not writer.pending()
-    meta_file.write_text(json.dumps(meta, indent=1))
-    if meta["complete"] and PartialState().is_main_process:
-        finish_dataset(out_dir, info, previews)
-    return meta_file
+@dataclass
+class ConditionInputs(Inputs):
+    """Every sample of the set drawn for the same ``conditions`` (name -> file, or the sentence for text; none:
+    unconditional) with per-condition ``guidance``; the conditions as used are written beside the samples
+    (``conditions/<name>.npy``, ``.png`` for maps)."""
+
+    kind = "conditions"
+    options = {"conditions": "--condition", "guidance": "--condition-guidance"}
+    has_masks = False
+
+    conditions: dict = field(default_factory=dict)
+    guidance: dict | None = None
+
+    @classmethod
+    def from_options(cls, options: dict) -> "ConditionInputs":
+        return cls(options.get("conditions") or {}, options.get("guidance") or None)
+
+    def bind(self, pipe, model_dir: Path, settings) -> None:
+        self.arrays = read_conditions(pipe, self.conditions)
+        if self.guidance:
+            pipe.check_names(self.guidance)
+            unused = sorted(set(self.guidance) - set(self.conditions))
+            if unused:
+                raise ConfigError(f"guidance for {', '.join(unused)}, which no --condition gives")
+        self.model_guidance = pipe.settings.get("guidance") or {}
+        self.order = pipe.conditions
+
+    def metadata(self, out_dir: Path) -> dict:
+        used = {}
+        for n, v in self.conditions.items():
+            used[n] = {"text": v} if n == "text" else {"file": str(Path(v).resolve()),
+                                                       "sha256": hashlib.sha256(Path(v).read_bytes()).hexdigest()}
+            used[n]["guidance"] = float({**self.model_guidance, **(self.guidance or {})}.get(n, 1.0))
+            used[n]["as_used"] = str(Path(out_dir) / "conditions" / f"{n}.npy")
+        return {"conditions": used,
+                "rule": "every sample of the set is drawn for the same conditions; the rest are left out",
+                "guidance_rule": "eps = eps_0 + sum_k g_k (eps_k - eps_{k-1}), conditions in the model's order "
+                                 f"{self.order}"}
+
+    def save(self, out_dir: Path) -> None:
+        save_conditions(self.arrays, Path(out_dir) / "conditions")
+
+    def draw(self, pipe, indices, seed, attempt, kw):
+        return pipe(self.arrays, indices, seed, self.guidance, kw["sampler"], kw["num_inference_steps"], kw["eta"])
+
+    def card(self, meta: dict) -> list[str]:
+        given = meta["inputs"]
+        lines = [f"- **{n}**: " + (f"\"{c['text']}\"" if "text" in c else f"`{c['file']}`") +
+                 f", guidance {c['guidance']}" for n, c in given["conditions"].items()]
+        return ["## Conditions", "", f"{given['rule'][0].upper()}{given['rule'][1:]}; {given['guidance_rule']}.", "",
+                *(lines or ["- none: unconditional samples"]), ""]
 
 
-def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False, command: str = "") -> Path:
-    """Train both stages on the aligned data sets, then write an unconditional data set; returns its card's path
-    (like every recipe's ``run``)."""
-    run_dir = Path(run_dir)
-    t0 = time.time()
-    prepare_run_dir(run_dir, resume, overwrite, create=False)
-    data = prepare(cfg)
-    prepare_run_dir(run_dir, resume, overwrite)
-    PartialState().print(f"{len(data.train)} training windows of {cfg.data.patch_size}x{cfg.data.patch_size} from "
-                         f"{', '.join(f'{n} ({int((data.source_of_window == k).sum())})' for k, n in enumerate(data.names))}"
-                         f", {data.sources[0].reference.num_bands} aligned bands, drawn scene-balanced")
-    s = cfg.sampling
-
-    def unconditional(model_dir: Path, out_dir: Path, n: int, resume: bool = False) -> Path:
-        return sample(model_dir, out_dir, n, None, None, s.sampler, s.num_inference_steps, s.eta, s.batch_size,
-                      s.seed, s.image_format, resume=resume, command=command)
-
-    if not resume:
-        dry_run_estimate(cfg, data, [train_stage1, train_stage2], unconditional, s.num_samples, s.batch_size,
-                         started=t0)
-    train_stage1(cfg, run_dir, resume, data)
-    train_stage2(cfg, run_dir, resume, data)
-    meta = unconditional(run_dir / "model", run_dir / "synthetic", s.num_samples, resume)
-    PartialState().print(f"done in {time.time() - t0:.0f} s")
-    return meta.parent / "README.md"
+RECIPE = Recipe(stages=(ImageAutoencoderStage(), ContentEncoderStage(), ControlledDenoiserStage()),
+                inputs=ConditionInputs, run_inputs=lambda cfg, data: ConditionInputs(), prepare=prepare)
 
 
 def extract_conditions(image: Path, out_dir: Path, model_dir: Path | None = None,

@@ -1,10 +1,10 @@
-"""The estimate every method's ``run`` prints before its first training step: a dry run of the run itself.
+"""The estimate the run skeleton prints for every method before its first training step: a dry run of the run.
 
-The recipe's own stage functions run once, in a temporary folder, on the real data, with every training loop
+The method's own stages run once, in a temporary folder, on the real data, with every training loop
 cut to a few steps (:func:`~specdm.training.engine.measure_steps`): the same networks, step functions, speed
 settings, EMA and torch threads as the run, and the same one-off work (encoding the windows, extracting
 conditions, reports, saving). Each loop's median step time x its configured steps, plus the one-off work as
-measured, plus sampling (one batch through the recipe's own sampling and writer, scaled to the data set's size)
+measured, plus sampling (one batch through the writer with the method's inputs, scaled to the data set's size)
 is the estimate. What it leaves out is printed with it: importing and reading the data, which are done by then.
 """
 

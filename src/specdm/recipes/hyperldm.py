@@ -1,29 +1,24 @@
 """The HyperLDM recipe: RGB-conditioned synthesis of spectral images.
 
-scene -> windows + their RGB (``conditions.rgb``, one scale fitted on the training split) ->
-conditional VQ autoencoder with the spectral-library head (the scene's wavelengths; a direct
-head without them) -> RGB-conditioned latent denoiser -> K spectral versions of every RGB
-image: the held-out regions' RGB in ``specdm run``, the user's files in
-``specdm sample MODEL --rgb DIR_OR_FILE -k K``. Data sets are written without masks; the
-RGB source of every sample is in ``metadata.json``.
+scene -> windows + their RGB (``conditions.rgb``, one scale fitted on the training split) -> conditional VQ
+autoencoder with the spectral-library head (the scene's wavelengths; a direct head without them) ->
+RGB-conditioned latent denoiser -> K spectral versions of every RGB image: the held-out regions' RGB in ``specdm
+run``, the user's files in ``specdm sample MODEL --rgb DIR_OR_FILE -k K``. Data sets are written without masks;
+the RGB source of every sample is in ``metadata.json``.
 """
 
 from __future__ import annotations
 
-import json
-import time
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from accelerate import PartialState
-from accelerate.utils import set_seed
-from diffusers import DDPMScheduler
 
 from specdm.conditions.rgb import RGB_SUFFIXES, WindowRGB, fit_rgb, read_rgb, rgb_from_scene
-from specdm.config import Config
-from specdm.data.datamodule import PatchSet, PreparedData, prepare_data
+from specdm.config import RunConfig
+from specdm.data.datamodule import PreparedData
 from specdm.data.spectra import library_for_scene
 from specdm.datasets.paths import data_root
 from specdm.errors import ConfigError, DataError
@@ -32,23 +27,20 @@ from specdm.models.autoencoders.hyper_vq import library_calibration
 from specdm.models.denoisers import build_denoiser
 from specdm.models.discriminators import Discriminators
 from specdm.models.info import ModelInfo
-from specdm.output.card import write_rgb_card
-from specdm.output.dataset import DatasetWriter, prepare_output
-from specdm.pipelines import HyperLDMPipeline, load_pipeline
-from specdm.recipes.estimate import dry_run_estimate
-from specdm.recipes.run_dir import loop_config, prepare_run_dir
-from specdm.recipes.sampling import check_resumable, dataset_metadata
-from specdm.recipes.specdm import save_stage2
-from specdm.schedulers import DEFAULT_SAMPLER
-from specdm.training.diffusion import train_conditional_denoiser
-from specdm.training.hyperldm import encode_pairs, pair_batch, train_vq_autoencoder
+from specdm.pipelines import HyperLDMPipeline
+from specdm.pipelines.base import sample_seed
+from specdm.recipes.sampling import Inputs
+from specdm.recipes.skeleton import Recipe, Run
+from specdm.recipes.stages import AutoencoderStage, Denoising, DenoiserStage, held_out_sets
+from specdm.training.diffusion import LatentCondition, Latents
+from specdm.training.hyperldm import encode_pairs, train_vq_autoencoder, vq_reconstruction
 
-__all__ = ["read_rgb_files", "run", "synthesize_rgb", "train_stage1", "train_stage2"]
+__all__ = ["RECIPE", "RGBInputs", "build_vq", "fit_inputs", "read_rgb_files", "region_rgb", "scene_library"]
 
 USGS_LIBRARY = "spectral_libraries/usgs_splib07_AV95/s07_AV95_envi.hdr"
 
 
-def library_path(cfg: Config, ref) -> Path | None:
+def library_path(cfg: RunConfig, ref) -> Path | None:
     """The spectral library file of the config for scene ``ref`` (None for the direct head); a missing file is a
     :class:`DataError` naming it and the remedies (checked by :func:`fit_inputs`, before any folder exists)."""
     h = cfg.hyperldm
@@ -65,7 +57,7 @@ def library_path(cfg: Config, ref) -> Path | None:
     return path
 
 
-def scene_library(cfg: Config, data: PreparedData) -> tuple[np.ndarray | None, dict]:
+def scene_library(cfg: RunConfig, data: PreparedData) -> tuple[np.ndarray | None, dict]:
     """The spectral library fitted to the scene's bands (None for the direct head) and what the card says."""
     h, ref = cfg.hyperldm, data.reference
     if h.library is None:
@@ -88,7 +80,7 @@ def window_rgb(info: ModelInfo) -> WindowRGB:
     return WindowRGB(Normalizer.from_dict(info.normalization), info.wavelengths, info.band_names, info.source["rgb"])
 
 
-def build_vq(cfg: Config, num_bands: int, library: np.ndarray | None, normalizer, mean: np.ndarray
+def build_vq(cfg: RunConfig, num_bands: int, library: np.ndarray | None, normalizer, mean: np.ndarray
              ) -> HyperVQAutoencoder:
     """The configured conditional VQ autoencoder (untrained), its library calibrated to the training data's
     normalization and ``mean`` spectrum (data units)."""
@@ -101,7 +93,7 @@ def build_vq(cfg: Config, num_bands: int, library: np.ndarray | None, normalizer
                               0 if lib is None else len(lib), lib, offset)
 
 
-def fit_inputs(cfg: Config, data: PreparedData) -> tuple[np.ndarray, dict]:
+def fit_inputs(cfg: RunConfig, data: PreparedData) -> tuple[np.ndarray, dict]:
     """The training pixels and the RGB settings fitted to them; fails (naming the file) on a data set this method
     cannot take: several dates, no way to make RGB from its bands, or a spectral library file that is missing. Cheap, so ``run`` calls it before it
     creates the run folder."""
@@ -118,88 +110,82 @@ def fit_inputs(cfg: Config, data: PreparedData) -> tuple[np.ndarray, dict]:
     return train_pixels, settings
 
 
-def train_stage1(cfg: Config, run_dir: Path, resume: bool = False, data: PreparedData | None = None
-                 ) -> HyperVQAutoencoder:
-    """Fit the RGB and the library to the training split, train the VQ autoencoder; write ``model/autoencoder``,
-    ``model/specdm.json`` and ``model/stage1_quality.json``."""
-    run_dir = Path(run_dir)
-    model_dir = run_dir / "model"
-    if resume and (model_dir / "autoencoder" / HyperVQAutoencoder.config_name).is_file():
-        return HyperVQAutoencoder.from_pretrained(model_dir / "autoencoder")
-    data = data or prepare_data(cfg.data)
-    ref, a, h = data.reference, cfg.autoencoder, cfg.hyperldm
-    train_pixels, settings = fit_inputs(cfg, data)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    rgb = WindowRGB(data.normalizer, ref.wavelengths, ref.band_names, settings)
-    library, about = scene_library(cfg, data)
-    set_seed(cfg.train.seed)
-    model = build_vq(cfg, ref.num_bands, library, data.normalizer, train_pixels.mean(0))
-    critics = Discriminators(ref.num_bands) if h.discriminators else None
-    loop = loop_config(cfg, a.steps, a.batch_size, a.lr)
-    model = train_vq_autoencoder(data.train, model, rgb, loop, run_dir / "checkpoints" / "autoencoder", h.l1_weight,
-                                 h.cosine_weight, h.commitment_weight, resume, critics, h.discriminator_weight,
-                                 h.discriminator_every)
-    if PartialState().is_main_process:
-        model.save_pretrained(model_dir / "autoencoder")
+class VQAutoencoderStage(AutoencoderStage):
+    """Stage 1: the RGB fitted to the training split, the library head, the conditional VQ autoencoder (with the
+    spatial and spectral discriminators when asked); ``specdm.json`` records the RGB, the head and the training
+    windows' pixel statistics."""
+
+    model_class = HyperVQAutoencoder
+
+    def prepare(self, run: Run) -> dict:
+        cfg, data = run.cfg, run.data
+        ref = data.reference
+        train_pixels, settings = fit_inputs(cfg, data)
+        library, about = scene_library(cfg, data)
+        return {"pixels": train_pixels, "rgb_settings": settings, "library": library, "about": about,
+                "rgb": WindowRGB(data.normalizer, ref.wavelengths, ref.band_names, settings)}
+
+    def build(self, run: Run, prepared: dict):
+        ref, data = run.data.reference, run.data
+        model = build_vq(run.cfg, ref.num_bands, prepared["library"], data.normalizer, prepared["pixels"].mean(0))
+        return model, Discriminators(ref.num_bands) if run.cfg.hyperldm.discriminators else None
+
+    def fit(self, run: Run, net, prepared: dict, loop, ckpt_dir: Path) -> HyperVQAutoencoder:
+        h = run.cfg.hyperldm
+        model, critics = net
+        return train_vq_autoencoder(run.data.train, model, prepared["rgb"], loop, ckpt_dir, h.l1_weight,
+                                    h.cosine_weight, h.commitment_weight, run.resume, critics,
+                                    h.discriminator_weight, h.discriminator_every)
+
+    def save(self, run: Run, net, prepared: dict) -> None:
+        cfg, data = run.cfg, run.data
+        net.save_pretrained(run.model_dir / "autoencoder")
         source = {"scenes": [s.name for s in data.scenes], "split": cfg.data.split.model_dump(),
-                  "windows": len(data.train), "rgb": settings, "use_rgb": h.use_rgb, **about}
-        ModelInfo.from_scene(ref, data.normalizer.to_dict(), cfg.data.patch_size, source).save(model_dir)
-        held = data.held_out()
-        report = {"train": reconstruction_scores(model, data.train, rgb),
-                  "held_out": None if held is None else reconstruction_scores(model, held, rgb)}
-        (model_dir / "stage1_quality.json").write_text(json.dumps(report, indent=1))
-        r = report["held_out"] or report["train"]
-        print(f"stage 1 reconstructs {'held-out' if held else 'training'} windows with PSNR {r['psnr']:.1f} dB, "
-              f"SAM {r['sam_rad']:.3f} rad", flush=True)
-    PartialState().wait_for_everyone()
-    return model
+                  "windows": len(data.train), "rgb": prepared["rgb_settings"], "use_rgb": cfg.hyperldm.use_rgb,
+                  **prepared["about"]}
+        info = ModelInfo.from_scene(data.reference, data.normalizer.to_dict(), cfg.data.patch_size, source,
+                                    cfg.method)
+        info.real_stats = data.train.pixel_statistics().to_dict()
+        info.save(run.model_dir)
+
+    def quality(self, run: Run, net, prepared: dict) -> dict:
+        return held_out_sets(run.data, lambda patches: vq_reconstruction(net, patches, prepared["rgb"]))
 
 
-@torch.no_grad()
-def reconstruction_scores(model: HyperVQAutoencoder, patches: PatchSet, rgb, max_windows: int = 64) -> dict:
-    """Reference scores (:func:`~specdm.metrics.reference.reference_scores`, normalized units clipped to [0, 1])
-    of the VQ reconstructions of up to ``max_windows`` evenly spaced windows."""
-    from specdm.metrics.reference import reference_scores
+class RGBDenoiserStage(DenoiserStage):
+    """Stage 2: the quantized latents with the RGB input concatenated (a condition channel block of scale 1 and no
+    noise), the denoiser of the latent; the paper's SSIM term and schedule come from the ``diffusion`` section."""
 
-    model.eval()
-    chosen = np.unique(np.linspace(0, len(patches) - 1, min(max_windows, len(patches))).round().astype(int)).tolist()
-    x, c = pair_batch(patches, rgb, chosen)
-    rec = torch.cat([model(x[s : s + 16], c[s : s + 16]).image for s in range(0, len(x), 16)]).clamp(0, 1)
-    scores = reference_scores(rec.movedim(1, -1).numpy(), x.movedim(1, -1).numpy())
-    return {"windows": len(chosen), **scores}
+    method = "hyperldm"
+    desc = "stage 2 (RGB-conditioned)"
 
+    def prepare(self, run: Run) -> Denoising:
+        ae, info = self.autoencoder(run, HyperVQAutoencoder)
+        kind = run.cfg.hyperldm.denoiser_rgb
+        z, cond = encode_pairs(ae, run.data.train, window_rgb(info), run.cfg.diffusion.latent_augmentations,
+                               condition=kind)
+        n = z.shape[1]
+        s = 1.0 / z.std().clamp_min(1e-6).item()
+        latents = torch.cat([z, cond], 1)
+        scale = torch.tensor([s] * n + [1.0] * cond.shape[1])
+        return Denoising(ae, Latents(latents, torch.zeros_like(latents), scale),
+                         LatentCondition(n, run.cfg.hyperldm.p_uncond), info, {"condition_channels": cond.shape[1]})
 
-def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: PreparedData | None = None
-                 ) -> HyperLDMPipeline:
-    """Quantized latents + RGB conditions of the training windows -> the RGB-conditioned denoiser; writes
-    ``model/unet`` and ``model/scheduler``."""
-    model_dir = Path(run_dir) / "model"
-    info = ModelInfo.load(model_dir)
-    if resume and info.method == "hyperldm" and info.latent_scale is not None and (model_dir / "unet").is_dir():
-        return HyperLDMPipeline.from_pretrained(model_dir)
-    ae = HyperVQAutoencoder.from_pretrained(model_dir / "autoencoder")
-    data = data or prepare_data(cfg.data)
-    info.check_scene(data.reference, model_dir)
-    dcfg = cfg.diffusion
-    kind = cfg.hyperldm.denoiser_rgb
-    z, cond = encode_pairs(ae, data.train, window_rgb(info), dcfg.latent_augmentations, condition=kind)
-    n, f = z.shape[1], ae.downsampling
-    s = 1.0 / z.std().clamp_min(1e-6).item()
-    scale = torch.tensor([s] * n + [1.0] * cond.shape[1])
-    set_seed(cfg.train.seed)
-    unet = build_denoiser(n, cfg.data.patch_size // f, tuple(dcfg.block_out_channels), dcfg.layers_per_block,
-                          dcfg.norm_num_groups, condition_channels=cond.shape[1])
-    loop = loop_config(cfg, dcfg.steps, dcfg.batch_size, dcfg.lr, dcfg.ema_decay)
-    latents = torch.cat([z, cond], 1)
-    unet = train_conditional_denoiser(unet, latents, torch.zeros_like(latents), scale, n, loop,
-                                      Path(run_dir) / "checkpoints" / "hyperldm", cfg.hyperldm.p_uncond,
-                                      cfg.schedule(), resume, desc="stage 2 (RGB-conditioned)",
-                                      ssim_weight=cfg.hyperldm.ssim_weight)
-    info.latent_scale = [s] * n
-    info.method = "hyperldm"
-    info.source = {**info.source, "p_uncond": cfg.hyperldm.p_uncond, "ssim_weight": cfg.hyperldm.ssim_weight,
-                   "denoiser_rgb": kind}
-    return save_stage2(HyperLDMPipeline(ae, unet, info, DDPMScheduler(**cfg.schedule())), model_dir)
+    def build(self, run: Run, prepared: Denoising):
+        d, ae = run.cfg.diffusion, prepared.autoencoder
+        return build_denoiser(prepared.conditioning.target_channels, self.latent_size(run, ae),
+                              tuple(d.block_out_channels), d.layers_per_block, d.norm_num_groups,
+                              condition_channels=prepared.extra["condition_channels"])
+
+    def scale(self, prepared: Denoising) -> list[float]:
+        return prepared.latents.scale[: prepared.conditioning.target_channels].tolist()
+
+    def source(self, cfg) -> dict:
+        return {"p_uncond": cfg.hyperldm.p_uncond, "ssim_weight": cfg.diffusion.ssim_weight,
+                "denoiser_rgb": cfg.hyperldm.denoiser_rgb}
+
+    def pipeline(self, run, net, prepared, scheduler):
+        return HyperLDMPipeline(prepared.autoencoder, net, prepared.info, scheduler)
 
 
 def read_rgb_files(path: str | Path) -> list[tuple[str, np.ndarray]]:
@@ -218,65 +204,6 @@ def read_rgb_files(path: str | Path) -> list[tuple[str, np.ndarray]]:
     return [(str(f), read_rgb(f)) for f in files]
 
 
-def synthesize_rgb(
-    model_dir: Path,
-    sources: list[tuple[str, np.ndarray]],
-    out_dir: Path,
-    k: int = 10,
-    sampler: str = DEFAULT_SAMPLER,
-    num_inference_steps: int | None = None,
-    eta: float = 0.0,
-    batch_size: int = 32,
-    seed: int = 0,
-    image_format: str = "tif",
-    resume: bool = False,
-    overwrite: bool = False,
-    command: str = "",
-    device: str | None = None,
-) -> Path:
-    """``k`` spectral versions of every RGB image in ``sources`` (``(name, (H, W, 3))``, any size): sample
-    ``i * k + v`` is version ``v`` of source ``i``, drawn by the run seeded ``sample_seed(seed, i)``. Written
-    without masks; ``metadata.json`` lists each sample's RGB source and version, ``README.md`` (the card) says
-    which head made them. Returns the card's path."""
-    from specdm.pipelines.base import sample_seed
-
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
-    pipe = load_pipeline(model_dir, device or "cpu")
-    if not isinstance(pipe, HyperLDMPipeline):
-        raise DataError(f"--rgb conditions RGB-conditioned (hyperldm) models; this one was made by "
-                        f"'{pipe.info.method}'", model_dir)
-    steps = pipe.steps(sampler, num_inference_steps)
-    meta = dataset_metadata(pipe, model_dir, len(sources) * k, sampler, steps, eta, seed, image_format, "png", command)
-    meta.update(masks=False, mask_format=None, patch_size=None, class_names=None,
-                format={"image": image_format, "mask": None, "image_layout": "(bands, rows, cols) float32, the data's "
-                        "own units, each the size of its RGB image"},
-                seed_rule="version v of RGB source i is sample i*k+v; tile j of it uses SeedSequence([s_i, v*tiles+j]) "
-                          "with s_i = SeedSequence([seed, i])",
-                rgb={"versions_per_image": k, "tiling": "overlapping patch-size tiles half a patch apart, tent-"
-                     "weighted, image reflected at its bottom/right edges and cropped back",
-                     "sources": [{"samples": [i * k, i * k + k - 1], "rgb": name, "shape": list(a.shape[:2])}
-                                 for i, (name, a) in enumerate(sources)]})
-    meta_file = out_dir / "metadata.json"
-    prepare_output(out_dir, resume, overwrite)
-    check_resumable(meta_file, meta, resume, ("num_samples", "sampler", "seed", "model", "rgb"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta_file.write_text(json.dumps(meta, indent=1))
-    writer = DatasetWriter(out_dir, len(sources) * k, 1, pipe.info.num_bands, None, None, image_format)
-    pending = set(writer.pending())
-    for i, (name, rgb) in enumerate(sources):
-        if not pending & set(range(i * k, i * k + k)):
-            continue
-        t0 = time.time()
-        versions = pipe.sample_image(rgb, k, sample_seed(seed, i), batch_size, sampler=sampler,
-                                     num_inference_steps=steps, eta=eta)
-        for v, image in enumerate(versions):
-            writer.write(i * k + v, image[None])
-        print(f"{name}: {k} versions of {rgb.shape[0]}x{rgb.shape[1]} in {time.time() - t0:.1f} s", flush=True)
-    meta["complete"] = not writer.pending()
-    meta_file.write_text(json.dumps(meta, indent=1))
-    return write_rgb_card(out_dir, meta)
-
-
 def region_rgb(data: PreparedData, info: ModelInfo) -> list[tuple[str, np.ndarray]]:
     """The RGB image of every held-out region (the training regions when there is none), as the model sees RGB."""
     regions = data.split.get("test") or data.split["train"]
@@ -289,30 +216,80 @@ def region_rgb(data: PreparedData, info: ModelInfo) -> list[tuple[str, np.ndarra
     return out
 
 
-def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False, command: str = "") -> Path:
-    """Train both stages, then write ``hyperldm.num_versions`` spectral versions of each held-out region's RGB;
-    returns the data set's card."""
-    run_dir = Path(run_dir)
-    t0 = time.time()
-    prepare_run_dir(run_dir, resume, overwrite, create=False)
-    data = prepare_data(cfg.data)
-    fit_inputs(cfg, data)  # refuse what this method cannot take before the run folder exists
-    if PartialState().is_main_process:
-        prepare_run_dir(run_dir, resume, overwrite)
-    print(f"{len(data.train)} training windows of {cfg.data.patch_size}x{cfg.data.patch_size}, "
-          f"{data.reference.num_bands} bands", flush=True)
-    s = cfg.sampling
+@dataclass
+class RGBInputs(Inputs):
+    """``k`` spectral versions of every RGB image (``(name, (H, W, 3))``, any size; ``regions``: the held-out
+    regions of a run's data, as the trained model makes RGB): sample ``i * k + v`` is version ``v`` of source
+    ``i``, drawn by the run seeded ``sample_seed(seed, i)`` (its tiles: :meth:`HyperLDMPipeline.sample_image`)."""
 
-    def sample(model_dir: Path, out_dir: Path, versions: int, resume: bool = False) -> Path:
-        return synthesize_rgb(model_dir, region_rgb(data, ModelInfo.load(model_dir)), out_dir, versions, s.sampler,
-                              s.num_inference_steps, s.eta, s.batch_size, s.seed, s.image_format, resume=resume,
-                              command=command)
+    kind = "rgb"
+    options = {"rgb": "--rgb", "versions": "--versions"}
+    has_masks = False
+    any_size = True
+    seed_rule = ("version v of RGB source i is sample i*k+v; tile j of it uses SeedSequence([s_i, v*tiles+j]) with "
+                 "s_i = SeedSequence([seed, i])")
 
-    if not resume:  # one version of every region in the dry run, scaled to num_versions
-        dry_run_estimate(cfg, data, [train_stage1, train_stage2], sample, cfg.hyperldm.num_versions, 1,
-                         started=t0)
-    train_stage1(cfg, run_dir, resume, data)
-    train_stage2(cfg, run_dir, resume, data)
-    out = sample(run_dir / "model", run_dir / "synthetic", cfg.hyperldm.num_versions, resume)
-    print(f"done in {time.time() - t0:.0f} s", flush=True)
-    return out
+    sources: list | None = None
+    versions: int = 10
+    regions: PreparedData | None = None
+
+    @classmethod
+    def from_options(cls, options: dict) -> "RGBInputs":
+        if options.get("rgb") is None:
+            raise ConfigError("RGB-conditioned (hyperldm) models make spectral versions of RGB images; give them with "
+                              "--rgb DIR_OR_FILE")
+        versions = options.get("versions") or 10
+        if versions < 1:
+            raise ConfigError(f"-k must be at least 1, got {versions}")
+        return cls(read_rgb_files(options["rgb"]), versions)
+
+    def bind(self, pipe, model_dir: Path, settings) -> None:
+        self.batch_size = settings.batch_size  # tiles per network batch
+        if self.regions is not None:
+            self.sources = region_rgb(self.regions, pipe.info)
+
+    def count(self, settings) -> int:
+        return len(self.sources) * self.versions
+
+    def scaled(self, n: int, settings):
+        return RGBInputs(self.sources, n, self.regions), settings
+
+    def estimate_units(self, settings) -> tuple[int, int]:
+        return self.versions, 1  # one version of every source in the dry run, scaled to the versions
+
+    def metadata(self, out_dir: Path) -> dict:
+        files = [{"samples": [i * self.versions, i * self.versions + self.versions - 1], "rgb": name,
+                  "shape": list(a.shape[:2]), "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}
+                 for i, (name, a) in enumerate(self.sources)]
+        return {"versions_per_image": self.versions, "sources": files,
+                "tiling": "overlapping patch-size tiles half a patch apart, tent-weighted, image reflected at its "
+                          "bottom/right edges and cropped back"}
+
+    def units(self, pending: list[int], batch_size: int) -> list[list[int]]:
+        """One unit per RGB source with pending versions (its tiles are batched inside the unit)."""
+        by_source = {}
+        for i in pending:
+            by_source.setdefault(i // self.versions, []).append(i)
+        return list(by_source.values())
+
+    def draw(self, pipe, indices, seed, attempt, kw):
+        source = indices[0] // self.versions
+        rgb = self.sources[source][1]
+        versions = pipe.sample_image(rgb, self.versions, sample_seed(seed, source), self.batch_size, **kw)
+        return {"images": versions[[i - source * self.versions for i in indices], None], "masks": None}
+
+    def card(self, meta: dict) -> list[str]:
+        given = meta["inputs"]
+        return ["## RGB sources", "", f"{given['versions_per_image']} spectral versions per RGB image; tiling: "
+                f"{given['tiling']}.", "", "| samples | RGB | rows x cols |", "|---|---|---|",
+                *[f"| {s['samples'][0]}-{s['samples'][1]} | `{s['rgb']}` | {s['shape'][0]} x {s['shape'][1]} |"
+                  for s in given["sources"]], ""]
+
+
+def check(cfg: RunConfig, data: PreparedData) -> None:
+    """Refuse what this method cannot take (:func:`fit_inputs`) before the run folder exists."""
+    fit_inputs(cfg, data)
+
+
+RECIPE = Recipe(stages=(VQAutoencoderStage(), RGBDenoiserStage()), inputs=RGBInputs,
+                run_inputs=lambda cfg, data: RGBInputs(None, cfg.hyperldm.num_versions, data), check=check)

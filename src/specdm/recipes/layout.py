@@ -1,67 +1,144 @@
 """The layout recipe: SpecDM's stage 1, then a denoiser that paints images for given masks.
 
-scene -> windows -> two-stream KL-VAE (shared with SpecDM) -> mask-conditioned latent denoiser
--> images for layouts (real masks under D4 and copy-paste, steered toward class targets, or
-the user's masks), optionally filtered by label fidelity -> data set + card.
+scene -> windows -> two-stream KL-VAE (SpecDM's stage) -> mask-conditioned latent denoiser -> images for layouts
+(real masks under D4 and copy-paste, steered toward class targets, or the user's masks), optionally filtered by
+label fidelity -> data set + card.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from accelerate.utils import set_seed
-from diffusers import DDPMScheduler
+import numpy as np
 
-from specdm.config import Config
-from specdm.data.datamodule import PreparedData, prepare_data
+from specdm.config import LayoutConfig
 from specdm.errors import CheckpointError
-from specdm.models.autoencoders import SpectralAutoencoder
-from specdm.models.denoisers import LatentControlledDenoiser, build_latent_controlnet, build_denoiser
-from specdm.models.info import ModelInfo
+from specdm.models.denoisers import LatentControlledDenoiser, build_denoiser, build_latent_controlnet
 from specdm.pipelines import LayoutPipeline
-from specdm.recipes.sampling import layout_options
-from specdm.recipes.run_dir import loop_config
-from specdm.recipes.specdm import run_stages, save_stage2, train_stage1
-from specdm.training.diffusion import encode_patches, latent_scale, train_conditional_denoiser
+from specdm.recipes.sampling import Inputs
+from specdm.recipes.skeleton import Recipe, Run
+from specdm.recipes.specdm import needs_masks
+from specdm.recipes.stages import Denoising, DenoiserStage, KLAutoencoderStage
+from specdm.training.diffusion import LatentCondition
 
-__all__ = ["run", "train_stage1", "train_stage2"]
-
-
-def train_stage2(cfg: Config, run_dir: Path, resume: bool = False, data: PreparedData | None = None) -> LayoutPipeline:
-    """Train the mask-conditioned denoiser on the stored latents; write ``model/unet``, ``model/scheduler``."""
-    model_dir = Path(run_dir) / "model"
-    info = ModelInfo.load(model_dir)
-    if resume and info.method == "layout" and info.latent_scale is not None and (model_dir / "unet").is_dir():
-        return LayoutPipeline.from_pretrained(model_dir)
-    ae = SpectralAutoencoder.from_pretrained(model_dir / "autoencoder")
-    if ae.kind != "two_stream":
-        raise CheckpointError("the layout method needs a two-stream autoencoder", model_dir / "autoencoder")
-    data = data or prepare_data(cfg.data)
-    info.check_scene(data.reference, model_dir)
-    dcfg = cfg.diffusion
-    mean, std = encode_patches(ae, data.train, dcfg.latent_augmentations)
-    scale = latent_scale(ae, mean, std)
-    c = ae.config["latent_channels"]
-    target = ae.num_dates * c
-    set_seed(cfg.train.seed)
-    controlnet = cfg.layout.conditioning == "controlnet"
-    net = build_denoiser(target, cfg.data.patch_size // ae.downsampling, tuple(dcfg.block_out_channels),
-                         dcfg.layers_per_block, dcfg.norm_num_groups, condition_channels=0 if controlnet else c)
-    if controlnet:
-        net = LatentControlledDenoiser(net, build_latent_controlnet(net, c))
-    loop = loop_config(cfg, dcfg.steps, dcfg.batch_size, dcfg.lr, dcfg.ema_decay)
-    net = train_conditional_denoiser(net, mean, std, scale, target, loop,
-                                     Path(run_dir) / "checkpoints" / ("layout_controlnet" if controlnet else "layout"),
-                                     cfg.layout.p_uncond, cfg.schedule(), resume)
-    info.latent_scale = scale.tolist()
-    info.method = "layout"
-    info.source = {**info.source, "p_uncond": cfg.layout.p_uncond, "conditioning": cfg.layout.conditioning}
-    unet, control = (net.unet, net.controlnet) if controlnet else (net, None)
-    return save_stage2(LayoutPipeline(ae, unet, info, DDPMScheduler(**cfg.schedule()), controlnet=control), model_dir)
+__all__ = ["RECIPE", "LayoutInputs"]
 
 
-def run(cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False, command: str = "") -> Path:
-    """Train stage 1 and the layout denoiser, then paint the data set; returns the dataset card's path."""
-    return run_stages(cfg, run_dir, resume, overwrite, command, train_stage2,
-                      "layout-conditioned synthesis learns images for masks",
-                      layout=layout_options(cfg.layout))
+@dataclass
+class LayoutInputs(Inputs):
+    """Layouts per sample: the real training masks under D4 transforms (weighted toward class targets, with
+    copy-paste), or the user's mask files; painted with classifier-free guidance. The options are the keys of the
+    config's ``layout`` section (:class:`~specdm.config.LayoutConfig`)."""
+
+    kind = "layouts"
+    options = {"masks_dir": "--masks", "class_targets": "--classes", "balance": "--balance",
+               "copy_paste": "--copy-paste", "guidance_scale": "--guidance", "redraw_layouts": "--redraw-layouts"}
+
+    source: str = "real"
+    masks_dir: str | None = None
+    class_targets: dict = field(default_factory=dict)
+    balance: bool = False
+    copy_paste: float = 0.5
+    guidance_scale: float = 1.0
+    redraw_layouts: bool = False
+
+    @classmethod
+    def from_options(cls, options: dict) -> "LayoutInputs":
+        from specdm.config import validate
+
+        raw = {**options, "source": "dir" if options.get("masks_dir") else "real"}
+        return cls.from_config(validate(LayoutConfig, raw, "specdm sample"))
+
+    @classmethod
+    def from_config(cls, section: LayoutConfig) -> "LayoutInputs":
+        return cls(**{k: getattr(section, k) for k in ("source", "masks_dir", "class_targets", "balance",
+                                                         "copy_paste", "guidance_scale", "redraw_layouts")})
+
+    def bind(self, pipe, model_dir: Path, settings) -> None:
+        from specdm.conditions.layouts import RealLayouts, class_targets, load_real_layouts, read_layouts
+
+        info = pipe.info
+        k = len(info.class_names)
+        self.files, self.real = None, None
+        if self.source == "dir":
+            self.files, self.masks = read_layouts(self.masks_dir, info.patch_size, k)
+        else:
+            real = load_real_layouts(model_dir)
+            shares = np.bincount(real.ravel(), minlength=k) / real.size
+            targets = class_targets(self.class_targets, self.balance, info.class_names, info.ignore_index, shares)
+            self.real = RealLayouts(real, k, targets, self.copy_paste, info.ignore_index, settings.seed)
+
+    @property
+    def retry(self) -> str:
+        return "new noise and a new layout" if self.redraw_layouts else "new noise; the sample keeps its layout"
+
+    def layouts(self, indices, attempt: int) -> np.ndarray:
+        if self.real is None:
+            return np.stack([self.masks[i % len(self.masks)] for i in indices])
+        return self.real.layouts(indices, attempt)
+
+    def metadata(self, out_dir: Path) -> dict:
+        if self.real is None:
+            digest = hashlib.sha256()
+            for f in self.files:
+                digest.update(Path(f).name.encode() + Path(f).read_bytes())
+            layouts = {"source": "user masks", "files": [str(f) for f in self.files], "sha256": digest.hexdigest()}
+        else:
+            s = self.real
+            layouts = {"source": "real training masks under D4 transforms", "copy_paste": s.copy_paste,
+                       "class_targets": None if s.targets is None else [round(float(v), 4) for v in s.targets],
+                       "real_shares": [round(float(v), 4) for v in s.real_shares]}
+        return {"layouts": layouts, "guidance_scale": self.guidance_scale, "redraw_layouts": self.redraw_layouts}
+
+    def draw(self, pipe, indices, seed, attempt, kw):
+        # a filter retry keeps the sample's layout unless asked to redraw it too
+        masks = self.layouts(indices, attempt if self.redraw_layouts else 0)
+        return pipe(masks, indices, seed=seed, guidance_scale=self.guidance_scale, **kw)
+
+    def card(self, meta: dict) -> list[str]:
+        given = meta["inputs"]
+        return ["## Layouts", "",
+                "Each image was painted by a mask-conditioned denoiser for the mask stored with it "
+                f"(classifier-free guidance scale {given.get('guidance_scale', 1.0)}).", "",
+                *[f"- **{k}**: `{v}`" for k, v in given["layouts"].items() if k != "files"], ""]
+
+
+class LayoutDenoiser(DenoiserStage):
+    """The image latent's denoiser, the mask latent its condition (concatenated, or through a ControlNet)."""
+
+    method = "layout"
+    desc = "stage 2 (layout-conditioned)"
+
+    def checkpoint(self, cfg) -> str:
+        return "layout_controlnet" if cfg.layout.conditioning == "controlnet" else "layout"
+
+    def prepare(self, run: Run) -> Denoising:
+        ae, info = self.autoencoder(run)
+        if ae.kind != "two_stream":
+            raise CheckpointError("the layout method needs a two-stream autoencoder", run.model_dir / "autoencoder")
+        latents = self.encoded(run, ae)
+        target = ae.num_dates * ae.config["latent_channels"]
+        return Denoising(ae, latents, LatentCondition(target, run.cfg.layout.p_uncond), info)
+
+    def build(self, run: Run, prepared: Denoising):
+        d, ae = run.cfg.diffusion, prepared.autoencoder
+        c = ae.config["latent_channels"]
+        controlnet = run.cfg.layout.conditioning == "controlnet"
+        net = build_denoiser(prepared.conditioning.target_channels, self.latent_size(run, ae),
+                             tuple(d.block_out_channels), d.layers_per_block, d.norm_num_groups,
+                             condition_channels=0 if controlnet else c)
+        return LatentControlledDenoiser(net, build_latent_controlnet(net, c)) if controlnet else net
+
+    def source(self, cfg) -> dict:
+        return {"p_uncond": cfg.layout.p_uncond, "conditioning": cfg.layout.conditioning}
+
+    def pipeline(self, run, net, prepared, scheduler):
+        unet, control = (net.unet, net.controlnet) if isinstance(net, LatentControlledDenoiser) else (net, None)
+        return LayoutPipeline(prepared.autoencoder, unet, prepared.info, scheduler, controlnet=control)
+
+
+RECIPE = Recipe(stages=(KLAutoencoderStage(), LayoutDenoiser()), inputs=LayoutInputs,
+                run_inputs=lambda cfg, data: LayoutInputs.from_config(cfg.layout),
+                check=needs_masks("layout-conditioned synthesis learns images for masks"))

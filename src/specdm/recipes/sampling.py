@@ -1,239 +1,272 @@
-"""Sampling a trained model folder into a data set + card: shared by every method's recipe.
+"""The one sampling-and-writing loop: a trained model folder -> a data set + its card, for every method and input kind.
 
-``synthesize`` writes samples in batches, sharded over processes by sample index,
-resumable; then reads the set back (so resumed and sharded runs count every sample)
-to write previews, statistics and the dataset card.
+:func:`write_set` prepares the folder and ``metadata.json`` (one schema for every method: the licence, the
+command, the model's weight hashes and what the samples were drawn for), refuses to resume a set made otherwise,
+then draws the pending samples in batches, the batches sharded over processes (each batch is the same whatever
+the number of processes, so W processes write the very files one process writes), each process writing the files
+of its own samples and only the main process everything shared; then it reads the set back (so resumed and
+sharded runs count every sample) for previews, statistics, the dataset card and its STAC item.
 
-Layout-conditioned models get a layout per sample (:mod:`specdm.conditions.layouts`).
-With a filter threshold, each pair is scored by a classifier of the real training
-pixels (:mod:`specdm.augment.fidelity`); a pair below the threshold is drawn again (a
-new layout and new noise) up to ``max_attempts`` times, then dropped. Every try is
-logged in ``filter_log.jsonl``, so a resumed run skips dropped samples and the card
-and ``metadata.json`` state the rule, the threshold and what was dropped per class.
+What the samples are drawn for is an :class:`Inputs` (an input kind): nothing (SpecDM's joint samples), given
+masks (layouts), conditions, or RGB images; each method's recipe declares its kind (``Recipe.inputs``), and
+:func:`sample_model` (``specdm sample``) builds it from the options given.
+
+With a filter threshold (input kinds with masks), each pair is scored by a classifier of the real training
+pixels (:mod:`specdm.augment.fidelity`); a pair below the threshold is drawn again (new noise and, if asked, a new
+layout) up to ``max_attempts`` times, then dropped. Every try is logged in ``filter_log.jsonl``, so a resumed run
+skips dropped samples and the card and ``metadata.json`` state the rule, the threshold and what was dropped.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from specdm import __version__
+from specdm.config import METHODS, SamplingConfig
 from specdm.data.normalize import Normalizer
 from specdm.errors import ConfigError, OutputError
 from specdm.metrics.spectral import ClassSpectra
 from specdm.models.info import ModelInfo
 from specdm.output.card import save_preview, source_licence, write_card
 from specdm.output.dataset import MARKER, DatasetWriter, SyntheticDataset, image_dirs, prepare_output
-from specdm.pipelines import LayoutPipeline, load_pipeline
+from specdm.pipelines import load_pipeline
 from specdm.pipelines.base import sample_seed
-from specdm.schedulers import DEFAULT_SAMPLER, default_steps
 
 FILTER_LOG = "filter_log.jsonl"
 RETRY_STREAM = 1 << 40  # retries draw their noise from seeds far from any sample index
+SEED_RULE = "sample i uses numpy SeedSequence([seed, i])"
 
 
-def layout_options(cfg) -> dict:
-    """The plain options of a ``layout`` config section (or of the CLI's flags)."""
-    return cfg.model_dump() if hasattr(cfg, "model_dump") else dict(cfg)
+class Inputs:
+    """What the samples of a data set are drawn for: one input kind. Subclasses (one per method's recipe) say what
+    ``specdm sample`` options they take, check them against the model (:meth:`bind`, before anything is
+    written), describe themselves in ``metadata.json`` and the card, and draw a batch of samples."""
+
+    kind: ClassVar[str] = "joint"
+    options: ClassVar[dict[str, str]] = {}  # option -> the `specdm sample` flag that gives it
+    has_masks: ClassVar[bool] = True  # the samples come with masks (the filter applies)
+    any_size: ClassVar[bool] = False  # samples may differ in size (no patch size, no zarr)
+    seed_rule: ClassVar[str] = SEED_RULE
+    retry: ClassVar[str] = "new noise"  # what a filter retry draws anew
+
+    @classmethod
+    def from_options(cls, options: dict) -> "Inputs":
+        """The inputs of ``specdm sample``'s options (only this kind's; the caller refuses the others)."""
+        return cls()
+
+    def bind(self, pipe, model_dir: Path, settings: SamplingConfig) -> None:
+        """Read and check what is given against the model ``pipe`` of ``model_dir`` (a wrong file stops here)."""
+
+    def count(self, settings: SamplingConfig) -> int:
+        """How many samples the set holds."""
+        return settings.num_samples
+
+    def scaled(self, n: int, settings: SamplingConfig) -> tuple["Inputs", SamplingConfig]:
+        """These inputs and settings for a set of ``n`` units (the run-time estimate samples one batch)."""
+        return self, settings.model_copy(update={"num_samples": n})
+
+    def estimate_units(self, settings: SamplingConfig) -> tuple[int, int]:
+        """(units of the whole set, units of one batch): what the estimate scales."""
+        return settings.num_samples, min(settings.batch_size, settings.num_samples)
+
+    def metadata(self, out_dir: Path) -> dict:
+        """This kind's part of ``metadata.json`` (``inputs``, besides ``kind``)."""
+        return {}
+
+    def save(self, out_dir: Path) -> None:
+        """Files written beside the samples (main process, after the metadata passed its resume check)."""
+
+    def units(self, pending: list[int], batch_size: int) -> list[list[int]]:
+        """The batches the pending samples are drawn in (the same for any number of processes)."""
+        return [pending[s : s + batch_size] for s in range(0, len(pending), batch_size)]
+
+    def draw(self, pipe, indices: list[int], seed: int, attempt: int, kw: dict) -> dict:
+        """Samples ``indices`` of the run seeded ``seed`` (``attempt`` > 0: a filter retry): ``{"images": (N, T, C,
+        H, W), "masks": (N, H, W) or None}`` in the data's own units."""
+        return pipe(indices, seed=seed, **kw)
+
+    def card(self, meta: dict) -> list[str]:
+        """The dataset card's section on what the samples were drawn for."""
+        return []
 
 
-class _Layouts:
-    """Layouts per sample index for a layout model: the real training masks or the user's files."""
+def sample_model(model_dir: Path, out_dir: Path, settings: SamplingConfig, options: dict | None = None,
+                 resume: bool = False, overwrite: bool = False, command: str = "", device: str | None = None) -> Path:
+    """``specdm sample``: the model folder's method decides the input kind (its recipe's ``inputs``), built from
+    ``options`` (option -> value, only those given); an option of another kind is refused, naming the model.
+    Returns the card's path."""
+    from specdm.recipes import recipe_of
 
-    def __init__(self, model_dir: Path, info: ModelInfo, opts: dict, seed: int):
-        from specdm.conditions.layouts import RealLayouts, class_targets, load_real_layouts, read_layouts
+    info = ModelInfo.load(Path(model_dir))
+    kind = recipe_of(info.method, model_dir).inputs
+    options = options or {}
+    stray = sorted(k for k in options if k not in kind.options)
+    if stray:
+        from specdm.recipes import recipe_of as recipe
 
-        k = len(info.class_names)
-        self.files = None
-        if opts.get("source") == "dir":
-            self.files, self.masks = read_layouts(opts["masks_dir"], info.patch_size, k)
-            self.source = None
-        else:
-            real = load_real_layouts(model_dir)
-            shares = np.bincount(real.ravel(), minlength=k) / real.size
-            targets = class_targets(opts.get("class_targets"), opts.get("balance", False), info.class_names,
-                                    info.ignore_index, shares)
-            self.source = RealLayouts(real, k, targets, opts.get("copy_paste", 0.0), info.ignore_index, seed)
-
-    def __call__(self, indices, attempt: int) -> np.ndarray:
-        if self.source is None:
-            return np.stack([self.masks[i % len(self.masks)] for i in indices])
-        return self.source.layouts(indices, attempt)
-
-    def describe(self) -> dict:
-        if self.source is None:
-            return {"source": "user masks", "files": [str(f) for f in self.files]}
-        s = self.source
-        return {"source": "real training masks under D4 transforms", "copy_paste": s.copy_paste,
-                "class_targets": None if s.targets is None else [round(float(v), 4) for v in s.targets],
-                "real_shares": [round(float(v), 4) for v in s.real_shares]}
+        owners = [m for m in METHODS if any(k in recipe(m).inputs.options for k in stray)]
+        takes = ", ".join(kind.options.values())
+        raise ConfigError(f"{', '.join(_flag(k) for k in stray)} steer{'s' * (len(stray) == 1)} "
+                          f"{' and '.join(owners)} models; this model ({info.method}: {METHODS[info.method].summary}) "
+                          + (f"takes {takes}" if takes else "takes no input options"), model_dir)
+    return write_set(model_dir, out_dir, kind.from_options(options), settings, resume, overwrite, command, device)
 
 
-def synthesize(
-    model_dir: Path,
-    out_dir: Path,
-    num_samples: int,
-    sampler: str = DEFAULT_SAMPLER,
-    num_inference_steps: int | None = None,
-    eta: float = 0.0,
-    batch_size: int = 50,
-    seed: int = 0,
-    image_format: str = "tif",
-    mask_format: str = "png",
-    previews: int = 8,
-    resume: bool = False,
-    overwrite: bool = False,
-    command: str = "",
-    device: str | None = None,
-    layout: dict | None = None,
-    filter_threshold: float | None = None,
-    max_attempts: int = 4,
-) -> Path:
-    """Write ``num_samples`` samples of the model in ``model_dir`` to ``out_dir``; returns the card's path.
+def _flag(option: str) -> str:
+    from specdm.recipes import input_kinds
 
-    ``layout``: options of layout-conditioned sampling (the keys of the config's ``layout`` section:
-    ``source``, ``masks_dir``, ``class_targets``, ``balance``, ``copy_paste``, ``guidance_scale``); None
-    uses their defaults for a layout model and is required for the others. ``filter_threshold``: drop
-    pairs below this label fidelity after ``max_attempts`` draws (any method).
-    """
+    return next((k.options[option] for k in input_kinds() if option in k.options), option)
+
+
+def write_set(model_dir: Path, out_dir: Path, inputs: Inputs, settings: SamplingConfig, resume: bool = False,
+              overwrite: bool = False, command: str = "", device: str | None = None) -> Path:
+    """Write the samples of the model in ``model_dir`` drawn for ``inputs`` to ``out_dir`` (sampler, seed, batch,
+    formats, previews and filter from ``settings``); returns the card's path."""
     state = PartialState()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    steps = num_inference_steps or default_steps(sampler)
     pipe = load_pipeline(model_dir, device or state.device)
     info = pipe.info
-    if layout is not None and not isinstance(pipe, LayoutPipeline):
-        raise ConfigError(f"layout options (--masks, --classes, --balance, --guidance, --copy-paste) steer "
-                          f"layout-conditioned models; this model ({info.method}) samples its own masks", model_dir)
-    opts = {"filter_threshold": filter_threshold, "max_attempts": max_attempts, **(layout or {})}
-    layouts = _Layouts(model_dir, info, opts, seed) if isinstance(pipe, LayoutPipeline) else None
+    s = settings
+    inputs.bind(pipe, model_dir, s)
+    if s.filter_threshold is not None and not inputs.has_masks:
+        raise ConfigError(f"the label-fidelity filter scores masks; {info.method} models sample images without masks",
+                          model_dir)
+    n = inputs.count(s)
+    steps = pipe.steps(s.sampler, s.num_inference_steps)
+    classes = len(info.class_names) if inputs.has_masks else None
+    shape = (n, info.num_dates, info.num_bands, None if inputs.any_size else info.patch_size, classes,
+             s.image_format, s.mask_format)
     scorer = None
-    if filter_threshold is not None:
+    if s.filter_threshold is not None:
         from specdm.augment.fidelity import LabelFidelity, load_pixels
 
-        scorer = LabelFidelity(len(info.class_names), info.ignore_index, seed=seed).fit_pixels(*load_pixels(model_dir))
-    shape = (num_samples, info.num_dates, info.num_bands, info.patch_size, len(info.class_names), image_format, mask_format)
+        scorer = LabelFidelity(len(info.class_names), info.ignore_index, seed=s.seed)
+        scorer = scorer.fit_pixels(*load_pixels(model_dir))
     if state.is_main_process:
         prepare_output(out_dir, resume, overwrite)
-        meta = dataset_metadata(pipe, model_dir, num_samples, sampler, steps, eta, seed, image_format, mask_format, command)
-        if layouts is not None:
-            meta["layouts"] = {**layouts.describe(), "guidance_scale": opts.get("guidance_scale", 1.0)}
-        if scorer is not None:
-            redraw = "new noise and, for layout models, a new layout" if opts.get("redraw_layouts") else \
-                "new noise; a layout model keeps the sample's layout"
-            meta["filter"] = {"rule": "a pair whose labelled pixels agree with a random forest of the real training "
-                                      f"pixels less often than the threshold is drawn again ({redraw}), "
-                                      "and dropped after max_attempts tries",
-                              "threshold": opts["filter_threshold"], "max_attempts": opts.get("max_attempts", 4),
-                              "classifier": scorer.trained_on}
+        meta = dataset_metadata(pipe, model_dir, out_dir, inputs, n, s, steps, command, scorer)
         meta_file = out_dir / "metadata.json"
-
-        def rule(m):  # the filter's settings, not the summary that finishing adds
-            return {k: v for k, v in (m.get("filter") or {}).items() if k in ("threshold", "max_attempts")}
-
-        check_resumable(meta_file, {**meta, "filter": rule(meta)}, resume,
-                        ("num_samples", "sampler", "seed", "model", "format", "layouts", "filter"),
-                        lambda old: {**old, "filter": rule(old)})
+        check_resumable(meta_file, meta, resume, ("num_samples", "sampler", "seed", "model", "format", "inputs",
+                                                  "filter"), _comparable)
+        inputs.save(out_dir)
         meta_file.write_text(json.dumps(meta, indent=1))
         DatasetWriter(out_dir, *shape)
     state.wait_for_everyone()
     writer = DatasetWriter(out_dir, *shape)
     dropped = _filter_log(out_dir)[1]
-    todo = [i for i in writer.pending() if i not in dropped][state.process_index :: state.num_processes]
-    bar = tqdm(total=len(todo), desc=f"sampling ({sampler}, {steps} steps)", unit="sample",
+    pending = [i for i in writer.pending() if i not in dropped]
+    mine = inputs.units(pending, s.batch_size)[state.process_index :: state.num_processes]
+    bar = tqdm(total=sum(map(len, mine)), desc=f"sampling ({s.sampler}, {steps} steps)", unit="sample",
                disable=not state.is_main_process)
     log = out_dir / (FILTER_LOG if state.num_processes == 1 else f"{FILTER_LOG}.{state.process_index}")
-    norm = Normalizer.from_dict(info.normalization)
-    kw = dict(sampler=sampler, num_inference_steps=steps, eta=eta)
-    if layouts is not None:
-        kw["guidance_scale"] = opts.get("guidance_scale", 1.0)
-    for s in range(0, len(todo), batch_size):
-        _sample_batch(pipe, writer, todo[s : s + batch_size], seed, kw, layouts, scorer, opts, norm, log)
-        bar.update(len(todo[s : s + batch_size]))
+    kw = dict(sampler=s.sampler, num_inference_steps=steps, eta=s.eta)
+    for unit in mine:
+        _draw_unit(pipe, inputs, writer, unit, s, kw, scorer, log)
+        bar.update(len(unit))
     bar.close()
     state.wait_for_everyone()
     card = out_dir / "README.md"
     if state.is_main_process:
-        card = finish_dataset(out_dir, info, previews, model_dir, pipe.autoencoder)
+        card = finish_dataset(out_dir, info, s.previews, model_dir, pipe.autoencoder, inputs)
     state.wait_for_everyone()
     return card
 
 
-def check_resumable(meta_file: Path, meta: dict, resume: bool, keys, view=lambda old: old) -> None:
-    """Before resuming into ``meta_file``'s data set: refuse one whose ``keys`` (of ``view(old metadata)``)
-    differ from ``meta``'s, i.e. a set made with other settings, inputs or another model."""
+def dataset_metadata(pipe, model_dir: Path, out_dir: Path, inputs: Inputs, n: int, s: SamplingConfig, steps: int,
+                     command: str, scorer=None) -> dict:
+    """``metadata.json`` of a set: the same keys for every method and input kind."""
+    info, masks = pipe.info, inputs.has_masks
+    layout = "(bands, rows, cols) float32, the data's own units" + (", each the size of its input" if inputs.any_size
+                                                                    else "")
+    meta = {
+        MARKER: __version__,
+        "task": info.task if masks else "image",
+        "method": info.method,
+        "num_samples": n,
+        "images": image_dirs(info.num_dates),
+        "masks": masks,
+        "image_format": s.image_format,
+        "mask_format": s.mask_format if masks else None,
+        "format": {"image": s.image_format, "mask": s.mask_format if masks else None, "image_layout": layout,
+                   "mask_layout": "(rows, cols) class values" if masks else None},
+        "band_names": info.band_names,
+        "wavelengths": info.wavelengths,
+        "rgb_bands": info.rgb_bands,
+        "class_names": info.class_names if masks else [],
+        "ignore_index": info.ignore_index if masks else None,
+        "patch_size": None if inputs.any_size else info.patch_size,
+        "normalization": info.normalization,
+        "value_range": "normalized values clipped to [0, 1] before the inverse normalization",
+        "sampler": {"name": s.sampler, "num_inference_steps": steps, "eta": s.eta},
+        "seed": s.seed,
+        "seed_rule": inputs.seed_rule,
+        "model": {"path": str(model_dir), **pipe.hashes(model_dir)},
+        "source": info.source,
+        "licence": source_licence(info.source),
+        "command": command,
+        "inputs": {"kind": inputs.kind, **inputs.metadata(out_dir)},
+        "filter": None,
+    }
+    if scorer is not None:
+        meta["filter"] = {"rule": "a pair whose labelled pixels agree with a random forest of the real training "
+                                  f"pixels less often than the threshold is drawn again ({inputs.retry}), "
+                                  "and dropped after max_attempts tries",
+                          "threshold": s.filter_threshold, "max_attempts": s.max_attempts,
+                          "classifier": scorer.trained_on}
+    return meta
+
+
+def _comparable(meta: dict) -> dict:
+    """What decides whether a set resumes: the filter's settings, not the summary finishing adds."""
+    f = meta.get("filter") or {}
+    return {**meta, "filter": {k: v for k, v in f.items() if k in ("threshold", "max_attempts")}}
+
+
+def check_resumable(meta_file: Path, meta: dict, resume: bool, keys, view=lambda m: m) -> None:
+    """Before resuming into ``meta_file``'s data set: refuse one whose ``keys`` (of ``view(metadata)``) differ from
+    ``meta``'s, i.e. a set made with other settings, inputs or another model."""
     if resume and meta_file.is_file():
-        old = view(json.loads(meta_file.read_text()))
-        if any(old.get(k) != meta.get(k) for k in keys):
+        old, new = view(json.loads(meta_file.read_text())), view(meta)
+        if any(old.get(k) != new.get(k) for k in keys):
             raise OutputError("holds a data set made with other settings, inputs or another model; use --overwrite",
                               meta_file.parent)
 
 
-def _sample_batch(pipe, writer: DatasetWriter, pending: list[int], seed: int, kw: dict, layouts, scorer, opts: dict,
-                  norm: Normalizer, log: Path) -> None:
-    """Draw samples ``pending`` and write them; with a ``scorer``, redraw those under the threshold (new noise and
-    layout, up to ``max_attempts`` tries), log every try and drop what never passes."""
-    attempts = opts.get("max_attempts", 4) if scorer is not None else 1
+def _draw_unit(pipe, inputs: Inputs, writer: DatasetWriter, pending: list[int], s: SamplingConfig, kw: dict, scorer,
+               log: Path) -> None:
+    """Draw samples ``pending`` and write them; with a ``scorer``, redraw those under the threshold (up to
+    ``max_attempts`` tries), log every try and drop what never passes."""
+    attempts = s.max_attempts if scorer is not None else 1
+    norm = Normalizer.from_dict(pipe.info.normalization)
     for attempt in range(attempts):
-        # attempt 0 is the plain sample i; later attempts draw new noise (and a new layout)
-        run_seed = seed if attempt == 0 else sample_seed(seed, RETRY_STREAM + attempt)
-        if layouts is not None:  # a retry keeps the sample's layout unless asked to redraw it too
-            out = pipe(layouts(pending, attempt if opts.get("redraw_layouts") else 0), pending, seed=run_seed, **kw)
-        else:
-            out = pipe(pending, seed=run_seed, **kw)
+        # attempt 0 is the plain sample i; later attempts draw new noise (and, if asked, a new layout)
+        run_seed = s.seed if attempt == 0 else sample_seed(s.seed, RETRY_STREAM + attempt)
+        out = inputs.draw(pipe, pending, run_seed, attempt, kw)
+        masks = out.get("masks")
         keep = np.ones(len(pending), bool)
         if scorer is not None:
             x = np.moveaxis(norm(np.moveaxis(out["images"], 2, -1)), -1, 2)
-            scores = scorer.sample_scores(x, out["masks"])
-            keep = ~(scores < opts["filter_threshold"])  # NaN (no labelled pixel) is kept
+            scores = scorer.sample_scores(x, masks)
+            keep = ~(scores < s.filter_threshold)  # NaN (no labelled pixel) is kept
             with log.open("a") as f:
-                for i, sc, k, m in zip(pending, scores, keep, out["masks"]):
+                for i, sc, k, m in zip(pending, scores, keep, masks):
                     rec = {"index": int(i), "attempt": attempt, "score": None if np.isnan(sc) else float(sc),
                            "kept": bool(k)}
                     if not k and attempt == attempts - 1:
                         rec.update(dropped=True, classes=np.unique(m).tolist())
                     f.write(json.dumps(rec) + "\n")
-        for i, images, mask, k in zip(pending, out["images"], out["masks"], keep):
-            if k:
-                writer.write(i, images, mask)
+        for k, (i, images) in enumerate(zip(pending, out["images"])):
+            if keep[k]:
+                writer.write(i, images, None if masks is None else masks[k])
         pending = [i for i, k in zip(pending, keep) if not k]
         if not pending:
             return
-
-
-def dataset_metadata(pipe, model_dir, n, sampler, steps, eta, seed, image_format, mask_format, command) -> dict:
-    info = pipe.info
-    return {
-        MARKER: __version__,
-        "task": info.task,
-        "method": info.method,
-        "num_samples": n,
-        "images": image_dirs(info.num_dates),
-        "masks": True,
-        "image_format": image_format,
-        "mask_format": mask_format,
-        "format": {"image": image_format, "mask": mask_format,
-                   "image_layout": "(bands, rows, cols) float32, the data's own units",
-                   "mask_layout": "(rows, cols) class values"},
-        "band_names": info.band_names,
-        "wavelengths": info.wavelengths,
-        "rgb_bands": info.rgb_bands,
-        "class_names": info.class_names,
-        "ignore_index": info.ignore_index,
-        "patch_size": info.patch_size,
-        "normalization": info.normalization,
-        "value_range": "normalized values clipped to [0, 1] before the inverse normalization",
-        "sampler": {"name": sampler, "num_inference_steps": steps, "eta": eta},
-        "seed": seed,
-        "seed_rule": "sample i uses numpy SeedSequence([seed, i])",
-        "model": {"path": str(model_dir), **pipe.hashes(model_dir)},
-        "source": info.source,
-        "licence": source_licence(info.source),
-        "command": command,
-    }
 
 
 def _filter_log(out_dir: Path) -> tuple[list[dict], set[int]]:
@@ -277,23 +310,23 @@ def _real_examples(model_dir: Path | None, autoencoder) -> tuple[np.ndarray, np.
 
 
 def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Path | None = None,
-                   autoencoder=None) -> Path:
-    """Read the finished data set back, write previews, statistics and the card. With the model folder's real
-    example windows, every picture shares one colour stretch (the real windows' 2nd-98th percentiles) and the
-    card shows real windows, their reconstructions and synthetic samples side by side. A set without masks keeps
-    its statistics over all pixels (:func:`~specdm.output.card.card_classes`; real ones: ``info.real_stats`` when
-    the model has them)."""
+                   autoencoder=None, inputs: Inputs | None = None) -> Path:
+    """Read the finished data set back, write previews, statistics, the card and its STAC item. With the model
+    folder's real example windows, every picture shares one colour stretch (the real windows' 2nd-98th
+    percentiles) and the card shows real windows, their reconstructions and synthetic samples side by side. A set
+    without masks keeps its statistics over all pixels (:data:`~specdm.output.card.ALL_PIXELS`), compared with
+    the model's real ones when it has them."""
     from specdm.data.plot import rgb_stretch
     from specdm.output.card import card_classes, plot_comparison
 
     norm = Normalizer.from_dict(info.normalization)
-    examples = _real_examples(model_dir, autoencoder)
-    stretch = None
-    if examples is not None:
-        stretch = rgb_stretch(np.moveaxis(examples[0][:, 0], 1, -1), info.rgb_bands)
     ds = SyntheticDataset(out_dir)
     meta = json.loads((out_dir / "metadata.json").read_text())
     names = card_classes(meta)
+    examples = _real_examples(model_dir, autoencoder) if ds.has_masks else None
+    stretch = None
+    if examples is not None:
+        stretch = rgb_stretch(np.moveaxis(examples[0][:, 0], 1, -1), info.rgb_bands)
     synth = ClassSpectra(len(names), info.num_bands)
     preview_paths, firsts = [], []  # firsts: (date-1 image, mask) of the samples the comparison figure shows
     n_examples = 0 if examples is None else len(examples[0])
@@ -311,12 +344,15 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Pat
             preview_paths.append(save_preview(np.concatenate(imgs, 1) if len(imgs) > 1 else imgs[0],
                                               None if mask is None else np.tile(mask, (1, len(imgs))), info.rgb_bands,
                                               p, len(names), stretch))
-    real = ClassSpectra.from_dict(info.real_stats) if info.real_stats else ClassSpectra(len(names), info.num_bands)
-    summary = filter_summary(out_dir, info.class_names)
+    real = ClassSpectra(len(names), info.num_bands)
+    if info.real_stats and len(info.real_stats.get("counts", [])) == len(names):
+        real = ClassSpectra.from_dict(info.real_stats)
+    summary = filter_summary(out_dir, info.class_names) if ds.has_masks else None
     if summary is not None:
-        meta["filter"] = {**meta.get("filter", {}), **summary}
+        meta["filter"] = {**(meta.get("filter") or {}), **summary}
     meta["complete"] = len(ds) + (summary or {}).get("dropped", 0) == meta["num_samples"]
     meta["synthetic_stats"] = synth.to_dict()
+    meta["preview_stretch"] = None
     figures = []
     if examples is not None:
         meta["preview_stretch"] = {"low": [float(v) for v in stretch[0]], "high": [float(v) for v in stretch[1]],
@@ -327,4 +363,11 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Pat
         figures.append(plot_comparison(rows, info.rgb_bands, stretch, out_dir / "card" / "real_reconstructed_synthetic.png",
                                        np.stack([m for _, m in firsts]), len(info.class_names)))
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1))
-    return write_card(out_dir, real, synth, meta, preview_paths, extra_figures=figures)
+    method = METHODS.get(meta.get("method"))
+    sections = [*(method.card(meta) if method else []), *(inputs.card(meta) if inputs else [])]
+    return write_card(out_dir, real, synth, meta, preview_paths, extra_figures=figures, sections=sections,
+                      summary=method.summary if method else None)
+
+
+__all__ = ["FILTER_LOG", "Inputs", "check_resumable", "dataset_metadata", "filter_summary",
+           "finish_dataset", "sample_model", "write_set"]

@@ -65,33 +65,46 @@ def train_autoencoder(
     return train_loop(model, step, len(patches), loop, ckpt_dir, resume, desc="stage 1 (autoencoder)")
 
 
-@torch.no_grad()
-def reconstruction_report(model: SpectralAutoencoder, patches: PatchSet, max_windows: int = 64,
-                          batch_size: int = 16) -> dict:
-    """How well stage 1 reconstructs ``max_windows`` windows of ``patches``, evenly spaced over them (neighbouring
-    windows overlap; spacing them out covers the whole split), posterior mean -> decoders, images clipped to
-    [0, 1], in normalized units:
+def kl_reconstruction(model: SpectralAutoencoder, patches: PatchSet):
+    """The reconstruction function of a KL autoencoder (posterior mean -> decoders) for
+    :func:`reconstruction_report`."""
+    model.eval()
 
-    ``l1``; ``psnr``/``ssim`` per band on [0, 1] averaged (PROTOCOL.md); ``sam_rad``; ``mask_agreement``
-    (argmax of the mask decoder vs the real mask); ``edges``: :func:`~specdm.metrics.artifacts.edge_error_ratios`
-    of the absolute error (ring / corners over interior; 1.0 = no border artefact).
+    def reconstruct(indices):
+        x, y = patches.batch(indices)
+        mean, _ = model.encode(x, y)
+        rec, logits = model.decode(mean)
+        agree = None if logits is None else (logits.argmax(1) == y).float().numpy()
+        return x.numpy(), rec.clamp(0, 1).numpy(), agree
+
+    return reconstruct
+
+
+@torch.no_grad()
+def reconstruction_report(reconstruct, count: int, max_windows: int = 64, batch_size: int = 16) -> dict:
+    """How well stage 1 reconstructs ``max_windows`` of ``count`` windows, evenly spaced over them (neighbouring
+    windows overlap; spacing them out covers the whole split), in normalized units: the stage-1 report of every
+    method. ``reconstruct(indices)`` gives the windows ``(n, T, C, P, P)``, their reconstructions clipped to
+    [0, 1] and, for autoencoders with a mask decoder, whether each mask pixel's argmax is right (else None)
+    (:func:`kl_reconstruction`, :func:`specdm.training.hyperldm.vq_reconstruction`).
+
+    ``l1``; ``psnr``/``ssim`` per band on [0, 1] averaged (PROTOCOL.md); ``sam_rad``; ``rmse``; ``mask_agreement``;
+    ``edges``: :func:`~specdm.metrics.artifacts.edge_error_ratios` of the absolute error (ring / corners over
+    interior; 1.0 = no border artefact).
     """
     from specdm.metrics.artifacts import edge_error_ratios
     from specdm.metrics.reference import psnr, rmse, ssim
     from specdm.metrics.spectral import sad_stats
 
-    model.eval()
-    n = min(max_windows, len(patches))
-    chosen = np.unique(np.linspace(0, len(patches) - 1, n).round().astype(int)).tolist()
+    n = min(max_windows, count)
+    chosen = np.unique(np.linspace(0, count - 1, n).round().astype(int)).tolist()
     xs, recs, agree = [], [], []
     for s in range(0, len(chosen), batch_size):
-        x, y = patches.batch(chosen[s : s + batch_size])
-        mean, _ = model.encode(x, y)
-        rec, logits = model.decode(mean)
-        xs.append(x.numpy())
-        recs.append(rec.clamp(0, 1).numpy())
-        if logits is not None:
-            agree.append((logits.argmax(1) == y).float().numpy())
+        x, rec, ok = reconstruct(chosen[s : s + batch_size])
+        xs.append(x)
+        recs.append(rec)
+        if ok is not None:
+            agree.append(ok)
     x, rec = np.concatenate(xs), np.concatenate(recs)  # (n, T, C, P, P)
     flat = lambda a: np.moveaxis(a.reshape(-1, *a.shape[2:]), 1, -1)  # noqa: E731  (n*T, P, P, C)
     p, r = flat(rec), flat(x)

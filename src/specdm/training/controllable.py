@@ -5,16 +5,13 @@ each with its packed conditions (:func:`condition_table`: maps computed once per
 by the same D4 transform, the content vector recomputed on the transformed window by the model's
 content function, the text of the window's data set). Items are drawn scene-balanced (``rows``: every data set equally often).
 Each item leaves out each condition independently with probability ``p_drop`` and all of them at
-once with ``p_uncond`` (zeros, presence 0), so one network predicts the noise for any subset.
+once with ``p_uncond`` (zeros, presence 0), so one network predicts the noise for any subset
+(:class:`ConditionTables`, trained by the shared :func:`~specdm.training.diffusion.train_latent_denoiser`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from specdm.conditions.controls import (
@@ -29,8 +26,7 @@ from specdm.conditions.controls import (
 )
 from specdm.data.multiscene import MultiSceneData
 from specdm.data.windows import d4
-from specdm.schedulers import training_scheduler
-from specdm.training.engine import LoopConfig, StepRandom, train_loop
+from specdm.training.diffusion import Conditioning
 
 
 def condition_table(data: MultiSceneData, rgb_bands, names, params: dict, texts: list[str | None],
@@ -59,51 +55,31 @@ def condition_table(data: MultiSceneData, rgb_bands, names, params: dict, texts:
     return (None if locs[0] is None else torch.cat(locs)), (None if globs[0] is None else torch.cat(globs))
 
 
-def train_controlled_denoiser(
-    net: torch.nn.Module,
-    mean: torch.Tensor,
-    std: torch.Tensor,
-    scale: torch.Tensor,
-    local: torch.Tensor | None,
-    glob: torch.Tensor | None,
-    rows: np.ndarray,
-    names,
-    loop: LoopConfig,
-    ckpt_dir: Path,
-    p_drop: float = 0.3,
-    p_uncond: float = 0.1,
-    schedule: dict | None = None,
-    resume: bool = False,
-    widths: dict[str, int] = GLOBAL_WIDTHS,
-) -> torch.nn.Module:
-    """Epsilon-prediction training of a :class:`~specdm.models.denoisers.controlnet.ControlledDenoiser` on the
-    scaled latents ``mean + std * noise``; items index ``rows`` (scene-balanced rows of the tables); ``widths``:
-    the global conditions' widths the tables were packed with."""
-    sched = training_scheduler(**(schedule or {}))
-    T = sched.config.num_train_timesteps
-    shape = tuple(mean.shape[1:])
-    scale4 = scale.view(1, -1, 1, 1)
-    rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long)
-    local_at, global_at = presence_slices(names, widths)
-    drop, drop_all = round(1000 * p_drop), round(1000 * p_uncond)
+class ConditionTables(Conditioning):
+    """The conditions of controllable synthesis as stage 2's :class:`~specdm.training.diffusion.Conditioning`: the
+    packed tables of every row (:func:`condition_table`), each condition left out of an item with ``p_drop`` and all
+    of them with ``p_uncond`` (zeros, presence 0), drawn after the timestep; the network is a
+    :class:`~specdm.models.denoisers.controlnet.ControlledDenoiser`. ``widths``: the global conditions' widths the
+    tables were packed with."""
 
-    def step(model, items: torch.Tensor, rnd: StepRandom):
-        idx = rows_t[items.cpu()]
+    def __init__(self, local: torch.Tensor | None, glob: torch.Tensor | None, names, p_drop: float = 0.3,
+                 p_uncond: float = 0.1, widths: dict[str, int] = GLOBAL_WIDTHS):
+        self.local, self.glob, self.names, self.widths = local, glob, list(names), widths
+        self.local_at, self.global_at = presence_slices(names, widths)
+        self.drop, self.drop_all = round(1000 * p_drop), round(1000 * p_uncond)
+
+    def dropout(self, rnd, rows, condition):
         dev = rnd.device
-        z = (mean[idx].to(dev) + std[idx].to(dev) * rnd.normal(*shape)) * scale4.to(dev)
-        noise = rnd.normal(*shape)
-        t = rnd.integers(T)
-        zt = sched.add_noise(z, noise, t.cpu()).to(dev)
-        keep_all = rnd.integers(1000) >= drop_all
-        loc = None if local is None else local[idx].to(dev).float()
-        glb = None if glob is None else glob[idx].to(dev).float()
-        for name in names:  # fixed order: the same draws on every process and on resume
-            keep = ((rnd.integers(1000) >= drop) & keep_all).float()
-            if name in widths:
-                glb[:, global_at[name]] *= keep[:, None]
+        keep_all = rnd.integers(1000) >= self.drop_all
+        loc = None if self.local is None else self.local[rows].to(dev).float()
+        glb = None if self.glob is None else self.glob[rows].to(dev).float()
+        for name in self.names:  # fixed order: the same draws on every process and on resume
+            keep = ((rnd.integers(1000) >= self.drop) & keep_all).float()
+            if name in self.widths:
+                glb[:, self.global_at[name]] *= keep[:, None]
             else:
-                loc[:, local_at[name]] *= keep[:, None, None, None]
-        pred = model(zt, t, loc, glb).sample
-        return F.mse_loss(pred.float(), noise), {}
+                loc[:, self.local_at[name]] *= keep[:, None, None, None]
+        return loc, glb
 
-    return train_loop(net, step, len(rows_t), loop, ckpt_dir, resume, desc="stage 2 (controllable)")
+    def predict(self, net, zt, t, condition):
+        return net(zt, t, *condition).sample

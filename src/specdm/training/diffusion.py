@@ -1,7 +1,20 @@
-"""Stage 2: train the denoiser on the channel-concatenated latents (z_x[, z_x2], z_y)."""
+"""Stage 2: the one denoiser training step of every method, on stored latents.
+
+:func:`train_latent_denoiser` draws, per step and for the whole batch (``(seed, step)``, each process its slice):
+a posterior sample of each item's latent, scaled; the :class:`Conditioning`'s split into the part to denoise and
+its condition, and its dropout; the noise and the timestep. The loss is :func:`denoising_loss`: MSE to the
+schedule's target (the noise, or the velocity under v prediction, with or without zero terminal SNR), plus an
+optional SSIM term on the implied clean latent. So every method trains epsilon or v prediction alike.
+
+The conditionings: :class:`Unconditional` (SpecDM: the whole latent), :class:`LatentCondition` (the last channels of
+the latent are the condition: the mask latent of layout models, the RGB of HyperLDM; concatenated to the noisy
+input or through a ControlNet) and, in :mod:`specdm.training.controllable`, the condition tables of controllable
+synthesis.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -47,36 +60,6 @@ def latent_scale(ae: SpectralAutoencoder, mean: torch.Tensor, std: torch.Tensor)
     return torch.tensor(scales)
 
 
-def train_denoiser(
-    unet: torch.nn.Module,
-    mean: torch.Tensor,
-    std: torch.Tensor,
-    scale: torch.Tensor,
-    loop: LoopConfig,
-    ckpt_dir: Path,
-    schedule: dict | None = None,
-    resume: bool = False,
-) -> torch.nn.Module:
-    """Epsilon-prediction DDPM training on scaled latents sampled from the stored posteriors."""
-    sched = training_scheduler(**(schedule or {}))
-    T = sched.config.num_train_timesteps
-    shape = tuple(mean.shape[1:])
-    scale4 = scale.view(1, -1, 1, 1)
-
-    def step(net, items: torch.Tensor, rnd: StepRandom):
-        idx = items.cpu()
-        dev = rnd.device
-        z = (mean[idx].to(dev) + std[idx].to(dev) * rnd.normal(*shape)) * scale4.to(dev)
-        noise = rnd.normal(*shape)
-        t = rnd.integers(T)
-        zt = sched.add_noise(z, noise, t.cpu()).to(dev)
-        pred = net(zt, t, encoder_hidden_states=None).sample
-        loss = F.mse_loss(pred.float(), noise)
-        return loss, {}
-
-    return train_loop(unet, step, mean.shape[0], loop, ckpt_dir, resume, desc="stage 2 (diffusion)")
-
-
 def predicted_x0(sched, zt: torch.Tensor, pred: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """The clean latent the network's output implies at timesteps ``t``: from the predicted noise,
     ``(z_t - sqrt(1 - a) eps) / sqrt(a)``; from a v prediction, ``sqrt(a) z_t - sqrt(1 - a) v``
@@ -96,62 +79,135 @@ def ssim_term(x0_hat: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     return 1 - ssim_torch(x0_hat.float(), x0.float(), data_range, window).mean()
 
 
+def loss_target(sched, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the network learns to predict: the noise, or under v prediction the velocity
+    ``sqrt(a) noise - sqrt(1 - a) x0`` (diffusers' ``get_velocity``)."""
+    if sched.config.prediction_type == "v_prediction":
+        return sched.get_velocity(x0, noise, t.to(x0.device))
+    return noise
+
+
 def denoising_loss(sched, pred: torch.Tensor, noise: torch.Tensor, x0: torch.Tensor, zt: torch.Tensor,
                    t: torch.Tensor, ssim_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
-    """MSE to the scheduler's target (the noise, or the velocity under v prediction), plus
-    ``ssim_weight * (1 - SSIM(x0_hat, x0))`` (:func:`ssim_term`) with ``x0_hat`` from the prediction
-    (:func:`predicted_x0`) when the weight is positive."""
-    v = sched.config.prediction_type == "v_prediction"
-    target = sched.get_velocity(x0, noise, t.to(x0.device)) if v else noise
-    loss = F.mse_loss(pred.float(), target)
+    """MSE to the scheduler's target (:func:`loss_target`), plus ``ssim_weight * (1 - SSIM(x0_hat, x0))``
+    (:func:`ssim_term`) with ``x0_hat`` from the prediction (:func:`predicted_x0`) when the weight is positive."""
+    loss = F.mse_loss(pred.float(), loss_target(sched, x0, noise, t))
     if not ssim_weight:
         return loss, {}
     term = ssim_term(predicted_x0(sched, zt, pred.float(), t), x0)
     return loss + ssim_weight * term, {"mse": loss.item(), "1-ssim": term.item()}
 
 
-def train_conditional_denoiser(
-    unet: torch.nn.Module,
-    mean: torch.Tensor,
-    std: torch.Tensor,
-    scale: torch.Tensor,
-    target_channels: int,
+
+
+@dataclass
+class Latents:
+    """What stage 2 trains on: the stored posterior ``mean`` and ``std`` of every training row (``std`` zeros for a
+    deterministic latent), the per-channel ``scale``, and ``rows``: the rows the items index (None: every row once;
+    e.g. scene-balanced draws)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    scale: torch.Tensor
+    rows: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.mean.shape[0] if self.rows is None else len(self.rows)
+
+
+class Conditioning:
+    """How a denoiser sees its condition in training. :meth:`split` parts the scaled latent into what is denoised
+    and the condition, :meth:`dropout` draws and applies the condition's dropout (right after the latent sample when
+    ``dropout_first``, else after the timestep: the order each trainer drew in before they were merged, kept so
+    that every method's models are the same bit for bit), :meth:`predict` runs the network."""
+
+    dropout_first = False
+
+    def bind(self, net: torch.nn.Module) -> None:
+        """Look at the network before the engine wraps it."""
+
+    def split(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return z, None
+
+    def dropout(self, rnd: StepRandom, rows: torch.Tensor, condition):
+        return condition
+
+    def predict(self, net, zt: torch.Tensor, t: torch.Tensor, condition) -> torch.Tensor:
+        return net(zt, t, encoder_hidden_states=None).sample
+
+
+class Unconditional(Conditioning):
+    """The whole latent is denoised (SpecDM: images and masks jointly)."""
+
+
+class LatentCondition(Conditioning):
+    """The first ``target_channels`` of the latent are denoised, the rest (a mask latent, a fresh posterior sample,
+    clean; or HyperLDM's RGB input) is the condition, dropped in a share ``p_uncond`` of the items so that one
+    network predicts both the conditional and the unconditional noise (classifier-free guidance). A U-Net gets the
+    condition concatenated to its noisy input (zeros when dropped); a
+    :class:`~specdm.models.denoisers.LatentControlledDenoiser` through its ControlNet (no residuals when dropped)."""
+
+    dropout_first = True
+
+    def __init__(self, target_channels: int, p_uncond: float = 0.1):
+        self.target_channels = target_channels
+        self.keep_permille = round(1000 * (1.0 - p_uncond))
+        self.controlled = False
+
+    def bind(self, net: torch.nn.Module) -> None:
+        from specdm.models.denoisers import LatentControlledDenoiser
+
+        self.controlled = isinstance(net, LatentControlledDenoiser)
+
+    def split(self, z):
+        return z[:, : self.target_channels], z[:, self.target_channels :]
+
+    def dropout(self, rnd, rows, condition):
+        keep = (rnd.integers(1000) < self.keep_permille).to(condition.dtype).view(-1, 1, 1, 1)
+        return condition, keep
+
+    def predict(self, net, zt, t, condition):
+        cond, keep = condition
+        if self.controlled:
+            return net(zt, t, cond, keep)
+        return net(torch.cat([zt, cond * keep], 1), t, encoder_hidden_states=None).sample
+
+
+def train_latent_denoiser(
+    net: torch.nn.Module,
+    latents: Latents,
+    conditioning: Conditioning,
     loop: LoopConfig,
     ckpt_dir: Path,
-    p_uncond: float = 0.1,
     schedule: dict | None = None,
     resume: bool = False,
-    desc: str = "stage 2 (layout-conditioned)",
+    desc: str = "stage 2 (diffusion)",
     ssim_weight: float = 0.0,
 ) -> torch.nn.Module:
-    """Layout-conditioned training: the first ``target_channels`` of ``z`` are denoised, the rest of ``z``
-    (the mask's latent, a fresh posterior sample, clean) is the condition, dropped in a share ``p_uncond``
-    of the items, so that one network predicts both the conditional and the unconditional noise
-    (classifier-free guidance at sampling). A U-Net gets the condition concatenated to its noisy input
-    (zeros when dropped); a :class:`~specdm.models.denoisers.LatentControlledDenoiser` through its ControlNet
-    (no residuals when dropped). The loss is :func:`denoising_loss` (``ssim_weight``: its SSIM term)."""
-    from specdm.models.denoisers import LatentControlledDenoiser
-
+    """Train ``net`` to denoise ``latents`` under ``conditioning`` with the schedule ``schedule`` (its prediction
+    type: epsilon or v; :func:`denoising_loss`, ``ssim_weight`` its SSIM term): the one stage-2 step of every
+    method."""
     sched = training_scheduler(**(schedule or {}))
     T = sched.config.num_train_timesteps
+    mean, std = latents.mean, latents.std
     shape = tuple(mean.shape[1:])
-    scale4 = scale.view(1, -1, 1, 1)
-    keep_permille = round(1000 * (1.0 - p_uncond))
-    controlled = isinstance(unet, LatentControlledDenoiser)  # decided before the engine wraps the module
+    scale4 = latents.scale.view(1, -1, 1, 1)
+    rows = None if latents.rows is None else torch.as_tensor(latents.rows, dtype=torch.long)
+    conditioning.bind(net)
 
-    def step(net, items: torch.Tensor, rnd: StepRandom):
-        idx = items.cpu()
+    def step(model, items: torch.Tensor, rnd: StepRandom):
+        idx = items.cpu() if rows is None else rows[items.cpu()]
         dev = rnd.device
         z = (mean[idx].to(dev) + std[idx].to(dev) * rnd.normal(*shape)) * scale4.to(dev)
-        target, cond = z[:, :target_channels], z[:, target_channels:]
-        keep = (rnd.integers(1000) < keep_permille).to(cond.dtype).view(-1, 1, 1, 1)
-        noise = rnd.normal(target_channels, *shape[1:])
+        target, condition = conditioning.split(z)
+        if conditioning.dropout_first:
+            condition = conditioning.dropout(rnd, idx, condition)
+        noise = rnd.normal(*target.shape[1:])
         t = rnd.integers(T)
         zt = sched.add_noise(target, noise, t.cpu()).to(dev)
-        if controlled:
-            pred = net(zt, t, cond, keep)
-        else:
-            pred = net(torch.cat([zt, cond * keep], 1), t, encoder_hidden_states=None).sample
+        if not conditioning.dropout_first:
+            condition = conditioning.dropout(rnd, idx, condition)
+        pred = conditioning.predict(model, zt, t, condition)
         return denoising_loss(sched, pred, noise, target, zt, t, ssim_weight)
 
-    return train_loop(unet, step, mean.shape[0], loop, ckpt_dir, resume, desc=desc)
+    return train_loop(net, step, len(latents), loop, ckpt_dir, resume, desc=desc)

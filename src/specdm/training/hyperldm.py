@@ -1,6 +1,6 @@
 """HyperLDM's trainers: the conditional VQ autoencoder (stage 1), the latents and RGB conditions of
 stage 2, and the one-to-one RGB -> spectra baseline. All run on :func:`~specdm.training.engine.train_loop`;
-the stage-2 denoiser itself trains with :func:`~specdm.training.diffusion.train_conditional_denoiser`."""
+the stage-2 denoiser itself trains with the shared :func:`~specdm.training.diffusion.train_latent_denoiser`."""
 
 from __future__ import annotations
 
@@ -106,6 +106,19 @@ def train_vq_autoencoder(
     pair = train_loop(AdversarialVQ(model, discriminators), adversarial_step, len(patches), loop, ckpt_dir, resume,
                       desc=desc, aux=AuxOptimizer("discriminators", loop.lr))
     return pair.autoencoder
+
+
+def vq_reconstruction(model: HyperVQAutoencoder, patches: PatchSet, rgb):
+    """The reconstruction function of the VQ autoencoder (quantized, decoded with the windows' RGB) for
+    :func:`~specdm.training.autoencoder.reconstruction_report`."""
+    model.eval()
+
+    def reconstruct(indices):
+        x, c = pair_batch(patches, rgb, indices)
+        rec = model(x.to(model.device), c.to(model.device)).image.clamp(0, 1).cpu()
+        return x[:, None].numpy(), rec[:, None].numpy(), None
+
+    return reconstruct
 
 
 @torch.no_grad()

@@ -1,26 +1,21 @@
-"""Typed, validated configuration: YAML in, checked once here, plain values inward.
+"""The sections every method's config shares, and :class:`RunConfig`, their base: YAML in, checked once, plain
+values inward.
 
-Every field has a documented default; ``specdm run indian_pines`` loads the
-packaged ``configs/indian_pines.yaml``, a path loads the user's own file.
+Every field has a documented default. Each method's own sections and its run config class live in
+``config/<method>.py`` (:mod:`specdm.config`), which validates them on its own.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from specdm.errors import ConfigError
-from specdm.schedulers import DEFAULT_SAMPLER, PAPER_SCHEDULE, SAMPLERS, ZERO_TERMINAL_SNR, default_steps
-
-METHODS = ("specdm", "layout", "controllable", "hyperldm")  # one recipe each in specdm.recipes
-# HyperLDM: T = 100, betas linear from 0.005 M to M, M = 0.02
-HYPERLDM_SCHEDULE = dict(num_train_timesteps=100, beta_start=1e-4, beta_end=0.02, beta_schedule="linear")
+from specdm.schedulers import DEFAULT_SAMPLER, PAPER_SCHEDULE, SAMPLERS, default_steps
 
 
 def _check_wavelengths(v: list[float]) -> list[float]:
@@ -304,26 +299,56 @@ class DataConfig(Strict):
         return {k: getattr(self, k) for k in keys}
 
 
-class AutoencoderConfig(Strict):
-    kind: Literal["two_stream", "single_stream"] = "two_stream"
-    latent_channels: int = Field(4, ge=1)  # per part: z has (dates + 1) * latent_channels channels
+class StageOneConfig(Strict):
+    """What every stage-1 autoencoder section has: the encoder/decoder sizes (f = 2 ** (len(block_out_channels) - 1))
+    and the training loop's steps, batch size and learning rate."""
+
     block_out_channels: list[int] = Field(default_factory=lambda: [16, 32, 64])  # f = 2**(len-1)
     layers_per_block: int = 1
     norm_num_groups: int = 16
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = 5e-4
+
+    @property
+    def downsampling(self) -> int:
+        return 2 ** (len(self.block_out_channels) - 1)
+
+
+class KLAutoencoderConfig(StageOneConfig):
+    """SpecDM's KL-VAE (diffusers' ``AutoencoderKL`` streams), stage 1 of the methods built on it."""
+
+    latent_channels: int = Field(4, ge=1)  # per part: z has (dates + 1) * latent_channels channels
     padding_mode: Literal["zeros", "reflect"] = "zeros"  # padding of every convolution (docs/results.md)
     # pixels of reflected context around each window (a multiple of f; default 2 f): no border frame
     context_padding: int | None = Field(None, ge=0)
     symmetric_downsampling: bool = True  # pad both sides before each stride-2 convolution (no corner artefact)
     sad_weight: float = 0.1  # lambda of L1 + lambda * SAD
     kl_weight: float = 1e-6
+
+    @model_validator(mode="after")
+    def _context(self):
+        f = self.downsampling
+        if self.context_padding is None:
+            self.context_padding = 2 * f
+        if self.context_padding % f:
+            raise ValueError(f"autoencoder.context_padding {self.context_padding} is not a multiple of the "
+                             f"autoencoder's downsampling {f}")
+        return self
+
+
+class AutoencoderConfig(KLAutoencoderConfig):
+    """The KL-VAE of images and masks: two streams (SpecDM's) or one (the paper's baseline)."""
+
+    kind: Literal["two_stream", "single_stream"] = "two_stream"
     mask_ignore_unlabelled: bool = False  # leave ignore_index pixels out of the mask loss
     balance_classes: bool = False  # inverse-sqrt-frequency class weights in the mask loss
-    steps: int = Field(1000, ge=1)
-    batch_size: int = Field(8, ge=1)
-    lr: float = 5e-4
 
 
 class DiffusionConfig(Strict):
+    """Stage 2, the latent denoiser: its size, training schedule, prediction target and loss, for every method
+    (:func:`specdm.training.diffusion.train_latent_denoiser`)."""
+
     block_out_channels: list[int] = Field(default_factory=lambda: [64, 128])
     layers_per_block: int = 2
     norm_num_groups: int = 32
@@ -331,11 +356,37 @@ class DiffusionConfig(Strict):
     beta_start: float = PAPER_SCHEDULE["beta_start"]
     beta_end: float = PAPER_SCHEDULE["beta_end"]
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = PAPER_SCHEDULE["beta_schedule"]
+    # betas rescaled so that alpha_bar_T = 0 (diffusers' rescale_betas_zero_snr): sampling from pure noise then
+    # matches training; it needs v prediction (an epsilon prediction cannot give x0 at alpha_bar_T = 0)
+    zero_terminal_snr: bool = False
+    # what the denoiser predicts: the noise, or v = sqrt(a) eps - sqrt(1 - a) x0; default v with zero terminal SNR
+    prediction_type: Literal["epsilon", "v_prediction"] | None = None
+    ssim_weight: float = Field(0.0, ge=0.0)  # loss: MSE + ssim_weight * (1 - SSIM(x0_hat, x0)) on the latents
     latent_augmentations: int = Field(8, ge=1, le=8)  # D4 transforms encoded per window
     steps: int = Field(2500, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = 2e-4
     ema_decay: float | None = 0.999
+
+    @model_validator(mode="after")
+    def _prediction(self):
+        if self.prediction_type is None:
+            self.prediction_type = "v_prediction" if self.zero_terminal_snr else "epsilon"
+        if self.zero_terminal_snr and self.prediction_type == "epsilon":
+            raise ValueError("diffusion.zero_terminal_snr needs prediction_type v_prediction: at alpha_bar_T = 0 an "
+                             "epsilon prediction cannot give x0")
+        return self
+
+    def schedule(self) -> dict:
+        """The noise schedule (scheduler keyword arguments): the betas, and the rescaling and the prediction type
+        where they differ from diffusers' defaults."""
+        out = dict(num_train_timesteps=self.num_train_timesteps, beta_start=self.beta_start, beta_end=self.beta_end,
+                   beta_schedule=self.beta_schedule)
+        if self.zero_terminal_snr:
+            out["rescale_betas_zero_snr"] = True
+        if self.prediction_type != "epsilon":
+            out["prediction_type"] = self.prediction_type
+        return out
 
 
 class SamplingConfig(Strict):
@@ -393,103 +444,6 @@ class BenchmarkOptions(Strict):
         return self
 
 
-class LayoutConfig(Strict):
-    """Layout-conditioned synthesis (``method: layout``): images painted for given class masks."""
-
-    p_uncond: float = Field(0.1, ge=0.0, lt=1.0)  # share of training steps without the condition (for guidance)
-    # how the denoiser sees the mask latent: concatenated input channels, or ControlNet residuals (docs/results.md)
-    conditioning: Literal["concat", "controlnet"] = "concat"
-    guidance_scale: float = Field(1.0, ge=0.0)  # 1: conditional model; >1: follow the mask harder; 0: ignore it
-    source: Literal["real", "dir"] = "real"  # real training masks (D4, copy-paste) or the user's mask folder
-    masks_dir: str | None = None  # source "dir": a folder of masks of the patch size
-    class_targets: dict[str, float] = Field(default_factory=dict)  # class name or value -> share of pixels
-    balance: bool = False  # raise every labelled class toward an equal share
-    copy_paste: float = Field(0.5, ge=0.0, le=1.0)  # chance of pasting one rarer-class region into a layout
-    # filter retries draw new noise for the same layout (class shares stay as drawn); True: a new layout too
-    redraw_layouts: bool = False
-
-    @model_validator(mode="after")
-    def _source(self):
-        if self.source == "dir" and not self.masks_dir:
-            raise ValueError("layout.source 'dir' needs layout.masks_dir")
-        return self
-
-
-CONDITIONS = ("edges", "lines", "sketch", "segmentation", "content", "text")  # specdm.conditions.controls
-
-
-class ContentEncoderConfig(Strict):
-    """The content encoder of controllable synthesis (``controllable.content: encoder``), trained before stage 2."""
-
-    embedding_dim: int = Field(64, ge=2)  # the content vector's width
-    steps: int = Field(400, ge=1)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)
-
-
-class ControllableConfig(Strict):
-    """Controllable synthesis (``method: controllable``, HSIGene): one model for the aligned scenes of ``data`` and
-    ``more_data``, steered by any subset of its conditions."""
-
-    conditions: list[Literal[CONDITIONS]] = Field(default_factory=lambda: list(CONDITIONS))
-    params: dict[str, dict] = Field(default_factory=dict)  # condition -> its extractor's keyword arguments
-    p_drop: float = Field(0.3, ge=0.0, lt=1.0)  # each condition left out independently in this share of items
-    p_uncond: float = Field(0.1, ge=0.0, lt=1.0)  # every condition left out together in this share of items
-    guidance: dict[str, float] = Field(default_factory=dict)  # condition -> guidance scale at sampling (default 1)
-    # the content condition: a CNN specdm trains on the real training windows (predicting each window's mean and
-    # spectral spread from its RGB), or the fixed 64-d colour + gradient-orientation histogram
-    content: Literal["encoder", "histogram"] = "encoder"
-    content_encoder: ContentEncoderConfig = Field(default_factory=ContentEncoderConfig)
-
-    @model_validator(mode="after")
-    def _names(self):
-        if len(set(self.conditions)) != len(self.conditions):
-            raise ValueError("controllable.conditions names a condition twice")
-        for what, keys in (("params", self.params), ("guidance", self.guidance)):
-            unknown = sorted(set(keys) - set(self.conditions))
-            if unknown:
-                raise ValueError(f"controllable.{what} names {', '.join(unknown)}, which controllable.conditions "
-                                 f"({', '.join(self.conditions)}) does not hold")
-        return self
-class HyperLDMConfig(Strict):
-    """RGB-conditioned synthesis (``method: hyperldm``): spectral images for RGB images.
-
-    Stage 1 (the conditional VQ autoencoder) takes its size and training from ``autoencoder``
-    (``latent_channels``, default 16 here; ``block_out_channels``, ``steps``, ``batch_size``, ``lr``),
-    stage 2 from ``diffusion`` (the paper's schedule, T = 100, unless set).
-    """
-
-    rgb_method: Literal["auto", "bands", "cie"] = "auto"  # conditions.rgb: sensor bands, CIE 1931, or auto
-    rgb_percentile: float = Field(99.0, gt=0.0, le=100.0)  # the RGB scale: this percentile of the training colours
-    # "usgs": USGS splib07 (AV95) under the data root; a path: an ENVI spectral library; null: direct output head
-    library: str | None = "usgs"
-    max_spectra: int | None = Field(128, ge=1)  # library spectra kept (k-means on shape); null keeps all
-    library_select: Literal["kmeans", "random"] = "kmeans"
-    use_rgb: bool = True  # the decoder sees the RGB (the paper's; false: the ablation)
-    num_codes: int = Field(1024, ge=2)  # codebook size K
-    condition_channels: int = Field(16, ge=1)  # channels of the decoder's RGB features C(rgb)
-    head_channels: int = Field(64, ge=1)
-    l1_weight: float = Field(1.0, ge=0.0)  # paper: 100 x L1 + 1000 x (1 - cos), here divided by 100
-    cosine_weight: float = Field(10.0, ge=0.0)
-    commitment_weight: float = Field(0.25, ge=0.0)
-    p_uncond: float = Field(0.0, ge=0.0, lt=1.0)  # share of stage-2 steps without the RGB
-    # the denoiser's RGB input: "folded" = the RGB pixels folded onto the latent grid (space-to-depth, no
-    # parameter); "features" = stage 1's condition encoder C(rgb), frozen (the paper's; needs use_rgb)
-    denoiser_rgb: Literal["folded", "features"] = "folded"
-    # stage 1: spatial (2-D PatchGAN) and spectral (1-D, per pixel) discriminators, hinge loss (the paper's;
-    # off by default: +45 % per stage-1 step on one CPU thread for a small gain; docs/design.md)
-    discriminators: bool = False
-    discriminator_weight: float = Field(0.1, ge=0.0)  # weight of the autoencoder's adversarial term
-    discriminator_every: int = Field(3, ge=1)  # the discriminators step every this many steps (paper: 3)
-    # stage 2: noise MSE + ssim_weight * (1 - SSIM(x0_hat, x0)) on the latents (paper: 0.1; 0 = MSE only)
-    ssim_weight: float = Field(0.1, ge=0.0)
-    # stage 2: betas rescaled to alpha_bar_T = 0 with v prediction (schedulers.ZERO_TERMINAL_SNR), so that
-    # sampling from pure noise matches training (measured: docs/results.md); false: the paper's schedule,
-    # alpha_bar_T = 0.36 at T = 100
-    zero_terminal_snr: bool = True
-    num_versions: int = Field(10, ge=1)  # K: spectral versions per RGB image written by `specdm run`
-
-
 class TrainConfig(Strict):
     seed: int = 0
     # fast: bf16 autocast + channels-last where the hardware runs bf16 natively, fused AdamW, foreach clipping and
@@ -499,116 +453,34 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(500, ge=1)
 
 
-class Config(Strict):
+class RunConfig(Strict):
+    """What every method's config holds. Each method's class (``config/<method>.py``) adds its stage sections
+    (``autoencoder``, ``diffusion``: their types are the method's) and its own section, and validates them."""
+
     name: str = "specdm"
-    method: Literal[METHODS] = "specdm"  # the recipe `specdm run` follows (specdm.recipes)
+    method: str
     data: DataConfig
-    autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
-    diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    layout: LayoutConfig = Field(default_factory=LayoutConfig)
-    controllable: ControllableConfig = Field(default_factory=ControllableConfig)
-    # more data sets trained together with `data` (method controllable): each split and normalized on its own,
-    # all on data.align's grid (an entry without `align` takes data's) and cut into data.patch_size windows
-    more_data: list[DataConfig] = Field(default_factory=list)
-    hyperldm: HyperLDMConfig = Field(default_factory=HyperLDMConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     @model_validator(mode="after")
-    def _method(self):
-        if self.method == "layout" and self.autoencoder.kind != "two_stream":
-            raise ValueError("method 'layout' conditions on the two-stream autoencoder's mask latent; "
-                             "set autoencoder.kind: two_stream")
-        if self.hyperldm.denoiser_rgb == "features" and not self.hyperldm.use_rgb:
-            raise ValueError("hyperldm.denoiser_rgb 'features' feeds the denoiser stage 1's RGB condition encoder, "
-                             "which hyperldm.use_rgb: false leaves out; use denoiser_rgb: folded")
-        if self.more_data and self.method != "controllable":
-            raise ValueError(f"more_data trains several data sets together (method controllable); method is {self.method}")
-        if self.method == "controllable":
-            if self.data.align is None:
-                raise ValueError("method 'controllable' trains on scenes aligned to one wavelength grid; set data.align "
-                                 "(e.g. {outside: mask} for HSIGene's 400-1000 nm, 48 bands)")
-            if self.autoencoder.kind != "two_stream":
-                raise ValueError("method 'controllable' encodes images only; set autoencoder.kind: two_stream")
-            for k, d in enumerate(self.more_data):
-                if "patch_size" not in d.model_fields_set:
-                    d.patch_size = self.data.patch_size
-                if d.patch_size != self.data.patch_size:
-                    raise ValueError(f"more_data.{k}.patch_size {d.patch_size} differs from data.patch_size "
-                                     f"{self.data.patch_size}: one model makes one window size")
-                if d.align is None:
-                    d.align = self.data.align.model_copy()
-                g, h = d.align, self.data.align
-                if (g.start, g.stop, g.bands) != (h.start, h.stop, h.bands) or g.outside == "drop" or h.outside == "drop":
-                    raise ValueError(f"more_data.{k}.align must give data.align's grid and keep every band "
-                                     f"(outside error or mask)")
-        if self.method == "hyperldm":  # the paper's sizes and schedule where the config does not set them
-            if "latent_channels" not in self.autoencoder.model_fields_set:
-                self.autoencoder.latent_channels = 16
-            for key, value in HYPERLDM_SCHEDULE.items():
-                if key not in self.diffusion.model_fields_set:
-                    setattr(self.diffusion, key, value)
-        return self
-
-    @model_validator(mode="after")
     def _geometry(self):
-        """The patch size must survive the autoencoder's downsampling and the U-Net's."""
-        f = 2 ** (len(self.autoencoder.block_out_channels) - 1)
-        if self.autoencoder.context_padding is None:
-            self.autoencoder.context_padding = 2 * f
-        if self.autoencoder.context_padding % f:
-            raise ValueError(f"autoencoder.context_padding {self.autoencoder.context_padding} is not a multiple of the "
-                             f"autoencoder's downsampling {f}")
-        g = 2 ** (len(self.diffusion.block_out_channels) - 1)
+        """The patch size must survive the autoencoder's downsampling and the denoiser's."""
+        f = self.autoencoder.downsampling
+        levels = len(self.diffusion.block_out_channels)
+        g = 2 ** (levels - 1)
         p = self.data.patch_size
         if p % f:
             raise ValueError(f"data.patch_size {p} is not a multiple of the autoencoder's downsampling {f} "
                              f"(2 ** (len(autoencoder.block_out_channels) - 1))")
         if (p // f) % g:
-            raise ValueError(f"data.patch_size {p} gives {p // f}x{p // f} latents, which the denoiser's "
-                             f"{len(self.diffusion.block_out_channels)} levels cannot halve {len(self.diffusion.block_out_channels) - 1} "
-                             f"times; use a multiple of {f * g}")
+            raise ValueError(f"data.patch_size {p} gives {p // f}x{p // f} latents, which the denoiser's {levels} "
+                             f"levels cannot halve {levels - 1} times; use a multiple of {f * g}")
         return self
 
     def schedule(self) -> dict:
-        """The noise schedule of stage 2 (scheduler keyword arguments), zero terminal SNR where HyperLDM asks."""
-        d = self.diffusion
-        zero_snr = ZERO_TERMINAL_SNR if self.method == "hyperldm" and self.hyperldm.zero_terminal_snr else {}
-        return dict(
-            num_train_timesteps=d.num_train_timesteps, beta_start=d.beta_start, beta_end=d.beta_end,
-            beta_schedule=d.beta_schedule, **zero_snr
-        )
-
-
-def packaged_configs() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("specdm.configs").iterdir() if p.name.endswith(".yaml"))
-
-
-def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config:
-    """Load a packaged config by name or a YAML file by path, apply ``key.sub=value`` overrides, validate."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ConfigError("config file not found", path)
-        text = path.read_text()
-    elif name_or_path in packaged_configs():
-        text = resources.files("specdm.configs").joinpath(f"{name_or_path}.yaml").read_text()
-    else:
-        raise ConfigError(f"'{name_or_path}' is neither a YAML file nor a packaged config ({', '.join(packaged_configs())})")
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"is not valid YAML: {e}", name_or_path) from None
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override '{item}' must look like section.key=value")
-        node = raw
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
-    return validate(Config, raw, name_or_path)
+        """The noise schedule of stage 2 (scheduler keyword arguments)."""
+        return self.diffusion.schedule()
 
 
 def validate(model: type[BaseModel], raw: dict, source=None):
