@@ -243,3 +243,35 @@ def test_fast_noise_draws_only_the_selected_samples():
                                 aug.FastNoise(np.random.default_rng(1), 5), p=0.5)
     noisy = np.abs(out).reshape(4, -1).max(1) > 0
     assert 0 < noisy.sum() < 4  # some samples got noise, the others are untouched
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 12, 12), (6, 2, 3, 8, 8), (4, 3, 6, 10)])
+def test_torch_classical_equals_numpy_classical_with_the_same_draws(rng, shape):
+    """The fast path's torch implementation of `classical` (one gather per sample, torch's threads) makes the same
+    draws and the same float32 arithmetic as the numpy recipe: identical images and masks."""
+    import torch
+
+    x = rng.random(shape).astype(np.float32)
+    y = rng.integers(0, 3, (shape[0], *shape[-2:]))
+    want_x, want_y = classical_augment(x, y, aug.FastNoise(np.random.default_rng(5), 9))
+    got_x, got_y = aug.TORCH_RECIPES["classical"](torch.from_numpy(x.copy()), y, aug.FastNoise(np.random.default_rng(5), 9))
+    np.testing.assert_array_equal(got_y, want_y)
+    np.testing.assert_array_equal(got_x.numpy(), want_x)
+
+
+def test_train_downstream_fast_path_uses_fast_noise_and_the_torch_recipe(rng, monkeypatch):
+    """speed='fast': the batch augmentation gets a FastNoise generator and `classical` runs in torch; the pixel
+    model augments the spectra it draws, not the whole windows."""
+    calls = []
+    real = aug.TORCH_RECIPES["classical"]
+    monkeypatch.setitem(aug.TORCH_RECIPES, "classical", lambda x, y, r: calls.append(("torch", type(r).__name__))
+                        or real(x, y, r))
+    x = rng.random((8, 4, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 3, (8, 8, 8))
+    train_downstream("unet", [(x, y)], 2, 4, 1e-3, 0, None, augment="classical", num_classes=3, progress=False,
+                     speed="fast")
+    assert calls == [("torch", "FastNoise")] * 2
+    seen = []
+    monkeypatch.setitem(aug.AUGMENTATIONS, "flips", lambda x, y, r, ignore_index=None: seen.append(x.shape) or (x, y))
+    train_downstream("pixel", [(x, y)], 2, 4, 1e-3, 0, 0, augment="flips", num_classes=3, progress=False, speed="fast")
+    assert all(s[-2:] == (1, 1) for s in seen) and len(seen) == 2  # spectra (n, C, 1, 1), not windows

@@ -38,7 +38,7 @@ from functools import partial
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["AUGMENTATIONS", "FastNoise", "MIXTURE_BETA", "MIXUP_ALPHA", "NOISE_STD", "P_STEP", "RADIATION_BETA",
+__all__ = ["AUGMENTATIONS", "TORCH_RECIPES", "FastNoise", "MIXTURE_BETA", "MIXUP_ALPHA", "NOISE_STD", "P_STEP", "RADIATION_BETA",
            "RADIATION_GAIN", "RECIPES", "classical_augment", "copy_paste", "cutmix", "flip_rotate",
            "gaussian_noise", "mixture_noise", "mixup", "radiation_noise"]  # fmt: skip
 
@@ -70,13 +70,17 @@ class FastNoise:
 
     def normal_rows(self, shape: tuple[int, ...], rows: np.ndarray) -> np.ndarray:
         """float32 N(0, 1) noise of ``shape`` on the samples (first axis) where ``rows``, zeros elsewhere."""
-        import torch
-
         out = np.zeros(shape, np.float32)
         idx = np.flatnonzero(rows)
         if len(idx):
-            out[idx] = torch.randn((len(idx), *shape[1:]), generator=self._torch).numpy()
+            out[idx] = self.normal_of(len(idx), shape[1:]).numpy()
         return out
+
+    def normal_of(self, n: int, shape: tuple[int, ...]):
+        """``n`` samples of float32 N(0, 1) noise of ``shape``, as a torch tensor (the stream of normal_rows)."""
+        import torch
+
+        return torch.randn((n, *shape), generator=self._torch)
 
 
 def _gaussian(rng, shape: tuple[int, ...], rows: np.ndarray) -> np.ndarray:
@@ -129,6 +133,47 @@ def classical_augment(
     x = lam * x + (1.0 - lam) * x[partner]
     x = x + noise * noisy.reshape(lam.shape)
     return x.astype(np.float32), np.ascontiguousarray(y)
+
+
+def classical_augment_torch(x, y: np.ndarray, rng: FastNoise):
+    """:func:`classical_augment` of a torch batch ``x (B, ..., H, W)`` (masks ``y`` as numpy), for the fast path:
+    the same draws from ``rng`` (a :class:`FastNoise`), the same arithmetic, so the result equals
+    ``classical_augment(x.numpy(), y, rng)`` exactly; each sample's flips and turn are one gather, and the
+    operations run on torch's threads."""
+    import torch
+
+    b, (h, w) = len(x), x.shape[-2:]
+    flips = rng.random((b, 2)) < 0.5
+    turns = rng.integers(4, size=b) if w == h else 2 * rng.integers(2, size=b)
+    mixing = rng.random(b) < 0.5
+    partner = rng.permutation(b)
+    lam = rng.beta(MIXUP_ALPHA, MIXUP_ALPHA, size=b)
+    lam = np.where(mixing, np.maximum(lam, 1.0 - lam), 1.0).astype(np.float32)
+    noisy = rng.random(b) < 0.5
+
+    def geometric(a: np.ndarray, i: int) -> np.ndarray:
+        if flips[i, 0]:
+            a = a[..., ::-1]
+        if flips[i, 1]:
+            a = a[..., ::-1, :]
+        return np.rot90(a, turns[i], axes=(-2, -1))
+
+    grid = np.arange(h * w).reshape(h, w)
+    index = torch.from_numpy(np.stack([geometric(grid, i).ravel() for i in range(b)]))
+    flat = x.reshape(b, -1, h * w)
+    x = torch.gather(flat, 2, index[:, None, :].expand(-1, flat.shape[1], -1)).reshape(x.shape)
+    y = np.stack([geometric(y[i], i) for i in range(b)])
+    lam_t = torch.from_numpy(lam).view(b, *[1] * (x.dim() - 1))
+    x = lam_t * x + (1.0 - lam_t) * x[torch.from_numpy(partner)]
+    rows = np.flatnonzero(noisy)
+    if len(rows):
+        x[rows] += rng.normal_of(len(rows), tuple(x.shape[1:])) * NOISE_STD
+    return x, np.ascontiguousarray(y)
+
+
+TORCH_RECIPES = {"classical": classical_augment_torch}
+"""Recipes with a torch implementation for the fast path (same draws and results as their numpy one, given a
+:class:`FastNoise` generator)."""
 
 
 # --------------------------------------------------------------------------- the pieces

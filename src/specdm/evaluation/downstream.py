@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from specdm.augment.classical import AUGMENTATIONS
+from specdm.augment.classical import AUGMENTATIONS, TORCH_RECIPES, FastNoise
 from specdm.errors import ConfigError, DataError
 from specdm.evaluation.classification import PIXELS_PER_WINDOW, labelled_spectra
 from specdm.evaluation.fit import batch_indices, check_lr_schedule, fit, seeded
@@ -163,6 +163,9 @@ def train_downstream(
     )  # fmt: skip
     transform = AUGMENTATIONS[augment] if augment else None
     aug_rng, pixel_rng = np.random.default_rng([seed, 2]), np.random.default_rng([seed, 3])
+    fast = speed == "fast"
+    if fast:  # the augmentations' noise from torch, only where it is added (augment.classical.FastNoise)
+        aug_rng = FastNoise(aug_rng, int(np.random.SeedSequence([seed, 4]).generate_state(1)[0]))
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for step, (real_idx, syn_idx) in enumerate(stream):
@@ -172,6 +175,12 @@ def train_downstream(
             if len(syn_idx):
                 xs, ys = _gather(synthetic, offsets, syn_idx)
                 x, y = np.concatenate([x, xs]), np.concatenate([y, ys])
+            if model_name == "pixel" and fast and x.shape[-2:] != (1, 1):  # fast: augment the drawn spectra only
+                x, y = labelled_spectra(x, y, ignore_index, PIXELS_PER_WINDOW, pixel_rng)
+            if transform is not None and fast and augment in TORCH_RECIPES and x.shape[-2:] != (1, 1):
+                xt, y = TORCH_RECIPES[augment](torch.from_numpy(x), y, aug_rng)
+                yield xt.to(device), torch.from_numpy(y).to(device)
+                continue
             if transform is not None:
                 x, y = transform(x, y, aug_rng, ignore_index=ignore_index)
             if model_name == "pixel" and x.shape[-2:] != (1, 1):
