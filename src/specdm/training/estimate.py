@@ -58,7 +58,8 @@ class Estimate:
 
     def message(self) -> str:
         lo, hi = self.range_s
-        parts = ", ".join(f"{p.name} {_fmt(p.seconds)}" + (f" at {p.rate}" if p.rate else "") for p in self.parts)
+        shown = [p for p in self.parts if p.rate or p.seconds >= 0.5]  # a part under half a second is only counted
+        parts = ", ".join(f"{p.name} {_fmt(p.seconds)}" + (f" at {p.rate}" if p.rate else "") for p in shown)
         return f"estimated time on this host: about {_fmt(self.total_s)} (range {_fmt(lo)} to {_fmt(hi)}; {parts})"
 
     def to_dict(self) -> dict:
