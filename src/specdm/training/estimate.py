@@ -58,7 +58,8 @@ class Estimate:
 
     def message(self) -> str:
         lo, hi = self.range_s
-        shown = [p for p in self.parts if p.rate or p.seconds >= 0.5]  # a part under half a second is only counted
+        # a stage's one-off work under half a second is counted, not listed
+        shown = [p for p in self.parts if not (p.name.endswith("other work") and p.seconds < 0.5)]
         parts = ", ".join(f"{p.name} {_fmt(p.seconds)}" + (f" at {p.rate}" if p.rate else "") for p in shown)
         return f"estimated time on this host: about {_fmt(self.total_s)} (range {_fmt(lo)} to {_fmt(hi)}; {parts})"
 
