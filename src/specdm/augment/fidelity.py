@@ -29,13 +29,15 @@ class LabelFidelity:
     """A pixel classifier of real spectra, and the label-fidelity scores it gives.
 
     ``fit`` draws at most ``max_pixels`` labelled pixels (label != ``ignore_index``)
-    with ``seed``; the forest has ``n_estimators`` trees (one CPU thread).
+    with ``seed``; the forest has ``n_estimators`` trees (one CPU thread). With ``oob``, the forest also keeps
+    its out-of-bag votes (each training pixel scored by the trees that did not see it; the trees and their
+    predictions are the same): :meth:`oob_class_losses` calibrates rules per class on them.
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = None, max_pixels: int = 20000,
-                 n_estimators: int = 100, seed: int = 0):
+                 n_estimators: int = 100, seed: int = 0, oob: bool = False):
         self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.max_pixels, self.n_estimators, self.seed = max_pixels, n_estimators, seed
+        self.max_pixels, self.n_estimators, self.seed, self.oob = max_pixels, n_estimators, seed, oob
         self.model = None
 
     def _labelled(self, y: np.ndarray) -> np.ndarray:
@@ -61,10 +63,52 @@ class LabelFidelity:
 
         if len(np.unique(labels)) < 2:
             raise DataError("label fidelity needs at least two labelled classes in the real training windows")
-        self.model = RandomForestClassifier(n_estimators=self.n_estimators, n_jobs=1, random_state=self.seed)
+        self.model = RandomForestClassifier(n_estimators=self.n_estimators, n_jobs=1, random_state=self.seed,
+                                            oob_score=self.oob)
         self.model.fit(pixels, labels)
+        self.labels = np.asarray(labels, np.int64)
         self.trained_on = {"pixels": int(len(labels)), "classes": sorted(int(c) for c in np.unique(labels))}
         return self
+
+    @property
+    def loss_floor(self) -> float:
+        """The smallest probability a pixel loss uses (half a tree's vote), so the loss stays finite."""
+        return 0.5 / self.n_estimators
+
+    def class_probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """The forest's class probabilities of pixels (n, T*C) over every class value: (n, num_classes); classes
+        the forest never saw get 0."""
+        if self.model is None:
+            raise RuntimeError("call fit first")
+        proba = np.zeros((len(pixels), self.num_classes))
+        if len(pixels):
+            proba[:, self.model.classes_] = self.model.predict_proba(pixels)
+        return proba
+
+    def pixel_losses(self, proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """``-log p(label)`` of each pixel from :meth:`class_probabilities` (p floored at :attr:`loss_floor`)."""
+        p = proba[np.arange(len(labels)), labels]
+        return -np.log(np.maximum(p, self.loss_floor))
+
+    def oob_class_losses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per class (num_classes,): the mean out-of-bag loss ``-log p(label)`` of the forest's own training pixels
+        of that class, their out-of-bag recall and how many were scored (NaN where none was). Out-of-bag pixels
+        are real pixels the scoring trees did not train on, but neighbours of pixels they did, so both are
+        optimistic next to a spatially held-out part."""
+        if self.model is None or not self.oob:
+            raise RuntimeError("fit with oob=True first")
+        votes = self.model.oob_decision_function_
+        ok = np.isfinite(votes).all(axis=1)
+        proba = np.zeros((len(votes), self.num_classes))
+        proba[:, self.model.classes_] = np.nan_to_num(votes)
+        lab = self.labels
+        loss = self.pixel_losses(proba, lab)
+        hit = proba.argmax(1) == lab
+        count = np.bincount(lab[ok], minlength=self.num_classes).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.bincount(lab[ok], loss[ok], minlength=self.num_classes) / count
+            recall = np.bincount(lab[ok], hit[ok], minlength=self.num_classes) / count
+        return mean, recall, count
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted classes (N, H, W) of windows ``x`` (N, T, C, H, W)."""
