@@ -8,7 +8,7 @@ import pytest
 from conftest import single_thread, tiny_config, write_config, write_fake_files
 
 from specdm.augment.cleaning import HardClassAcceptance, PixelCleaner, hard_class_targets
-from specdm.augment.fidelity import LabelFidelity, load_pixels
+from specdm.augment.fidelity import LabelFidelity, block_calibration, load_pixels, load_positions
 from specdm.augment.painting import ClassPainter, build_class_references, painter_rngs
 from specdm.cli import main
 from specdm.conditions.layouts import RealLayouts
@@ -75,8 +75,11 @@ def test_cleaning_in_the_writer_changes_only_rejected_pixels_and_reports_them(cl
     plain, clean = SyntheticDataset(tmp_path / "plain"), SyntheticDataset(tmp_path / "clean")
     assert plain.indices == clean.indices == [0, 1, 2, 3]
     info = json.loads((model / "specdm.json").read_text())
-    scorer = LabelFidelity(len(info["class_names"]), 0, seed=3, oob=True).fit_pixels(*load_pixels(model))
-    cleaner = PixelCleaner(scorer)
+    pixels, labels = load_pixels(model)
+    scorer = LabelFidelity(len(info["class_names"]), 0, seed=3).fit_pixels(pixels, labels)
+    positions = load_positions(model)  # the scene position of every stored pixel: calibration on held-out blocks
+    assert positions.shape == (len(labels), 3) and positions[:, 1].max() < 32  # the training rows 0-31
+    cleaner = PixelCleaner(scorer, 1.25, block_calibration(scorer, pixels, labels, positions, info["patch_size"]))
     norm = Normalizer.from_dict(info["normalization"])
     changed = 0
     for k in range(4):
@@ -89,7 +92,7 @@ def test_cleaning_in_the_writer_changes_only_rejected_pixels_and_reports_them(cl
         changed += int(diff.sum())
     meta = clean.meta
     c = meta["clean"]
-    assert c["relabelled_pixels"] == changed > 0 and c["samples"] == 4
+    assert c["relabelled_pixels"] == changed > 0 and c["samples"] == 4 and "blocks" in c["calibrated_on"]
     assert sum(r["relabelled"] for r in c["per_class"].values()) == changed
     assert set(c["calibration"]) == {n for j, n in enumerate(info["class_names"]) if j != 0}
     assert plain.meta["clean"] is None and meta["decode"] is None
@@ -166,8 +169,14 @@ def test_decoding_in_the_writer_paints_the_mask_with_its_classes(cleaning_runs, 
     assert "## Class-aware decoding" in (out / "README.md").read_text()
     both = tmp_path / "both"
     assert main(["sample", str(model), "-n", "2", "--steps", "2", "--previews", "0", "--out", str(both),
-                 "--decode", "residual+snap", "--snap-alpha", "0.5"]) == 0
+                 "--decode", "snap+residual", "--snap-alpha", "0.5"]) == 0
     assert SyntheticDataset(both).meta["decode"]["alpha"] == 0.5
+    # drawing only reference spectra the cleaning rule accepts: cleaning then relabels nothing
+    acc = tmp_path / "accepted"
+    assert main(["sample", str(model), "-n", "3", "--steps", "2", "--previews", "0", "--out", str(acc),
+                 "--decode", "snap", "--snap-pool", "accepted", "--clean", "loss_ratio"]) == 0
+    meta = SyntheticDataset(acc).meta
+    assert meta["decode"]["pool"] == "accepted" and meta["clean"]["relabelled_pixels"] == 0
 
 
 # --------------------------------------------------------------------------- hard-class steering

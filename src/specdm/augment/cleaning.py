@@ -3,14 +3,16 @@ hard-class steering.
 
 **Cleaning** (FreeMask's rule, Yang et al., NeurIPS 2023, on the label-fidelity forest of
 :mod:`specdm.augment.fidelity`): a synthetic pixel labelled ``k`` whose loss ``-log p(k | spectrum)`` under the
-forest exceeds ``ratio`` times class ``k``'s mean loss on real pixels the forest did not train on (its out-of-bag
-pixels, :meth:`~specdm.augment.fidelity.LabelFidelity.oob_class_losses`; at least ``MIN_THRESHOLD``, the loss of
+forest exceeds ``ratio`` times class ``k``'s mean loss on real pixels a forest did not train on (by default the
+stored training pixels of scene blocks held out from it, :func:`~specdm.augment.fidelity.block_calibration`; or the
+forest's out-of-bag pixels, :meth:`~specdm.augment.fidelity.LabelFidelity.oob_class_losses`, which are optimistic:
+their neighbours are in the bag; at least ``MIN_THRESHOLD``, the loss of
 p = 0.9, so that a class the forest separates perfectly does not reject a pixel for one dissenting tree) is
 relabelled ``ignore_index``; no other pixel and no image value changes. A class without calibration pixels
 (none among the forest's training pixels) cannot be vouched for: its pixels are relabelled too, and the class is
 named in the record.
 
-**Hard classes**: the same out-of-bag losses say which classes a real-trained model finds hardest. Their
+**Hard classes**: the same held-out losses say which classes a real-trained model finds hardest. Their
 targets (:func:`hard_class_targets`) raise each labelled class's share of pixels in proportion to its loss; layout
 models draw their layouts toward them (:class:`~specdm.conditions.layouts.RealLayouts`), joint models redraw a
 sample with a probability that falls as its mask holds more of the hard classes (:class:`HardClassAcceptance`).
@@ -62,17 +64,27 @@ class PixelCleaner:
 
     rule = "loss_ratio"
 
-    def __init__(self, scorer: LabelFidelity, ratio: float = 1.25):
-        if scorer.ignore_index is None:
-            raise no_ignore_index_error()
-        self.scorer, self.ratio, self.ignore_index = scorer, float(ratio), scorer.ignore_index
-        self.class_loss, self.oob_recall, self.calibration_pixels = scorer.oob_class_losses()
+    def __init__(self, scorer: LabelFidelity, ratio: float = 1.25, calibration=None,
+                 source: str = "the forest's out-of-bag real pixels"):
+        self.scorer, self.ratio, self.ignore_index, self.source = scorer, float(ratio), scorer.ignore_index, source
+        calibration = scorer.oob_class_losses() if calibration is None else calibration
+        self.class_loss, self.real_recall, self.calibration_pixels = calibration
         # NaN: no calibration pixel -> every pixel of the class is rejected
         self.thresholds = np.where(np.isfinite(self.class_loss), np.maximum(self.ratio * self.class_loss,
                                                                             MIN_THRESHOLD), np.nan)
 
+    def rejects(self, pixels: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Whether the rule rejects each pixel (n, T*C) for its label (n,) (bool; labels of classes the forest
+        was not calibrated on are rejected). Needs no ignore index: class-aware decoding keeps only the real
+        reference spectra it accepts (``snap_pool: accepted``)."""
+        labels = np.asarray(labels, np.int64)
+        loss = self.scorer.pixel_losses(self.scorer.class_probabilities(pixels), labels)
+        return ~(loss <= self.thresholds[labels])
+
     def __call__(self, x: np.ndarray, y: np.ndarray) -> Cleaned:
         """Clean masks ``y`` (N, H, W) of normalized windows ``x`` (N, T, C, H, W)."""
+        if self.ignore_index is None:
+            raise no_ignore_index_error()
         k = self.scorer.num_classes
         y = np.asarray(y, np.int64)
         flat = y.reshape(-1)
@@ -101,14 +113,14 @@ class PixelCleaner:
         for k, name in enumerate(class_names):
             if k == self.ignore_index:
                 continue
-            rows[name] = {"mean_oob_loss": _num(self.class_loss[k]), "threshold": _num(self.thresholds[k]),
-                          "oob_recall": _num(self.oob_recall[k]), "calibration_pixels": int(self.calibration_pixels[k])}
+            rows[name] = {"mean_real_loss": _num(self.class_loss[k]), "threshold": _num(self.thresholds[k]),
+                          "real_recall": _num(self.real_recall[k]), "calibration_pixels": int(self.calibration_pixels[k])}
         return {"rule": f"a synthetic pixel labelled k whose loss -log p(k) under the random forest of the real "
-                        f"training pixels exceeds {self.ratio:g} x class k's mean loss on the forest's out-of-bag "
-                        f"real pixels (at least {MIN_THRESHOLD:.3f}, the loss of p = 0.9) is relabelled ignore_index "
-                        "(FreeMask's rule); a class without out-of-bag "
-                        "pixels cannot be vouched for and is relabelled too",
-                "ratio": self.ratio, "ignore_index": self.ignore_index, "calibration": rows,
+                        f"training pixels exceeds {self.ratio:g} x class k's mean loss on {self.source} (at least "
+                        f"{MIN_THRESHOLD:.3f}, the loss of p = 0.9) is relabelled ignore_index (FreeMask's rule); a "
+                        "class without calibration pixels cannot be vouched for and is relabelled too",
+                "ratio": self.ratio, "ignore_index": self.ignore_index, "calibrated_on": self.source,
+                "calibration": rows,
                 "uncalibrated_classes": [n for k, n in enumerate(class_names)
                                          if k != self.ignore_index and not np.isfinite(self.thresholds[k])]}
 

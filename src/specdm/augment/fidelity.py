@@ -44,14 +44,16 @@ class LabelFidelity:
         flat = y.reshape(-1)
         return flat != self.ignore_index if self.ignore_index is not None else np.ones(flat.shape, bool)
 
-    def training_pixels(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def training_pixels(self, x: np.ndarray, y: np.ndarray, return_index: bool = False):
         """The labelled pixels of real windows ``x`` (N, T, C, H, W) and masks ``y`` (N, H, W) that :meth:`fit`
-        trains on: at most ``max_pixels``, drawn with ``seed``; ``(pixels (n, T*C) float32, labels (n,) int64)``."""
+        trains on: at most ``max_pixels``, drawn with ``seed``; ``(pixels (n, T*C) float32, labels (n,) int64)``
+        (and, with ``return_index``, their indices into the windows' flattened pixels (N*H*W,))."""
         px, lab = _pixels(x), y.reshape(-1)
         keep = np.flatnonzero(self._labelled(y))
         if len(keep) > self.max_pixels:
             keep = np.sort(np.random.default_rng(self.seed).choice(keep, self.max_pixels, replace=False))
-        return px[keep].astype(np.float32), lab[keep].astype(np.int64)
+        out = px[keep].astype(np.float32), lab[keep].astype(np.int64)
+        return (*out, keep) if return_index else out
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> "LabelFidelity":
         """Train on real windows ``x`` (N, T, C, H, W) in normalized units and masks ``y`` (N, H, W)."""
@@ -168,19 +170,65 @@ class LabelFidelity:
                 "min_ratio": min(ratios) if ratios else None, "classes_without_synthetic_pixels": missing}
 
 
+def block_calibration(scorer: "LabelFidelity", pixels: np.ndarray, labels: np.ndarray, positions: np.ndarray,
+                      block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per class (num_classes,): the mean loss ``-log p(label)``, the recall and the count of real training pixels
+    scored by a forest (the scorer's settings) that did not see their part of the scene: the pixels are split by
+    ``block``-pixel squares of the scene in a checkerboard (``positions``: (n, 3) scene, row, col), a forest
+    trained on each half scores the other. Spatially held out, so honest where out-of-bag votes are optimistic
+    (a pixel's neighbours are in the bag); NaN where a class has no pixel on either side."""
+    k = scorer.num_classes
+    pos = np.asarray(positions, np.int64)
+    group = (pos[:, 0] + pos[:, 1] // block + pos[:, 2] // block) % 2
+    loss = np.full(len(labels), np.nan)
+    hit = np.zeros(len(labels), bool)
+    for g in (0, 1):
+        train, test = group == g, group != g
+        if len(np.unique(labels[train])) < 2 or not test.any():
+            continue
+        half = LabelFidelity(k, scorer.ignore_index, n_estimators=scorer.n_estimators, seed=scorer.seed)
+        half.fit_pixels(pixels[train], labels[train])
+        proba = half.class_probabilities(pixels[test])
+        loss[test] = half.pixel_losses(proba, labels[test])
+        hit[test] = proba.argmax(1) == labels[test]
+    ok = np.isfinite(loss)
+    count = np.bincount(labels[ok], minlength=k)[:k].astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(labels[ok], loss[ok], minlength=k)[:k] / count
+        recall = np.bincount(labels[ok], hit[ok], minlength=k)[:k] / count
+    return mean, recall, count
+
+
 PIXELS_FILE = "fidelity_pixels.safetensors"
 
 
-def save_pixels(model_dir, pixels: np.ndarray, labels: np.ndarray) -> None:
+def save_pixels(model_dir, pixels: np.ndarray, labels: np.ndarray, positions: np.ndarray | None = None) -> None:
     """Store the classifier's real training pixels in a model folder, so that sampling can filter
-    without the real data (safetensors: no code runs on load)."""
+    without the real data (safetensors: no code runs on load); ``positions`` (n, 3): each pixel's scene, row and
+    column (for spatially held-out calibration, :func:`block_calibration`)."""
     from pathlib import Path
 
     import torch
     from safetensors.torch import save_file
 
-    save_file({"pixels": torch.from_numpy(np.ascontiguousarray(pixels, np.float32)),
-               "labels": torch.from_numpy(np.ascontiguousarray(labels, np.int64))}, str(Path(model_dir) / PIXELS_FILE))
+    t = {"pixels": torch.from_numpy(np.ascontiguousarray(pixels, np.float32)),
+         "labels": torch.from_numpy(np.ascontiguousarray(labels, np.int64))}
+    if positions is not None:
+        t["positions"] = torch.from_numpy(np.ascontiguousarray(positions, np.int64))
+    save_file(t, str(Path(model_dir) / PIXELS_FILE))
+
+
+def load_positions(model_dir) -> np.ndarray | None:
+    """The scene positions (n, 3) of the stored pixels, or None for folders written before they were kept."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    f = Path(model_dir) / PIXELS_FILE
+    if not f.is_file():
+        return None
+    with safe_open(str(f), "pt") as h:
+        return h.get_tensor("positions").numpy() if "positions" in h.keys() else None
 
 
 def load_pixels(model_dir) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,11 @@ region from real training data of that class:
 - ``snap``: each pixel's spectrum blended (weight ``alpha``; 1 = replaced) with one of its ``k`` nearest real
   training spectra of its label's class (Euclidean, normalized units, all dates side by side), chosen at random:
   the class's real spectra and their pixel-to-pixel variability, so the label fits the spectrum by construction;
-- ``residual+snap``: residuals first, then snapping (the nearest spectra are found for the decoded pixel).
+  with ``pool="accepted"`` (the writer's ``snap_pool``) only reference spectra the label-cleaning rule accepts
+  for their class are drawn (nearest neighbours of a wrong decoded spectrum are otherwise the class's most
+  ambiguous pixels);
+- ``snap+residual``: snapping, then the residual patches on top (the class's spectra from snapping, the class's
+  spatial detail from the residuals).
 
 Pixels of a class without references (e.g. absent from the training windows) are left as decoded. Random draws
 are per sample (``SeedSequence([seed, index, PAINT_STREAM])``), so a sample is painted the same in any batch.
@@ -33,7 +37,7 @@ from specdm.errors import ConfigError, DataError
 
 REFERENCES_FILE = "class_references.safetensors"
 TEXTURE_FILE = "real_texture.json"
-DECODE_MODES = ("none", "residual", "snap", "residual+snap")
+DECODE_MODES = ("none", "residual", "snap", "snap+residual")
 PAINT_STREAM = 0x9A17  # the painter's random stream beside a sample's noise
 
 
@@ -72,6 +76,10 @@ class ClassReferences:
         d = load_file(str(f))
         return cls(d["pixels"].numpy(), d["labels"].numpy(), d["patches"].float().numpy(),
                    d["patch_classes"].numpy(), d["patch_cover"].numpy())
+
+    def subset(self, keep: np.ndarray) -> "ClassReferences":
+        """The references with only the pixels ``keep`` (bool (n,)); the patches stay."""
+        return ClassReferences(self.pixels[keep], self.labels[keep], self.patches, self.patch_classes, self.patch_cover)
 
     def summary(self, class_names: list[str]) -> dict:
         k = len(class_names)
@@ -149,10 +157,11 @@ def load_real_texture(model_dir) -> dict | None:
 class ClassPainter:
     """Class-aware decoding of normalized images with their masks (module docstring)."""
 
-    def __init__(self, refs: ClassReferences, mode: str = "snap", alpha: float = 1.0, k: int = 5):
+    def __init__(self, refs: ClassReferences, mode: str = "snap", alpha: float = 1.0, k: int = 5,
+                 pool: str = "all"):
         if mode not in DECODE_MODES or mode == "none":
             raise ConfigError(f"unknown class-aware decoding '{mode}'; choose {', '.join(DECODE_MODES[1:])}")
-        self.refs, self.mode, self.alpha, self.k = refs, mode, float(alpha), int(k)
+        self.refs, self.mode, self.alpha, self.k, self.pool = refs, mode, float(alpha), int(k), pool
         self.residual = "residual" in mode
         self.snap = "snap" in mode
         self._nn = {}
@@ -170,12 +179,17 @@ class ClassPainter:
                             "windows of the class) tiled over each class region and added",
                 "snap": f"each pixel blended (alpha {self.alpha:g}; 1 = replaced) with one of its {self.k} nearest "
                         "real training spectra of its label's class, drawn at random",
-                "residual+snap": "residual patches added, then each pixel blended (alpha "
-                                 f"{self.alpha:g}) with one of its {self.k} nearest real training spectra of its "
-                                 "label's class"}[self.mode]
+                "snap+residual": f"each pixel blended (alpha {self.alpha:g}) with one of its {self.k} nearest real "
+                                 "training spectra of its label's class, then per-class residual patches tiled over "
+                                 "each class region and added"}[self.mode]
+        pool = {"all": "every reference spectrum of the class",
+                "accepted": "the reference spectra of the class that the label-cleaning rule accepts for it (the "
+                            "real-pixel forest and its per-class calibration)"}.get(self.pool, self.pool)
         return {"mode": self.mode, "alpha": self.alpha if self.snap else None, "k": self.k if self.snap else None,
-                "rule": what + "; pixels of classes without references are left as decoded; values clipped to "
-                               "[0, 1] in normalized units", "references": self.refs.summary(class_names)}
+                "pool": self.pool if self.snap else None,
+                "rule": what + (f"; the spectra are drawn from {pool}" if self.snap else "") + "; pixels of classes "
+                        "without references are left as decoded; values clipped to [0, 1] in normalized units",
+                "references": self.refs.summary(class_names)}
 
     def __call__(self, x: np.ndarray, y: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
         """Paint normalized images ``x`` (N, T, C, H, W) for masks ``y`` (N, H, W); ``rngs``: one generator per
@@ -185,9 +199,6 @@ class ClassPainter:
         y = np.asarray(y, np.int64).reshape(n, h * w)
         draws = [(g.random(h * w), g) for g in rngs]  # the snap choice first, then the residual tiles
         out = flat.copy()
-        if self.residual:
-            for i, (_, g) in enumerate(draws):
-                out[i] += self._residual_field(y[i].reshape(h, w), g).reshape(t * c, h * w).T
         if self.snap:
             for cls, (pool, nn) in self._nn.items():
                 sel = y == cls
@@ -197,6 +208,9 @@ class ClassPainter:
                 u = np.concatenate([draws[i][0][sel[i]] for i in range(n)])
                 pick = pool[idx[np.arange(len(idx)), np.minimum((u * idx.shape[1]).astype(int), idx.shape[1] - 1)]]
                 out[sel] = (1 - self.alpha) * out[sel] + self.alpha * pick
+        if self.residual:
+            for i, (_, g) in enumerate(draws):
+                out[i] += self._residual_field(y[i].reshape(h, w), g).reshape(t * c, h * w).T
         out = np.clip(out, 0.0, 1.0)
         return np.moveaxis(out, -1, 1).reshape(n, t, c, h, w).astype(np.float32)
 

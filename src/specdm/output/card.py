@@ -314,18 +314,18 @@ def _clean_section(meta: dict) -> list[str]:
              f"{c.get('relabelled_pixels', '?')} of {c.get('labelled_pixels', '?')} labelled pixels relabelled "
              f"({_pct(c.get('relabelled_share'))} %; at most {_pct(c.get('max_relabelled_share'))} % in one class); "
              f"{c.get('failed_first_try', '?')} pairs failed their first try, {c.get('dropped', '?')} dropped.", "",
-             "Per class: the forest's agreement with the synthetic labels before and after cleaning, and its "
-             "out-of-bag recall on real training pixels (an optimistic ceiling: neighbours of out-of-bag pixels are "
-             "in the bag; `specdm evaluate` gives the held-out one).", "",
+             "Per class: the forest's agreement with the synthetic labels before and after cleaning, the loss "
+             "threshold, and the recall of a forest on the real pixels the rule was calibrated on (their ceiling; "
+             "`specdm evaluate` gives the one on the test part).", "",
              "| class | labelled pixels | relabelled (%) | agreement before | agreement after | threshold (loss) "
-             "| out-of-bag recall |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "| real recall |", "|---|---:|---:|---:|---:|---:|---:|"]
     cal = c.get("calibration") or {}
     for name, row in (c.get("per_class") or {}).items():
         k = cal.get(name, {})
         thr = k.get("threshold")
         lines.append(f"| {name} | {row['labelled_pixels']} | {_pct(row['relabelled_share'])} | "
                      f"{_ratio_cell(row['agreement_before'])} | {_ratio_cell(row['agreement_after'])} | "
-                     f"{'n/a' if thr is None else f'{thr:.3f}'} | {_ratio_cell(k.get('oob_recall'))} |")
+                     f"{'n/a' if thr is None else f'{thr:.3f}'} | {_ratio_cell(k.get('real_recall'))} |")
     if c.get("uncalibrated_classes"):
         lines.append(f"\nClasses without calibration pixels (every pixel relabelled): "
                      f"{', '.join(c['uncalibrated_classes'])}.")
@@ -340,13 +340,13 @@ def _hard_section(meta: dict) -> list[str]:
     if "redrawn_for_hard_classes" in h:
         lines += [f"{h['redrawn_for_hard_classes']} tries redrawn for it; mean acceptance probability "
                   f"{h.get('mean_acceptance_probability', 0):.2f}.", ""]
-    lines += ["| class | out-of-bag loss | out-of-bag recall | real share (%) | target share (%) |",
+    lines += ["| class | real loss | real recall | real share (%) | target share (%) |",
               "|---|---:|---:|---:|---:|"]
     for name, row in (h.get("classes") or {}).items():
         if not row.get("steered"):
             continue
-        loss = row.get("oob_loss")
-        lines.append(f"| {name} | {'n/a' if loss is None else f'{loss:.3f}'} | {_ratio_cell(row.get('oob_recall'))} "
+        loss = row.get("real_loss")
+        lines.append(f"| {name} | {'n/a' if loss is None else f'{loss:.3f}'} | {_ratio_cell(row.get('real_recall'))} "
                      f"| {_pct(row['real_share'])} | {_pct(row['target_share'])} |")
     return lines + [""]
 

@@ -45,7 +45,7 @@ from specdm.augment.fidelity import LabelFidelity, load_pixels
 from specdm.augment.painting import ClassPainter, ClassReferences, load_real_texture, painter_rngs
 from specdm.config import METHODS, SamplingConfig
 from specdm.data.normalize import Normalizer
-from specdm.errors import ConfigError, OutputError
+from specdm.errors import ConfigError, DataError, OutputError
 from specdm.metrics.spectral import ClassSpectra
 from specdm.models.info import ModelInfo
 from specdm.output.card import save_preview, source_licence, write_card
@@ -239,8 +239,9 @@ def dataset_metadata(pipe, model_dir: Path, out_dir: Path, inputs: Inputs, n: in
     return meta
 
 
-RESUME_KEYS = {"filter": ("threshold", "max_attempts"), "decode": ("mode", "alpha", "k"),
-               "clean": ("rule", "ratio", "min_kept", "max_attempts"), "hard_classes": ("strength", "targets")}
+RESUME_KEYS = {"filter": ("threshold", "max_attempts"), "decode": ("mode", "alpha", "k", "pool"),
+               "clean": ("rule", "ratio", "min_kept", "max_attempts", "calibrated_on"),
+               "hard_classes": ("strength", "targets")}
 
 
 def _comparable(meta: dict) -> dict:
@@ -281,29 +282,54 @@ class Treatment:
         norm = Normalizer.from_dict(info.normalization)
         if not inputs.has_masks:
             return cls(norm)
-        painter = None
-        if s.decode != "none":
-            painter = ClassPainter(ClassReferences.load(model_dir), s.decode, s.snap_alpha, s.snap_k)
-        scorer = cleaner = acceptance = hard = None
-        oob = s.clean != "none" or s.hard_classes
-        if s.filter_threshold is not None or oob:
-            scorer = LabelFidelity(len(info.class_names), info.ignore_index, seed=s.seed, oob=oob)
-            scorer = scorer.fit_pixels(*load_pixels(model_dir))
+        scorer = cleaner = acceptance = hard = calibration = source = painter = None
+        accepted_pool = s.decode != "none" and "snap" in s.decode and s.snap_pool == "accepted"
+        calibrate = s.clean != "none" or s.hard_classes or accepted_pool
+        if s.filter_threshold is not None or calibrate:
+            pixels, labels = load_pixels(model_dir)
+            scorer = LabelFidelity(len(info.class_names), info.ignore_index, seed=s.seed,
+                                   oob=calibrate and s.clean_calibration == "oob")
+            scorer = scorer.fit_pixels(pixels, labels)
+            if calibrate:
+                calibration, source = cls.calibration(scorer, pixels, labels, model_dir, info, s)
+        rule = PixelCleaner(scorer, s.clean_ratio, calibration, source) if calibrate else None
         if s.clean != "none":
-            cleaner = PixelCleaner(scorer, s.clean_ratio)
+            cleaner = rule
+        if s.decode != "none":
+            refs = ClassReferences.load(model_dir)
+            if accepted_pool:
+                refs = refs.subset(~rule.rejects(refs.pixels, refs.labels) | (refs.labels == info.ignore_index))
+            painter = ClassPainter(refs, s.decode, s.snap_alpha, s.snap_k, s.snap_pool)
         if s.hard_classes:
             from specdm.conditions.layouts import load_real_layouts
 
             k = len(info.class_names)
             real = load_real_layouts(model_dir)
             shares = np.bincount(real.ravel(), minlength=k)[:k] / real.size
-            loss, recall, count = scorer.oob_class_losses()
+            loss, recall, count = calibration
             targets, steered = hard_class_targets(loss, shares, info.ignore_index, s.hard_strength)
             by_layouts = inputs.steer(targets, steered)
             acceptance = None if by_layouts else HardClassAcceptance(targets, steered, shares)
             hard = {"loss": loss, "recall": recall, "shares": shares, "targets": targets, "steered": steered,
-                    "by": "layouts" if by_layouts else "acceptance"}
+                    "by": "layouts" if by_layouts else "acceptance", "source": source}
         return cls(norm, painter, scorer, s.filter_threshold, cleaner, s.clean_min_kept, acceptance, hard)
+
+    @staticmethod
+    def calibration(scorer, pixels, labels, model_dir: Path, info, s: SamplingConfig):
+        """Per class, the real pixels' mean loss, recall and count that cleaning and hard-class steering use, and
+        what they were measured on (``clean_calibration``)."""
+        if s.clean_calibration == "oob":
+            return scorer.oob_class_losses(), "the forest's out-of-bag real pixels"
+        from specdm.augment.fidelity import block_calibration, load_positions
+
+        positions = load_positions(model_dir)
+        if positions is None:
+            raise DataError("the model folder's fidelity pixels have no scene positions (its stage 1 was trained "
+                            "before they were kept), so cleaning cannot be calibrated on held-out scene blocks; "
+                            "retrain stage 1, or pass --clean-calibration oob", model_dir)
+        return (block_calibration(scorer, pixels, labels, positions, info.patch_size),
+                f"stored real training pixels of {info.patch_size}-pixel scene blocks (a checkerboard) held out from "
+                "a forest trained on the other blocks")
 
     @property
     def retries(self) -> bool:
@@ -328,15 +354,16 @@ class Treatment:
                                          f"drawn again ({inputs.retry}), and dropped after max_attempts tries"}
         if self.hard is not None:
             h = self.hard
-            rows = {n: {"oob_loss": _num(h["loss"][k]), "oob_recall": _num(h["recall"][k]),
+            rows = {n: {"real_loss": _num(h["loss"][k]), "real_recall": _num(h["recall"][k]),
                         "real_share": float(h["shares"][k]), "target_share": float(h["targets"][k]),
                         "steered": bool(h["steered"][k])} for k, n in enumerate(class_names)}
             how = ("the layouts are drawn toward the targets" if h["by"] == "layouts" else
                    "a drawn sample is kept with probability sum_k share_k x (target_k / real_k) / max_k (target_k / "
                    "real_k), else drawn again (new noise); the last try is kept")
-            out["hard_classes"] = {"rule": "target share of each labelled class = real share x (mean out-of-bag loss "
-                                           "of the real-pixel random forest on the class / its mean over classes) ** "
-                                           f"strength, rescaled to the labelled classes' real total; {how}",
+            out["hard_classes"] = {"rule": "target share of each labelled class = real share x (mean loss of the "
+                                           f"real-pixel random forest on the class's held-out real pixels, {h['source']}"
+                                           " / its mean over classes) ** strength, rescaled to the labelled classes' "
+                                           f"real total; {how}",
                                    "strength": s.hard_strength, "steered_by": h["by"],
                                    "targets": [round(float(v), 6) for v in h["targets"]], "classes": rows}
         return out

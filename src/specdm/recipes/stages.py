@@ -94,7 +94,12 @@ def save_real_references(data: PreparedData, model_dir: Path, seed: int, reconst
 
     x, y = (t.numpy() for t in data.train.batch(range(len(data.train))))
     ref = data.reference
-    save_pixels(model_dir, *LabelFidelity(ref.num_classes, ref.ignore_index, seed=seed).training_pixels(x, y))
+    pixels, labels, index = LabelFidelity(ref.num_classes, ref.ignore_index, seed=seed).training_pixels(x, y, True)
+    size = x.shape[-1]
+    win = index // (size * size)
+    r, c = np.divmod(index % (size * size), size)
+    origin = np.array([(w.scene, w.r, w.c) for w in data.train.windows], np.int64)[win]
+    save_pixels(model_dir, pixels, labels, np.stack([origin[:, 0], origin[:, 1] + r, origin[:, 2] + c], 1))
     save_real_texture(model_dir, x)
     if reconstruct is not None:
         with torch.no_grad():
