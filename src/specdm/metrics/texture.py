@@ -4,8 +4,8 @@ Every statistic is computed per image window in normalized units (``(N, C, H, W)
 window per date) and averaged over windows:
 
 - ``within_window_std``: per band, the standard deviation of the window's pixels; mean over bands;
-- ``edge_density``: the share of pixels whose Sobel gradient magnitude (per band, ``scipy.ndimage.sobel`` with
-  reflected borders, then the mean over bands) exceeds a threshold fitted on the real windows
+- ``edge_density``: the share of pixels whose Sobel gradient magnitude (per band image, reflected borders, then
+  the mean over bands) exceeds a threshold fitted on the real windows
   (:func:`edge_threshold`: the real magnitudes' ``EDGE_QUANTILE`` quantile, so the real density is about
   ``1 - EDGE_QUANTILE``);
 - ``power``: radially averaged spatial power spectra per band (window minus its mean, ``|FFT2|^2 / (H W)``),
@@ -39,12 +39,18 @@ def _windows(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64, copy=False)
 
 
+def _sobel(w: np.ndarray, axis: int) -> np.ndarray:
+    """The Sobel derivative of every band image along ``axis`` (-2 or -1), smoothed along the other spatial axis
+    only (``ndimage.sobel`` would smooth across windows and bands too)."""
+    other = -1 if axis == -2 else -2
+    d = ndimage.correlate1d(w, [-1.0, 0.0, 1.0], axis=axis, mode="reflect")
+    return ndimage.correlate1d(d, [1.0, 2.0, 1.0], axis=other, mode="reflect")
+
+
 def gradient_magnitude(x: np.ndarray) -> np.ndarray:
     """Sobel gradient magnitude of each window, the mean over bands: (N*T, H, W)."""
     w = _windows(x)
-    gy = ndimage.sobel(w, axis=-2, mode="reflect")
-    gx = ndimage.sobel(w, axis=-1, mode="reflect")
-    return np.sqrt(gx**2 + gy**2).mean(axis=1)
+    return np.sqrt(_sobel(w, -2) ** 2 + _sobel(w, -1) ** 2).mean(axis=1)
 
 
 def edge_threshold(x: np.ndarray, quantile: float = EDGE_QUANTILE) -> float:
@@ -102,7 +108,7 @@ class TextureStats:
                 "power": listed(power.mean(axis=0)), "power_per_band": [listed(b) for b in power]}
 
 
-def texture_stats(x: np.ndarray, threshold: float | None = None, bins=POWER_BINS, batch: int = 64) -> dict:
+def texture_stats(x: np.ndarray, threshold: float | None = None, bins=POWER_BINS, batch: int = 16) -> dict:
     """:class:`TextureStats` of windows ``x`` (N, [T,] C, H, W), in batches."""
     w = np.asarray(x)
     w = w.reshape(-1, *w.shape[2:]) if w.ndim == 5 else w
