@@ -192,7 +192,8 @@ def test_every_method_writes_the_same_metadata_keys_a_licence_previews_and_a_sta
     keys = sorted(["specdm_dataset", "task", "method", "num_samples", "images", "masks", "image_format", "mask_format",
                    "format", "band_names", "wavelengths", "rgb_bands", "class_names", "ignore_index", "patch_size",
                    "normalization", "value_range", "sampler", "seed", "seed_rule", "model", "source", "licence",
-                   "command", "inputs", "filter", "complete", "synthetic_stats", "preview_stretch"])
+                   "command", "inputs", "filter", "decode", "clean", "hard_classes", "texture", "complete",
+                   "synthetic_stats", "preview_stretch"])
     for one, _ in sets.values():
         meta = json.loads((one / "metadata.json").read_text())
         assert sorted(meta) == keys, method

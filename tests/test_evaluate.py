@@ -232,3 +232,29 @@ def test_cli_missing_metadata_exits_2_naming_the_folder(seg, tmp_path, capsys):
     assert main(["evaluate", str(seg.cfg_path), str(empty)]) == 2
     err = capsys.readouterr().err
     assert str(empty) in err and "metadata.json" in err
+
+
+def test_texture_real_halves_and_relabelled_shares_are_reported(seg, tmp_path):
+    """Copies of the real windows have the real texture; a smoothed copy has less; a cleaned set's relabelled
+    share stands beside each class's label fidelity."""
+    from scipy import ndimage
+
+    good = _run(seg, seg.copy_dir, tmp_path / "copy")
+    t = good["texture"]
+    assert t["within_window_std"]["ratio"] == pytest.approx(1.0) and t["edge_density"]["ratio"] == pytest.approx(1.0)
+    assert all(r["ratio"] == pytest.approx(1.0) for r in t["class_spread"])
+    assert [r["class"] for r in t["class_spread"]] == [1, 2, 3]
+    halves = good["spectral"]["precision_recall"]["real_halves"]
+    assert 0 < halves["recall"] <= 1 and good["spectral"]["precision_recall"]["recall_vs_real_halves"] > 0.8
+    smooth = ndimage.gaussian_filter(seg.phys, sigma=(0, 0, 0, 2, 2))
+    folder = write_synthetic(tmp_path / "smooth", smooth, seg.y, seg)
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["clean"] = {"rule": "test", "per_class": {seg.classes[1]: {"relabelled_share": 0.25}}}
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    res = _run(seg, folder, tmp_path / "smooth_eval")
+    assert res["texture"]["within_window_std"]["ratio"] < 0.95 and res["texture"]["edge_density"]["ratio"] < 0.9
+    rows = {r["class"]: r for r in res["label_fidelity"]["classes"]}
+    assert rows[1]["relabelled_share"] == 0.25 and rows[2]["relabelled_share"] is None
+    report = (tmp_path / "smooth_eval" / "evaluation.md").read_text()
+    assert "## Texture" in report and "relabelled (%)" in report and "| 25.0 |" in report
+    assert res["treatments"]["clean"]["rule"] == "test"

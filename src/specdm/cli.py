@@ -82,6 +82,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop pairs whose labelled pixels agree with a real-trained pixel classifier less often "
                         "than THRESHOLD (redrawn up to --max-attempts times first)")
     s.add_argument("--max-attempts", type=int, default=4)
+    s.add_argument("--decode", choices=["none", "residual", "snap", "snap+residual"], default="none",
+                   help="class-aware decoding (models with masks): repaint each class region from real training data "
+                        "of its class: residual patches (real minus stage-1 reconstruction), the nearest real "
+                        "spectra of the class (snap), or both")
+    s.add_argument("--snap-alpha", type=float, default=1.0,
+                   help="--decode snap: weight of the real spectrum (1 = replaced)")
+    s.add_argument("--snap-k", type=int, default=5, help="--decode snap: drawn among this many nearest real spectra")
+    s.add_argument("--snap-pool", choices=["all", "accepted"], default="all",
+                   help="--decode snap: every real spectrum of the class, or only those the label-cleaning rule "
+                        "(--clean-ratio, --clean-calibration) accepts for it")
+    s.add_argument("--clean", choices=["none", "loss_ratio"], default="none",
+                   help="pixel-level label cleaning (models with masks): a pixel whose loss under a real-trained "
+                        "pixel classifier exceeds --clean-ratio x its class's mean loss on held-out real pixels "
+                        "becomes the ignore index in the written mask")
+    s.add_argument("--clean-ratio", type=float, default=1.25, help="--clean loss_ratio: FreeMask's margin")
+    s.add_argument("--clean-calibration", choices=["blocks", "oob"], default="blocks",
+                   help="--clean, --hard-classes: the real pixels each class's loss is measured on: training pixels "
+                        "of scene blocks a forest did not see (blocks) or the forest's out-of-bag pixels (oob)")
+    s.add_argument("--clean-min-kept", type=float, default=0.5,
+                   help="--clean: a pair keeping fewer of its labelled pixels is redrawn (then dropped)")
+    s.add_argument("--hard-classes", action="store_true",
+                   help="spend samples on the classes a real-trained pixel classifier finds hardest (its per-class "
+                        "loss): layout models draw layouts toward those targets, joint models redraw samples")
+    s.add_argument("--hard-strength", type=float, default=1.0,
+                   help="--hard-classes: target share ~ real share x (loss / mean loss) ** STRENGTH")
     s.add_argument("--redraw-layouts", action="store_true",
                    help="layout models: a filter retry also draws a new layout (changes the class shares)")
     s.add_argument("--condition", action="append", default=[], metavar="NAME=FILE",
@@ -536,7 +561,10 @@ def _dispatch(args, command: str) -> int:
             "num_samples": args.num_samples, "sampler": args.sampler, "num_inference_steps": args.steps,
             "eta": args.eta, "batch_size": args.batch_size, "seed": args.seed, "image_format": args.image_format,
             "mask_format": args.mask_format, "previews": args.previews, "filter_threshold": args.filter,
-            "max_attempts": args.max_attempts}, "specdm sample")
+            "max_attempts": args.max_attempts, "decode": args.decode, "snap_alpha": args.snap_alpha,
+            "snap_k": args.snap_k, "snap_pool": args.snap_pool, "clean": args.clean, "clean_ratio": args.clean_ratio,
+            "clean_min_kept": args.clean_min_kept, "clean_calibration": args.clean_calibration, "hard_classes": args.hard_classes,
+            "hard_strength": args.hard_strength}, "specdm sample")
         card = sample_model(args.model_dir, args.out, opts, _input_options(args), args.resume, args.overwrite, command,
                             args.device)
         print(f"synthetic data set: {args.out}\ndataset card: {card}")

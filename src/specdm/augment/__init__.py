@@ -4,7 +4,10 @@
   flips, rotations, mixup and noise (:func:`~specdm.augment.classical.classical_augment`), radiation and
   same-class mixture noise, class-region copy-paste and CutMix;
 - :mod:`.synthetic`: a synthetic data set read as normalized training arrays
-  (:func:`~specdm.augment.synthetic.load_synthetic`).
+  (:func:`~specdm.augment.synthetic.load_synthetic`);
+- :mod:`.fidelity`: label fidelity, a random forest of real training pixels scoring synthetic labels;
+- :mod:`.cleaning`: its verdicts applied to synthetic samples: pixel-level label cleaning, hard-class targets;
+- :mod:`.painting`: class-aware decoding, each class region repainted from real training data of its class.
 
 Both feed the benchmark's arms the same way (see
 :mod:`specdm.evaluation.benchmark.run`); ``specdm evaluate`` reads synthetic

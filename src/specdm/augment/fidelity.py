@@ -29,27 +29,31 @@ class LabelFidelity:
     """A pixel classifier of real spectra, and the label-fidelity scores it gives.
 
     ``fit`` draws at most ``max_pixels`` labelled pixels (label != ``ignore_index``)
-    with ``seed``; the forest has ``n_estimators`` trees (one CPU thread).
+    with ``seed``; the forest has ``n_estimators`` trees (one CPU thread). With ``oob``, the forest also keeps
+    its out-of-bag votes (each training pixel scored by the trees that did not see it; the trees and their
+    predictions are the same): :meth:`oob_class_losses` calibrates rules per class on them.
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = None, max_pixels: int = 20000,
-                 n_estimators: int = 100, seed: int = 0):
+                 n_estimators: int = 100, seed: int = 0, oob: bool = False):
         self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.max_pixels, self.n_estimators, self.seed = max_pixels, n_estimators, seed
+        self.max_pixels, self.n_estimators, self.seed, self.oob = max_pixels, n_estimators, seed, oob
         self.model = None
 
     def _labelled(self, y: np.ndarray) -> np.ndarray:
         flat = y.reshape(-1)
         return flat != self.ignore_index if self.ignore_index is not None else np.ones(flat.shape, bool)
 
-    def training_pixels(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def training_pixels(self, x: np.ndarray, y: np.ndarray, return_index: bool = False):
         """The labelled pixels of real windows ``x`` (N, T, C, H, W) and masks ``y`` (N, H, W) that :meth:`fit`
-        trains on: at most ``max_pixels``, drawn with ``seed``; ``(pixels (n, T*C) float32, labels (n,) int64)``."""
+        trains on: at most ``max_pixels``, drawn with ``seed``; ``(pixels (n, T*C) float32, labels (n,) int64)``
+        (and, with ``return_index``, their indices into the windows' flattened pixels (N*H*W,))."""
         px, lab = _pixels(x), y.reshape(-1)
         keep = np.flatnonzero(self._labelled(y))
         if len(keep) > self.max_pixels:
             keep = np.sort(np.random.default_rng(self.seed).choice(keep, self.max_pixels, replace=False))
-        return px[keep].astype(np.float32), lab[keep].astype(np.int64)
+        out = px[keep].astype(np.float32), lab[keep].astype(np.int64)
+        return (*out, keep) if return_index else out
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> "LabelFidelity":
         """Train on real windows ``x`` (N, T, C, H, W) in normalized units and masks ``y`` (N, H, W)."""
@@ -61,10 +65,52 @@ class LabelFidelity:
 
         if len(np.unique(labels)) < 2:
             raise DataError("label fidelity needs at least two labelled classes in the real training windows")
-        self.model = RandomForestClassifier(n_estimators=self.n_estimators, n_jobs=1, random_state=self.seed)
+        self.model = RandomForestClassifier(n_estimators=self.n_estimators, n_jobs=1, random_state=self.seed,
+                                            oob_score=self.oob)
         self.model.fit(pixels, labels)
+        self.labels = np.asarray(labels, np.int64)
         self.trained_on = {"pixels": int(len(labels)), "classes": sorted(int(c) for c in np.unique(labels))}
         return self
+
+    @property
+    def loss_floor(self) -> float:
+        """The smallest probability a pixel loss uses (half a tree's vote), so the loss stays finite."""
+        return 0.5 / self.n_estimators
+
+    def class_probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """The forest's class probabilities of pixels (n, T*C) over every class value: (n, num_classes); classes
+        the forest never saw get 0."""
+        if self.model is None:
+            raise RuntimeError("call fit first")
+        proba = np.zeros((len(pixels), self.num_classes))
+        if len(pixels):
+            proba[:, self.model.classes_] = self.model.predict_proba(pixels)
+        return proba
+
+    def pixel_losses(self, proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """``-log p(label)`` of each pixel from :meth:`class_probabilities` (p floored at :attr:`loss_floor`)."""
+        p = proba[np.arange(len(labels)), labels]
+        return -np.log(np.maximum(p, self.loss_floor))
+
+    def oob_class_losses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per class (num_classes,): the mean out-of-bag loss ``-log p(label)`` of the forest's own training pixels
+        of that class, their out-of-bag recall and how many were scored (NaN where none was). Out-of-bag pixels
+        are real pixels the scoring trees did not train on, but neighbours of pixels they did, so both are
+        optimistic next to a spatially held-out part."""
+        if self.model is None or not self.oob:
+            raise RuntimeError("fit with oob=True first")
+        votes = self.model.oob_decision_function_
+        ok = np.isfinite(votes).all(axis=1)
+        proba = np.zeros((len(votes), self.num_classes))
+        proba[:, self.model.classes_] = np.nan_to_num(votes)
+        lab = self.labels
+        loss = self.pixel_losses(proba, lab)
+        hit = proba.argmax(1) == lab
+        count = np.bincount(lab[ok], minlength=self.num_classes).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.bincount(lab[ok], loss[ok], minlength=self.num_classes) / count
+            recall = np.bincount(lab[ok], hit[ok], minlength=self.num_classes) / count
+        return mean, recall, count
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted classes (N, H, W) of windows ``x`` (N, T, C, H, W)."""
@@ -124,19 +170,65 @@ class LabelFidelity:
                 "min_ratio": min(ratios) if ratios else None, "classes_without_synthetic_pixels": missing}
 
 
+def block_calibration(scorer: "LabelFidelity", pixels: np.ndarray, labels: np.ndarray, positions: np.ndarray,
+                      block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per class (num_classes,): the mean loss ``-log p(label)``, the recall and the count of real training pixels
+    scored by a forest (the scorer's settings) that did not see their part of the scene: the pixels are split by
+    ``block``-pixel squares of the scene in a checkerboard (``positions``: (n, 3) scene, row, col), a forest
+    trained on each half scores the other. Spatially held out, so honest where out-of-bag votes are optimistic
+    (a pixel's neighbours are in the bag); NaN where a class has no pixel on either side."""
+    k = scorer.num_classes
+    pos = np.asarray(positions, np.int64)
+    group = (pos[:, 0] + pos[:, 1] // block + pos[:, 2] // block) % 2
+    loss = np.full(len(labels), np.nan)
+    hit = np.zeros(len(labels), bool)
+    for g in (0, 1):
+        train, test = group == g, group != g
+        if len(np.unique(labels[train])) < 2 or not test.any():
+            continue
+        half = LabelFidelity(k, scorer.ignore_index, n_estimators=scorer.n_estimators, seed=scorer.seed)
+        half.fit_pixels(pixels[train], labels[train])
+        proba = half.class_probabilities(pixels[test])
+        loss[test] = half.pixel_losses(proba, labels[test])
+        hit[test] = proba.argmax(1) == labels[test]
+    ok = np.isfinite(loss)
+    count = np.bincount(labels[ok], minlength=k)[:k].astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(labels[ok], loss[ok], minlength=k)[:k] / count
+        recall = np.bincount(labels[ok], hit[ok], minlength=k)[:k] / count
+    return mean, recall, count
+
+
 PIXELS_FILE = "fidelity_pixels.safetensors"
 
 
-def save_pixels(model_dir, pixels: np.ndarray, labels: np.ndarray) -> None:
+def save_pixels(model_dir, pixels: np.ndarray, labels: np.ndarray, positions: np.ndarray | None = None) -> None:
     """Store the classifier's real training pixels in a model folder, so that sampling can filter
-    without the real data (safetensors: no code runs on load)."""
+    without the real data (safetensors: no code runs on load); ``positions`` (n, 3): each pixel's scene, row and
+    column (for spatially held-out calibration, :func:`block_calibration`)."""
     from pathlib import Path
 
     import torch
     from safetensors.torch import save_file
 
-    save_file({"pixels": torch.from_numpy(np.ascontiguousarray(pixels, np.float32)),
-               "labels": torch.from_numpy(np.ascontiguousarray(labels, np.int64))}, str(Path(model_dir) / PIXELS_FILE))
+    t = {"pixels": torch.from_numpy(np.ascontiguousarray(pixels, np.float32)),
+         "labels": torch.from_numpy(np.ascontiguousarray(labels, np.int64))}
+    if positions is not None:
+        t["positions"] = torch.from_numpy(np.ascontiguousarray(positions, np.int64))
+    save_file(t, str(Path(model_dir) / PIXELS_FILE))
+
+
+def load_positions(model_dir) -> np.ndarray | None:
+    """The scene positions (n, 3) of the stored pixels, or None for folders written before they were kept."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    f = Path(model_dir) / PIXELS_FILE
+    if not f.is_file():
+        return None
+    with safe_open(str(f), "pt") as h:
+        return h.get_tensor("positions").numpy() if "positions" in h.keys() else None
 
 
 def load_pixels(model_dir) -> tuple[np.ndarray, np.ndarray]:

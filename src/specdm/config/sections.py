@@ -403,6 +403,23 @@ class SamplingConfig(Strict):
     previews: int = Field(8, ge=0)
     filter_threshold: float | None = Field(None, ge=0.0, le=1.0)  # drop pairs whose label fidelity is below
     max_attempts: int = Field(4, ge=1)  # tries per sample before a filtered sample is dropped
+    # class-aware decoding of samples with masks (specdm.augment.painting): each class region repainted from real
+    # training data of that class: none | residual (residual patches) | snap (nearest real spectra) | snap+residual
+    decode: Literal["none", "residual", "snap", "snap+residual"] = "none"
+    snap_alpha: float = Field(1.0, ge=0.0, le=1.0)  # snap: weight of the real spectrum (1 = replaced)
+    snap_k: int = Field(5, ge=1)  # snap: the real spectrum is drawn among this many nearest of the class
+    # snap: draw from every reference spectrum of the class, or only those the cleaning rule accepts for it
+    snap_pool: Literal["all", "accepted"] = "all"
+    # pixel-level label cleaning (specdm.augment.cleaning): pixels the real-trained scorer rejects -> ignore_index
+    clean: Literal["none", "loss_ratio"] = "none"
+    clean_ratio: float = Field(1.25, gt=0.0)  # loss_ratio: reject above this times the class's mean real loss
+    clean_min_kept: float = Field(0.5, ge=0.0, le=1.0)  # a pair keeping fewer of its labelled pixels is redrawn
+    # real pixels the per-class rule (and hard-class steering) is calibrated on: blocks = stored training pixels of
+    # scene blocks a forest did not see (spatially held out); oob = the forest's out-of-bag pixels (optimistic)
+    clean_calibration: Literal["blocks", "oob"] = "blocks"
+    # hard-class steering: spend samples on the classes the real-trained scorer finds hardest (its per-class loss)
+    hard_classes: bool = False
+    hard_strength: float = Field(1.0, gt=0.0)  # target share ~ real share x (loss / mean loss) ** strength
 
     @model_validator(mode="after")
     def _steps(self):

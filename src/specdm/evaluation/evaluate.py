@@ -18,6 +18,12 @@ differs from the one the real config gives). Conventions of
   (radians), mSAD over the classes present in both (``ignore_index`` left out),
   class proportions, sPr/sRec (k = 10, 10 groups) on equal numbers of per-pixel
   spectra. Every date's pixels count.
+- texture (:mod:`specdm.metrics.texture`): within-window standard deviation, edge density (Sobel magnitude above
+  the real windows' 0.8 quantile), radially averaged spatial power per band in a few frequency bins, and per class
+  the spread of pixel spectra; each real, synthetic and their ratio. sPr/sRec of one real half against the other
+  is the reference for the synthetic sRec.
+- label fidelity, with the share of each class's pixels that cleaning relabelled ``ignore_index`` (from the set's
+  ``metadata.json``) beside it: a fidelity reached by relabelling most pixels does not count.
 - optional FID of a 3-band false colour through a local TorchScript Inception.
 """
 
@@ -127,6 +133,7 @@ def evaluate(
 
     real_s, synth_s = ClassSpectra.of_windows(real_x, real_y, k), ClassSpectra.of_windows(synth_x, synth_y, k)
     fidelity = label_fidelity(data, real_x, real_y, synth_x, synth_y, seed)
+    _relabelled_beside(fidelity, ds.meta)
     result = {
         "specdm_evaluation": __version__,
         "command": command,
@@ -170,8 +177,10 @@ def evaluate(
         "warnings": warnings,
         "encoders": encoder_info,
         "distribution": distribution,
-        "spectral": _spectral(real_s, synth_s, real_x, synth_x, ref, max_spectra, seed),
+        "spectral": _spectral(real_s, synth_s, real_x, synth_x, ref, max_spectra, seed, halves),
+        "texture": texture(real_x, synth_x, real_s, synth_s, ref),
         "label_fidelity": fidelity,
+        "treatments": {key: ds.meta.get(key) for key in ("decode", "clean", "hard_classes", "filter")},
         "inception_fid": _inception_fid(inception, real_x, synth_x, ref.rgb_bands),
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} on cpu",
     }
@@ -202,6 +211,25 @@ def label_fidelity(data, real_x, real_y, synth_x, synth_y, seed: int) -> dict:
     except DataError as e:
         return {"skipped": e.problem, "min_ratio": None}
     return clf.report((hx, hy), (synth_x, synth_y), ref.class_names, source)
+
+
+def _relabelled_beside(fidelity: dict, meta: dict) -> None:
+    """Each class's relabelled share (pixel cleaning, from the set's metadata) beside its fidelity row."""
+    per = ((meta.get("clean") or {}).get("per_class")) or {}
+    fidelity["cleaned"] = bool(meta.get("clean"))
+    for row in fidelity.get("classes", []):
+        c = per.get(row["name"])
+        row["relabelled_share"] = None if c is None else c["relabelled_share"]
+
+
+def texture(real_x, synth_x, real_s: ClassSpectra, synth_s: ClassSpectra, ref) -> dict:
+    """Texture statistics of the real training windows and the synthetic samples (:mod:`specdm.metrics.texture`),
+    the edge threshold fitted on the real windows."""
+    from specdm.metrics.texture import class_spread, compare_texture, edge_threshold, texture_stats
+
+    thr = edge_threshold(real_x)
+    return compare_texture(texture_stats(real_x, thr), texture_stats(synth_x, thr), class_spread(real_s.std()),
+                           class_spread(synth_s.std()), ref.class_names, ref.ignore_index)
 
 
 # --------------------------------------------------------------------------- encoders and features
@@ -311,7 +339,8 @@ def _draw_pixels(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return flat[idx // flat.shape[2], :, idx % flat.shape[2]]
 
 
-def _spectral(real: ClassSpectra, synth: ClassSpectra, real_x, synth_x, ref, max_spectra: int, seed: int) -> dict:
+def _spectral(real: ClassSpectra, synth: ClassSpectra, real_x, synth_x, ref, max_spectra: int, seed: int,
+              halves=None) -> dict:
     classes = [c for c in range(ref.num_classes) if c != ref.ignore_index]
     angles = per_class_sad(real, synth)
     both = [c for c in classes if not math.isnan(angles[c])]
@@ -334,6 +363,13 @@ def _spectral(real: ClassSpectra, synth: ClassSpectra, real_x, synth_x, ref, max
     rng = np.random.default_rng(seed)
     n = min(max_spectra, real_x[:, :, 0].size, synth_x[:, :, 0].size)
     pr = spectral_precision_recall(_draw_pixels(real_x, n, rng), _draw_pixels(synth_x, n, rng), PR_K, PR_GROUPS, seed=seed)
+    halves_pr = None
+    if halves is not None and min(map(len, halves)) >= 1:
+        a, b = real_x[halves[0]], real_x[halves[1]]
+        nh = min(max_spectra, a[:, :, 0].size, b[:, :, 0].size)
+        if nh >= PR_K + 1:
+            h = spectral_precision_recall(_draw_pixels(a, nh, rng), _draw_pixels(b, nh, rng), PR_K, PR_GROUPS, seed=seed)
+            halves_pr = {"precision": h["precision"], "recall": h["recall"], "n_spectra": h["n_spectra"]}
     return {
         "msad_rad": m,
         "msad_deg": math.degrees(m),
@@ -350,6 +386,9 @@ def _spectral(real: ClassSpectra, synth: ClassSpectra, real_x, synth_x, ref, max
             "n_spectra": pr["n_spectra"],
             "note": "per-pixel spectra of every date, equal numbers drawn at random from each set "
                     f"(cap {max_spectra}), Euclidean distance in normalized units",
+            "real_halves": halves_pr,
+            "recall_vs_real_halves": None if not halves_pr or not halves_pr["recall"] else
+            pr["recall"] / halves_pr["recall"],
         },
         "diversity": {"applicable": False, "note": NOT_APPLICABLE_DIVERSITY},
     }
@@ -406,6 +445,27 @@ def _f(v, spec: str = ".4g") -> str:
     return "n/a" if v is None else format(v, spec)
 
 
+def _texture_markdown(t: dict | None) -> list[str]:
+    if not t:
+        return []
+    rows = [("within-window standard deviation", t["within_window_std"]),
+            (f"edge density (Sobel magnitude above the real {t['edge_density']['quantile']} quantile, "
+             f"{_f(t['edge_density']['threshold'])})", t["edge_density"])]
+    rows += [(f"spatial power, {lo:.3g}-{hi:.3g} cycles/pixel (mean over bands)", r)
+             for (lo, hi), r in zip(t["power"]["bins"], t["power"]["rows"])]
+    lines = ["", "## Texture", "",
+             f"Per window (each date one window), normalized units; {t['windows']['real']} real and "
+             f"{t['windows']['synthetic']} synthetic windows. Target: ratio within {t['tolerance']:.0%} of 1.", "",
+             "| statistic | real | synthetic | ratio |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {_f(r['real'])} | {_f(r['synthetic'])} | {_f(r['ratio'], '.3f')} |" for name, r in rows]
+    if t.get("class_spread"):
+        lines += ["", "Per class, the spread of pixel spectra (mean over bands of the per-band standard deviation):", "",
+                  "| value | class | real | synthetic | ratio |", "|---:|---|---:|---:|---:|"]
+        lines += [f"| {r['class']} | {r['name']} | {_f(r['real'])} | {_f(r['synthetic'])} | {_f(r['ratio'], '.3f')} |"
+                  for r in t["class_spread"]]
+    return lines
+
+
 def format_markdown(result: dict) -> str:
     """The readable report of an evaluation result (as written to evaluation.md)."""
     r, s, d = result["real"], result["spectral"], result["distribution"]
@@ -431,7 +491,10 @@ def format_markdown(result: dict) -> str:
     lines += [
         f"| mSAD over {len(s['msad_classes'])} classes (rad / deg) | {_f(s['msad_rad'])} / {_f(s['msad_deg'], '.3g')} | |",
         f"| sPr / sRec (k = {pr['k']}, {pr['n_spectra']} spectra per set, {pr['groups']} groups) "
-        f"| {_f(pr['precision'], '.3f')} / {_f(pr['recall'], '.3f')} | |",
+        f"| {_f(pr['precision'], '.3f')} / {_f(pr['recall'], '.3f')} | "
+        + ("" if not pr.get("real_halves") else
+           f"{_f(pr['real_halves']['precision'], '.3f')} / {_f(pr['real_halves']['recall'], '.3f')}") + " |",
+        f"| sRec / sRec of the real halves | {_f(pr.get('recall_vs_real_halves'), '.3f')} | |",
         f"| class proportions, total variation | {_f(s['class_proportion_tv'], '.3f')} | |",
         f"| FID, Inception on false colour | {_f(fid['fid']) if fid['computed'] else 'skipped'} | |",
         "",
@@ -444,6 +507,7 @@ def format_markdown(result: dict) -> str:
         name = c["name"] + (" (ignored)" if c["ignored"] else "")
         lines.append(f"| {c['class']} | {name} | {100 * c['real_fraction']:.2f} | {100 * c['synthetic_fraction']:.2f} "
                      f"| {_f(c['sad_rad'])} | {_f(c['sad_deg'], '.3g')} |")
+    lines += _texture_markdown(result.get("texture"))
     fid_ = result.get("label_fidelity")
     if fid_ and fid_.get("skipped"):
         lines += ["", "## Label fidelity", "", f"Not computed: {fid_['skipped']}."]
@@ -452,13 +516,19 @@ def format_markdown(result: dict) -> str:
                   f"{fid_['classifier']}; ceiling: its recall on {fid_['ceiling_source']}. Agreement: the share of "
                   "synthetic pixels of a class that it also assigns to that class. Ratio = agreement / ceiling; "
                   f"lowest over the classes of the training split: **{_f(fid_['min_ratio'], '.3f')}**.", "",
-                  "| value | class | ceiling (real) | agreement (synthetic) | ratio | synthetic pixels | nearest real class (SAD rad) |",
-                  "|---:|---|---:|---:|---:|---:|---|"]
+                  *(["Relabelled: the share of the class's synthetic pixels that pixel cleaning set to the ignore "
+                     "index (metadata.json); agreement counts the pixels that kept their label.", ""]
+                    if fid_.get("cleaned") else []),
+                  "| value | class | ceiling (real) | agreement (synthetic) | ratio | relabelled (%) | synthetic pixels "
+                  "| nearest real class (SAD rad) |",
+                  "|---:|---|---:|---:|---:|---:|---:|---|"]
         for c in fid_["classes"]:
             near = c["nearest_real_class"]
             near = "-" if near is None else f"{near['name']} ({near['sad_rad']:.3f})"
+            rel = c.get("relabelled_share")
             lines.append(f"| {c['class']} | {c['name']} | {_f(c['ceiling'], '.3f')} | {_f(c['agreement'], '.3f')} "
-                         f"| {_f(c['ratio'], '.3f')} | {c['synthetic_pixels']} | {near} |")
+                         f"| {_f(c['ratio'], '.3f')} | {'-' if rel is None else f'{100 * rel:.1f}'} "
+                         f"| {c['synthetic_pixels']} | {near} |")
         if fid_["classes_without_synthetic_pixels"]:
             lines.append(f"\nClasses of the training split with no synthetic pixel: "
                          f"{', '.join(fid_['classes_without_synthetic_pixels'])}.")

@@ -282,6 +282,101 @@ def _filter_section(meta: dict) -> list[str]:
             "Dropped samples per class their layout held:", *_bullets(f.get("dropped_per_class") or {"none": 0}), ""]
 
 
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}"
+
+
+def _ratio_cell(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def _decode_section(meta: dict) -> list[str]:
+    d = meta.get("decode")
+    if not d:
+        return []
+    refs = d.get("references") or {}
+
+    def counts(v):
+        return ", ".join(f"{k} {n}" for k, n in (v or {}).items())
+
+    return ["## Class-aware decoding", "", f"Mode `{d.get('mode')}`: {d.get('rule')}.", "",
+            f"References (real training data kept by stage 1): pixels per class: {counts(refs.get('pixels_per_class'))}; "
+            f"residual patches of {refs.get('patch_size')} pixels per class: {counts(refs.get('patches_per_class'))}.",
+            ""]
+
+
+def _clean_section(meta: dict) -> list[str]:
+    c = meta.get("clean")
+    if not c:
+        return []
+    pair = c.get("pair_rule", "")
+    lines = ["## Label cleaning", "", f"Rule: {c.get('rule')}. {pair[:1].upper() + pair[1:]}.", "",
+             f"{c.get('relabelled_pixels', '?')} of {c.get('labelled_pixels', '?')} labelled pixels relabelled "
+             f"({_pct(c.get('relabelled_share'))} %; at most {_pct(c.get('max_relabelled_share'))} % in one class); "
+             f"{c.get('failed_first_try', '?')} pairs failed their first try, {c.get('dropped', '?')} dropped.", "",
+             "Per class: the forest's agreement with the synthetic labels before and after cleaning, the loss "
+             "threshold, and the recall of a forest on the real pixels the rule was calibrated on (their ceiling; "
+             "`specdm evaluate` gives the one on the test part).", "",
+             "| class | labelled pixels | relabelled (%) | agreement before | agreement after | threshold (loss) "
+             "| real recall |", "|---|---:|---:|---:|---:|---:|---:|"]
+    cal = c.get("calibration") or {}
+    for name, row in (c.get("per_class") or {}).items():
+        k = cal.get(name, {})
+        thr = k.get("threshold")
+        lines.append(f"| {name} | {row['labelled_pixels']} | {_pct(row['relabelled_share'])} | "
+                     f"{_ratio_cell(row['agreement_before'])} | {_ratio_cell(row['agreement_after'])} | "
+                     f"{'n/a' if thr is None else f'{thr:.3f}'} | {_ratio_cell(k.get('real_recall'))} |")
+    if c.get("uncalibrated_classes"):
+        lines.append(f"\nClasses without calibration pixels (every pixel relabelled): "
+                     f"{', '.join(c['uncalibrated_classes'])}.")
+    return lines + [""]
+
+
+def _hard_section(meta: dict) -> list[str]:
+    h = meta.get("hard_classes")
+    if not h:
+        return []
+    lines = ["## Hard classes", "", f"Rule: {h.get('rule')} (strength {h.get('strength')}).", ""]
+    if "redrawn_for_hard_classes" in h:
+        lines += [f"{h['redrawn_for_hard_classes']} tries redrawn for it; mean acceptance probability "
+                  f"{h.get('mean_acceptance_probability', 0):.2f}.", ""]
+    lines += ["| class | real loss | real recall | real share (%) | target share (%) |",
+              "|---|---:|---:|---:|---:|"]
+    for name, row in (h.get("classes") or {}).items():
+        if not row.get("steered"):
+            continue
+        loss = row.get("real_loss")
+        lines.append(f"| {name} | {'n/a' if loss is None else f'{loss:.3f}'} | {_ratio_cell(row.get('real_recall'))} "
+                     f"| {_pct(row['real_share'])} | {_pct(row['target_share'])} |")
+    return lines + [""]
+
+
+def _texture_section(meta: dict) -> list[str]:
+    t = meta.get("texture")
+    if not t:
+        return []
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.4g}"
+
+    rows = [("within-window standard deviation", t["within_window_std"]),
+            (f"edge density (Sobel magnitude above the real {t['edge_density'].get('quantile')} quantile)",
+             t["edge_density"])]
+    rows += [(f"spatial power, {lo:.3g}-{hi:.3g} cycles/pixel", r) for (lo, hi), r in
+             zip(t["power"]["bins"], t["power"]["rows"])]
+    lines = ["## Texture", "",
+             f"Synthetic samples against the real training windows (normalized units; {t['windows']['real']} real, "
+             f"{t['windows']['synthetic']} synthetic windows; target: ratio within {t['tolerance']:.0%} of 1).", "",
+             "| statistic | real | synthetic | ratio |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {fmt(r['real'])} | {fmt(r['synthetic'])} | {_ratio_cell(r['ratio'])} |" for name, r in rows]
+    if t.get("class_spread"):
+        lines += ["", "Per class, the spread of pixel spectra (mean over bands of the per-band standard deviation):", "",
+                  "| class | real | synthetic | ratio |", "|---|---:|---:|---:|"]
+        lines += [f"| {r['name']} | {fmt(r['real'])} | {fmt(r['synthetic'])} | {_ratio_cell(r['ratio'])} |"
+                  for r in t["class_spread"]]
+    return lines + [""]
+
+
 def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], previews: list[Path], sections: list[str],
             summary: str | None) -> str:
     names = card_classes(meta)
@@ -336,6 +431,10 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
         "",
         *sections,
         *_filter_section(meta),
+        *_decode_section(meta),
+        *_clean_section(meta),
+        *_hard_section(meta),
+        *_texture_section(meta),
         "## Files",
         "",
         *_layout(out_dir),

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from specdm.config import LayoutConfig
-from specdm.errors import CheckpointError
+from specdm.errors import CheckpointError, ConfigError
 from specdm.models.denoisers import LatentControlledDenoiser, build_denoiser, build_latent_controlnet
 from specdm.pipelines import LayoutPipeline
 from specdm.recipes.sampling import Inputs
@@ -59,6 +59,7 @@ class LayoutInputs(Inputs):
     def bind(self, pipe, model_dir: Path, settings) -> None:
         from specdm.conditions.layouts import RealLayouts, class_targets, load_real_layouts, read_layouts
 
+        self.check_settings(settings)
         info = pipe.info
         k = len(info.class_names)
         self.files, self.real = None, None
@@ -69,6 +70,22 @@ class LayoutInputs(Inputs):
             shares = np.bincount(real.ravel(), minlength=k) / real.size
             targets = class_targets(self.class_targets, self.balance, info.class_names, info.ignore_index, shares)
             self.real = RealLayouts(real, k, targets, self.copy_paste, info.ignore_index, settings.seed)
+
+    def check_settings(self, settings) -> None:
+        if settings.hard_classes:
+            given = [f for f, on in (("--masks", self.source == "dir"), ("--classes", bool(self.class_targets)),
+                                     ("--balance", self.balance)) if on]
+            if given:
+                raise ConfigError(f"--hard-classes (sampling.hard_classes) sets the layouts' class targets; "
+                                  f"{' and '.join(given)} set{'s' * (len(given) == 1)} them too: give one of them")
+
+    def steer(self, targets, steered) -> bool:
+        """Hard-class steering: the real layouts drawn toward ``targets``."""
+        from specdm.conditions.layouts import RealLayouts
+
+        r = self.real
+        self.real = RealLayouts(r.masks, r.k, (targets, steered), self.copy_paste, r.ignore_index, r.seed)
+        return True
 
     @property
     def retry(self) -> str:

@@ -11,10 +11,22 @@ What the samples are drawn for is an :class:`Inputs` (an input kind): nothing (S
 masks (layouts), conditions, or RGB images; each method's recipe declares its kind (``Recipe.inputs``), and
 :func:`sample_model` (``specdm sample``) builds it from the options given.
 
-With a filter threshold (input kinds with masks), each pair is scored by a classifier of the real training
-pixels (:mod:`specdm.augment.fidelity`); a pair below the threshold is drawn again (new noise and, if asked, a new
-layout) up to ``max_attempts`` times, then dropped. Every try is logged in ``filter_log.jsonl``, so a resumed run
-skips dropped samples and the card and ``metadata.json`` state the rule, the threshold and what was dropped.
+Input kinds with masks take four treatments of every drawn batch, in this order (:class:`Treatment`), each
+off by default and recorded in ``metadata.json`` and the card when used:
+
+- class-aware decoding (``decode``, :mod:`specdm.augment.painting`): each class region repainted from real training
+  data of its class (residual patches, nearest real spectra);
+- the filter (``filter_threshold``): each pair is scored by a classifier of the real training pixels
+  (:mod:`specdm.augment.fidelity`); a pair below the threshold fails;
+- pixel-level label cleaning (``clean``, :mod:`specdm.augment.cleaning`): each pixel the classifier rejects becomes
+  ``ignore_index`` in the written mask; a pair keeping fewer than ``clean_min_kept`` of its labelled pixels fails;
+- hard-class steering (``hard_classes``): layout models draw their layouts toward class targets raised by the
+  classifier's per-class loss; joint models redraw a sample with a probability that falls as it holds more of the
+  hard classes (the last try is kept).
+
+A pair that fails is drawn again (new noise and, if asked, a new layout) up to ``max_attempts`` times, then
+dropped. Every try is logged in ``filter_log.jsonl``, so a resumed run skips dropped samples and the card and
+``metadata.json`` state the rules, the thresholds, what was dropped and what was relabelled per class.
 """
 
 from __future__ import annotations
@@ -28,9 +40,12 @@ from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from specdm import __version__
+from specdm.augment.cleaning import HardClassAcceptance, PixelCleaner, hard_class_targets, no_ignore_index_error
+from specdm.augment.fidelity import LabelFidelity, load_pixels
+from specdm.augment.painting import ClassPainter, ClassReferences, load_real_texture, painter_rngs
 from specdm.config import METHODS, SamplingConfig
 from specdm.data.normalize import Normalizer
-from specdm.errors import ConfigError, OutputError
+from specdm.errors import ConfigError, DataError, OutputError
 from specdm.metrics.spectral import ClassSpectra
 from specdm.models.info import ModelInfo
 from specdm.output.card import save_preview, source_licence, write_card
@@ -41,6 +56,7 @@ from specdm.pipelines.base import sample_seed
 FILTER_LOG = "filter_log.jsonl"
 RETRY_STREAM = 1 << 40  # retries draw their noise from seeds far from any sample index
 SEED_RULE = "sample i uses numpy SeedSequence([seed, i])"
+ACCEPT_STREAM = 0xACC  # the hard-class acceptance draw of a try: SeedSequence([seed, i, attempt, ACCEPT_STREAM])
 
 
 class Inputs:
@@ -95,6 +111,14 @@ class Inputs:
         """The dataset card's section on what the samples were drawn for."""
         return []
 
+    def check_settings(self, settings: SamplingConfig) -> None:
+        """Refuse settings this kind cannot follow (before ``specdm run`` trains)."""
+
+    def steer(self, targets: np.ndarray, steered: np.ndarray) -> bool:
+        """Draw toward class shares ``targets`` (K,) of the classes ``steered`` (hard-class steering); False when
+        this kind cannot choose its masks (the writer then redraws samples by :class:`HardClassAcceptance`)."""
+        return False
+
 
 def sample_model(model_dir: Path, out_dir: Path, settings: SamplingConfig, options: dict | None = None,
                  resume: bool = False, overwrite: bool = False, command: str = "", device: str | None = None) -> Path:
@@ -134,26 +158,19 @@ def write_set(model_dir: Path, out_dir: Path, inputs: Inputs, settings: Sampling
     info = pipe.info
     s = settings
     inputs.bind(pipe, model_dir, s)
-    if s.filter_threshold is not None and not inputs.has_masks:
-        raise ConfigError(f"the label-fidelity filter scores masks; {info.method} models sample images without masks",
-                          model_dir)
+    check_treatments(s, info.method, inputs.has_masks, info.ignore_index, model_dir)
+    treat = Treatment.build(pipe, model_dir, inputs, s)
     n = inputs.count(s)
     steps = pipe.steps(s.sampler, s.num_inference_steps)
     classes = len(info.class_names) if inputs.has_masks else None
     shape = (n, info.num_dates, info.num_bands, None if inputs.any_size else info.patch_size, classes,
              s.image_format, s.mask_format)
-    scorer = None
-    if s.filter_threshold is not None:
-        from specdm.augment.fidelity import LabelFidelity, load_pixels
-
-        scorer = LabelFidelity(len(info.class_names), info.ignore_index, seed=s.seed)
-        scorer = scorer.fit_pixels(*load_pixels(model_dir))
     if state.is_main_process:
         prepare_output(out_dir, resume, overwrite)
-        meta = dataset_metadata(pipe, model_dir, out_dir, inputs, n, s, steps, command, scorer)
+        meta = dataset_metadata(pipe, model_dir, out_dir, inputs, n, s, steps, command, treat)
         meta_file = out_dir / "metadata.json"
         check_resumable(meta_file, meta, resume, ("num_samples", "sampler", "seed", "model", "format", "inputs",
-                                                  "filter"), _comparable)
+                                                  "filter", "decode", "clean", "hard_classes"), _comparable)
         inputs.save(out_dir)
         meta_file.write_text(json.dumps(meta, indent=1))
         DatasetWriter(out_dir, *shape)
@@ -167,7 +184,7 @@ def write_set(model_dir: Path, out_dir: Path, inputs: Inputs, settings: Sampling
     log = out_dir / (FILTER_LOG if state.num_processes == 1 else f"{FILTER_LOG}.{state.process_index}")
     kw = dict(sampler=s.sampler, num_inference_steps=steps, eta=s.eta)
     for unit in mine:
-        _draw_unit(pipe, inputs, writer, unit, s, kw, scorer, log)
+        _draw_unit(pipe, inputs, writer, unit, s, kw, treat, log)
         bar.update(len(unit))
     bar.close()
     state.wait_for_everyone()
@@ -179,7 +196,7 @@ def write_set(model_dir: Path, out_dir: Path, inputs: Inputs, settings: Sampling
 
 
 def dataset_metadata(pipe, model_dir: Path, out_dir: Path, inputs: Inputs, n: int, s: SamplingConfig, steps: int,
-                     command: str, scorer=None) -> dict:
+                     command: str, treat: "Treatment | None" = None) -> dict:
     """``metadata.json`` of a set: the same keys for every method and input kind."""
     info, masks = pipe.info, inputs.has_masks
     layout = "(bands, rows, cols) float32, the data's own units" + (", each the size of its input" if inputs.any_size
@@ -212,20 +229,157 @@ def dataset_metadata(pipe, model_dir: Path, out_dir: Path, inputs: Inputs, n: in
         "command": command,
         "inputs": {"kind": inputs.kind, **inputs.metadata(out_dir)},
         "filter": None,
+        "decode": None,
+        "clean": None,
+        "hard_classes": None,
+        "texture": None,
     }
-    if scorer is not None:
-        meta["filter"] = {"rule": "a pair whose labelled pixels agree with a random forest of the real training "
-                                  f"pixels less often than the threshold is drawn again ({inputs.retry}), "
-                                  "and dropped after max_attempts tries",
-                          "threshold": s.filter_threshold, "max_attempts": s.max_attempts,
-                          "classifier": scorer.trained_on}
+    if treat is not None:
+        meta.update(treat.metadata(inputs, info.class_names, s))
     return meta
 
 
+RESUME_KEYS = {"filter": ("threshold", "max_attempts"), "decode": ("mode", "alpha", "k", "pool"),
+               "clean": ("rule", "ratio", "min_kept", "max_attempts", "calibrated_on"),
+               "hard_classes": ("strength", "targets")}
+
+
 def _comparable(meta: dict) -> dict:
-    """What decides whether a set resumes: the filter's settings, not the summary finishing adds."""
-    f = meta.get("filter") or {}
-    return {**meta, "filter": {k: v for k, v in f.items() if k in ("threshold", "max_attempts")}}
+    """What decides whether a set resumes: the treatments' settings, not the summaries finishing adds."""
+    out = dict(meta)
+    for key, keep in RESUME_KEYS.items():
+        v = meta.get(key)
+        out[key] = None if v is None else {k: x for k, x in v.items() if k in keep}
+    return out
+
+
+def check_treatments(s: SamplingConfig, method: str, has_masks: bool, ignore_index: int | None, where=None) -> None:
+    """Refuse, before anything is drawn (and before ``specdm run`` trains), treatments the samples cannot take:
+    every treatment needs masks; cleaning needs an ignore index to write."""
+    used = [flag for flag, on in (("--filter (sampling.filter_threshold)", s.filter_threshold is not None),
+                                  ("--decode (sampling.decode)", s.decode != "none"),
+                                  ("--clean (sampling.clean)", s.clean != "none"),
+                                  ("--hard-classes (sampling.hard_classes)", s.hard_classes)) if on]
+    if used and not has_masks:
+        raise ConfigError(f"{', '.join(used)} work{'s' * (len(used) == 1)} on masks; {method} models sample images "
+                          "without masks", where)
+    if s.clean != "none" and ignore_index is None:
+        raise no_ignore_index_error(where)
+
+
+class Treatment:
+    """What happens to each drawn batch before it is written (module docstring): class-aware decoding, the filter,
+    pixel cleaning and hard-class acceptance, built once per process from the model folder and the settings."""
+
+    def __init__(self, norm, painter=None, scorer=None, threshold=None, cleaner=None, min_kept=0.0, acceptance=None,
+                 hard=None):
+        self.norm, self.painter, self.scorer, self.threshold = norm, painter, scorer, threshold
+        self.cleaner, self.min_kept, self.acceptance, self.hard = cleaner, min_kept, acceptance, hard
+
+    @classmethod
+    def build(cls, pipe, model_dir: Path, inputs: Inputs, s: SamplingConfig) -> "Treatment":
+        info = pipe.info
+        norm = Normalizer.from_dict(info.normalization)
+        if not inputs.has_masks:
+            return cls(norm)
+        scorer = cleaner = acceptance = hard = calibration = source = painter = None
+        accepted_pool = s.decode != "none" and "snap" in s.decode and s.snap_pool == "accepted"
+        calibrate = s.clean != "none" or s.hard_classes or accepted_pool
+        if s.filter_threshold is not None or calibrate:
+            pixels, labels = load_pixels(model_dir)
+            scorer = LabelFidelity(len(info.class_names), info.ignore_index, seed=s.seed,
+                                   oob=calibrate and s.clean_calibration == "oob")
+            scorer = scorer.fit_pixels(pixels, labels)
+            if calibrate:
+                calibration, source = cls.calibration(scorer, pixels, labels, model_dir, info, s)
+        rule = PixelCleaner(scorer, s.clean_ratio, calibration, source) if calibrate else None
+        if s.clean != "none":
+            cleaner = rule
+        if s.decode != "none":
+            refs = ClassReferences.load(model_dir)
+            if accepted_pool:
+                refs = refs.subset(~rule.rejects(refs.pixels, refs.labels) | (refs.labels == info.ignore_index))
+            painter = ClassPainter(refs, s.decode, s.snap_alpha, s.snap_k, s.snap_pool)
+        if s.hard_classes:
+            from specdm.conditions.layouts import load_real_layouts
+
+            k = len(info.class_names)
+            real = load_real_layouts(model_dir)
+            shares = np.bincount(real.ravel(), minlength=k)[:k] / real.size
+            loss, recall, count = calibration
+            targets, steered = hard_class_targets(loss, shares, info.ignore_index, s.hard_strength)
+            by_layouts = inputs.steer(targets, steered)
+            acceptance = None if by_layouts else HardClassAcceptance(targets, steered, shares)
+            hard = {"loss": loss, "recall": recall, "shares": shares, "targets": targets, "steered": steered,
+                    "by": "layouts" if by_layouts else "acceptance", "source": source}
+        return cls(norm, painter, scorer, s.filter_threshold, cleaner, s.clean_min_kept, acceptance, hard)
+
+    @staticmethod
+    def calibration(scorer, pixels, labels, model_dir: Path, info, s: SamplingConfig):
+        """Per class, the real pixels' mean loss, recall and count that cleaning and hard-class steering use, and
+        what they were measured on (``clean_calibration``)."""
+        if s.clean_calibration == "oob":
+            return scorer.oob_class_losses(), "the forest's out-of-bag real pixels"
+        from specdm.augment.fidelity import block_calibration, load_positions
+
+        positions = load_positions(model_dir)
+        if positions is None:
+            raise DataError("the model folder's fidelity pixels have no scene positions (its stage 1 was trained "
+                            "before they were kept), so cleaning cannot be calibrated on held-out scene blocks; "
+                            "retrain stage 1, or pass --clean-calibration oob", model_dir)
+        return (block_calibration(scorer, pixels, labels, positions, info.patch_size),
+                f"stored real training pixels of {info.patch_size}-pixel scene blocks (a checkerboard) held out from "
+                "a forest trained on the other blocks")
+
+    @property
+    def retries(self) -> bool:
+        """Whether a drawn pair can fail (and be drawn again)."""
+        return self.threshold is not None or self.cleaner is not None or self.acceptance is not None
+
+    def metadata(self, inputs: Inputs, class_names: list[str], s: SamplingConfig) -> dict:
+        """The treatments' records in ``metadata.json`` (null when unused)."""
+        out = {}
+        if self.threshold is not None:
+            out["filter"] = {"rule": "a pair whose labelled pixels agree with a random forest of the real training "
+                                     f"pixels less often than the threshold is drawn again ({inputs.retry}), "
+                                     "and dropped after max_attempts tries",
+                             "threshold": self.threshold, "max_attempts": s.max_attempts,
+                             "classifier": self.scorer.trained_on}
+        if self.painter is not None:
+            out["decode"] = self.painter.record(class_names)
+        if self.cleaner is not None:
+            out["clean"] = {**self.cleaner.record(class_names), "min_kept": self.min_kept,
+                            "max_attempts": s.max_attempts, "classifier": self.scorer.trained_on,
+                            "pair_rule": f"a pair keeping fewer than {self.min_kept:g} of its labelled pixels is "
+                                         f"drawn again ({inputs.retry}), and dropped after max_attempts tries"}
+        if self.hard is not None:
+            h = self.hard
+            rows = {n: {"real_loss": _num(h["loss"][k]), "real_recall": _num(h["recall"][k]),
+                        "real_share": float(h["shares"][k]), "target_share": float(h["targets"][k]),
+                        "steered": bool(h["steered"][k])} for k, n in enumerate(class_names)}
+            how = ("the layouts are drawn toward the targets" if h["by"] == "layouts" else
+                   "a drawn sample is kept with probability sum_k share_k x (target_k / real_k) / max_k (target_k / "
+                   "real_k), else drawn again (new noise); the last try is kept")
+            out["hard_classes"] = {"rule": "target share of each labelled class = real share x (mean loss of the "
+                                           f"real-pixel random forest on the class's held-out real pixels, {h['source']}"
+                                           " / its mean over classes) ** strength, rescaled to the labelled classes' "
+                                           f"real total; {how}",
+                                   "strength": s.hard_strength, "steered_by": h["by"],
+                                   "targets": [round(float(v), 6) for v in h["targets"]], "classes": rows}
+        return out
+
+    def paint(self, images: np.ndarray, masks: np.ndarray, indices, seed: int) -> np.ndarray:
+        """Class-aware decoding of a batch in the data's units."""
+        x = self.normalized(images)
+        x = self.painter(x, masks, painter_rngs(seed, indices))
+        return np.moveaxis(self.norm.inverse(np.moveaxis(x, 2, -1)), -1, 2).astype(np.float32)
+
+    def normalized(self, images: np.ndarray) -> np.ndarray:
+        return np.moveaxis(self.norm(np.moveaxis(images, 2, -1)), -1, 2)
+
+
+def _num(v) -> float | None:
+    return float(v) if np.isfinite(v) else None
 
 
 def check_resumable(meta_file: Path, meta: dict, resume: bool, keys, view=lambda m: m) -> None:
@@ -238,32 +392,60 @@ def check_resumable(meta_file: Path, meta: dict, resume: bool, keys, view=lambda
                               meta_file.parent)
 
 
-def _draw_unit(pipe, inputs: Inputs, writer: DatasetWriter, pending: list[int], s: SamplingConfig, kw: dict, scorer,
-               log: Path) -> None:
-    """Draw samples ``pending`` and write them; with a ``scorer``, redraw those under the threshold (up to
+def _draw_unit(pipe, inputs: Inputs, writer: DatasetWriter, pending: list[int], s: SamplingConfig, kw: dict,
+               treat: Treatment, log: Path) -> None:
+    """Draw samples ``pending``, treat them (:class:`Treatment`) and write them; redraw those that fail (up to
     ``max_attempts`` tries), log every try and drop what never passes."""
-    attempts = s.max_attempts if scorer is not None else 1
-    norm = Normalizer.from_dict(pipe.info.normalization)
+    attempts = s.max_attempts if treat.retries else 1
     for attempt in range(attempts):
         # attempt 0 is the plain sample i; later attempts draw new noise (and, if asked, a new layout)
         run_seed = s.seed if attempt == 0 else sample_seed(s.seed, RETRY_STREAM + attempt)
         out = inputs.draw(pipe, pending, run_seed, attempt, kw)
-        masks = out.get("masks")
+        images, masks = out["images"], out.get("masks")
+        if treat.painter is not None:
+            images = treat.paint(images, masks, pending, run_seed)
         keep = np.ones(len(pending), bool)
-        if scorer is not None:
-            x = np.moveaxis(norm(np.moveaxis(out["images"], 2, -1)), -1, 2)
-            scores = scorer.sample_scores(x, masks)
-            keep = ~(scores < s.filter_threshold)  # NaN (no labelled pixel) is kept
-            with log.open("a") as f:
-                for i, sc, k, m in zip(pending, scores, keep, masks):
-                    rec = {"index": int(i), "attempt": attempt, "score": None if np.isnan(sc) else float(sc),
-                           "kept": bool(k)}
+        if treat.retries:
+            records = [{"index": int(i), "attempt": attempt} for i in pending]
+            failed = [[] for _ in pending]
+            x = treat.normalized(images) if treat.scorer is not None else None
+            if treat.threshold is not None:
+                scores = treat.scorer.sample_scores(x, masks)
+                for r, f, sc in zip(records, failed, scores):
+                    r["score"] = None if np.isnan(sc) else float(sc)
+                    if sc < treat.threshold:  # NaN (no labelled pixel) passes
+                        f.append("filter")
+            if treat.cleaner is not None:
+                cleaned = treat.cleaner(x, masks)
+                shares = cleaned.kept_share()
+                for j, (r, f) in enumerate(zip(records, failed)):
+                    r["kept_share"] = None if np.isnan(shares[j]) else float(shares[j])
+                    if shares[j] < treat.min_kept:
+                        f.append("clean")
+                    r.update(labelled=cleaned.labelled[j].tolist(), agree=cleaned.agree[j].tolist(),
+                             relabelled=cleaned.relabelled[j].tolist(), agree_kept=cleaned.agree_kept[j].tolist())
+                masks = cleaned.masks
+            if treat.acceptance is not None:
+                prob = treat.acceptance.probability(out["masks"])
+                for j, (i, r, f) in enumerate(zip(pending, records, failed)):
+                    r["p_accept"] = float(prob[j])
+                    u = np.random.default_rng([s.seed, int(i), attempt, ACCEPT_STREAM]).random()
+                    if u >= prob[j] and attempt < attempts - 1:
+                        f.append("hard_classes")
+            keep = np.array([not f for f in failed])
+            with log.open("a") as fh:
+                for j, (r, f, k, m) in enumerate(zip(records, failed, keep, out["masks"])):
+                    r["kept"] = bool(k)
+                    if "score" not in r and treat.threshold is not None:
+                        r["score"] = None
+                    if f:
+                        r["failed"] = f
                     if not k and attempt == attempts - 1:
-                        rec.update(dropped=True, classes=np.unique(m).tolist())
-                    f.write(json.dumps(rec) + "\n")
-        for k, (i, images) in enumerate(zip(pending, out["images"])):
+                        r.update(dropped=True, classes=np.unique(m).tolist())
+                    fh.write(json.dumps(r) + "\n")
+        for k, (i, im) in enumerate(zip(pending, images)):
             if keep[k]:
-                writer.write(i, images, None if masks is None else masks[k])
+                writer.write(i, im, None if masks is None else masks[k])
         pending = [i for i, k in zip(pending, keep) if not k]
         if not pending:
             return
@@ -278,7 +460,8 @@ def _filter_log(out_dir: Path) -> tuple[list[dict], set[int]]:
 
 
 def filter_summary(out_dir: Path, class_names: list[str]) -> dict | None:
-    """What the filter did: tries, redraws, dropped samples, and per class the dropped samples whose layout held it."""
+    """What the retries did: tries, redraws, dropped samples, and per class the dropped samples whose layout held
+    it; with more than the filter, how many tries failed for each reason."""
     rows, dropped = _filter_log(out_dir)
     if not rows:
         return None
@@ -287,9 +470,61 @@ def filter_summary(out_dir: Path, class_names: list[str]) -> dict | None:
         if r.get("dropped"):
             per_class[r["classes"]] += 1
     first = [r for r in rows if r["attempt"] == 0]
-    return {"tries": len(rows), "scored_samples": len(first), "failed_first_try": sum(not r["kept"] for r in first),
-            "redrawn": sum(1 for r in rows if r["attempt"] > 0), "dropped": len(dropped),
-            "dropped_per_class": {class_names[k]: int(v) for k, v in enumerate(per_class) if v}}
+    out = {"tries": len(rows), "scored_samples": len(first), "failed_first_try": sum(not r["kept"] for r in first),
+           "redrawn": sum(1 for r in rows if r["attempt"] > 0), "dropped": len(dropped),
+           "dropped_per_class": {class_names[k]: int(v) for k, v in enumerate(per_class) if v}}
+    reasons = {}
+    for r in rows:
+        for why in r.get("failed", []):
+            reasons[why] = reasons.get(why, 0) + 1
+    if set(reasons) - {"filter"}:
+        out["failed_tries_by_reason"] = reasons
+    return out
+
+
+def clean_summary(out_dir: Path, class_names: list[str], ignore_index: int | None, written: set[int]) -> dict | None:
+    """Per class, over the written samples (the try that was kept): pixels labelled before cleaning, the share
+    relabelled ``ignore_index``, and the forest's agreement with the labels before and after cleaning."""
+    rows, _ = _filter_log(out_dir)
+    last = {}
+    for r in rows:
+        if r.get("kept") and "labelled" in r and r["index"] in written:
+            last[r["index"]] = r
+    if not rows or not any("labelled" in r for r in rows):
+        return None
+    k = len(class_names)
+    lab, agree, rel, agree_kept = np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k)
+    for r in last.values():
+        lab += np.asarray(r["labelled"], float)[:k]
+        agree += np.asarray(r["agree"], float)[:k]
+        rel += np.asarray(r["relabelled"], float)[:k]
+        agree_kept += np.asarray(r["agree_kept"], float)[:k]
+    per = {}
+    for j, name in enumerate(class_names):
+        if j == ignore_index or lab[j] == 0:
+            continue
+        kept = lab[j] - rel[j]
+        per[name] = {"labelled_pixels": int(lab[j]), "relabelled": int(rel[j]),
+                     "relabelled_share": float(rel[j] / lab[j]),
+                     "agreement_before": float(agree[j] / lab[j]),
+                     "agreement_after": None if kept == 0 else float(agree_kept[j] / kept)}
+    first = [r for r in rows if r["attempt"] == 0 and "kept_share" in r]
+    return {"samples": len(last), "labelled_pixels": int(lab.sum()), "relabelled_pixels": int(rel.sum()),
+            "relabelled_share": float(rel.sum() / lab.sum()) if lab.sum() else None,
+            "max_relabelled_share": max((v["relabelled_share"] for v in per.values()), default=None),
+            "failed_first_try": sum("clean" in r.get("failed", []) for r in first),
+            "dropped": sum(1 for r in rows if r.get("dropped") and "clean" in r.get("failed", [])),
+            "per_class": per}
+
+
+def hard_summary(out_dir: Path) -> dict | None:
+    """Hard-class acceptance of joint samples: tries redrawn because of it, and the mean acceptance probability."""
+    rows, _ = _filter_log(out_dir)
+    probs = [r["p_accept"] for r in rows if "p_accept" in r]
+    if not probs:
+        return None
+    return {"tries": len(probs), "redrawn_for_hard_classes": sum("hard_classes" in r.get("failed", []) for r in rows),
+            "mean_acceptance_probability": float(np.mean(probs))}
 
 
 def _real_examples(model_dir: Path | None, autoencoder) -> tuple[np.ndarray, np.ndarray] | None:
@@ -328,6 +563,13 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Pat
     if examples is not None:
         stretch = rgb_stretch(np.moveaxis(examples[0][:, 0], 1, -1), info.rgb_bands)
     synth = ClassSpectra(len(names), info.num_bands)
+    real_texture = load_real_texture(model_dir) if ds.has_masks else None
+    texture = None
+    if real_texture is not None:
+        from specdm.metrics.texture import TextureStats
+
+        texture = TextureStats(info.num_bands, real_texture.get("edge_threshold"),
+                               [tuple(b) for b in real_texture["power_bins"]])
     preview_paths, firsts = [], []  # firsts: (date-1 image, mask) of the samples the comparison figure shows
     n_examples = 0 if examples is None else len(examples[0])
     (out_dir / "previews").mkdir(exist_ok=True)
@@ -337,6 +579,8 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Pat
         mask = item.get("mask")
         for im in imgs:
             synth.update(im, np.zeros(im.shape[:2], np.int64) if mask is None else mask)
+        if texture is not None:
+            texture.update(np.stack([np.moveaxis(im, -1, 0) for im in imgs]))
         if k < n_examples:
             firsts.append((imgs[0], mask))
         if k < previews:
@@ -348,10 +592,20 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Pat
     if info.real_stats and len(info.real_stats.get("counts", [])) == len(names):
         real = ClassSpectra.from_dict(info.real_stats)
     summary = filter_summary(out_dir, info.class_names) if ds.has_masks else None
-    if summary is not None:
-        meta["filter"] = {**(meta.get("filter") or {}), **summary}
+    if summary is not None and meta.get("filter") is not None:
+        meta["filter"] = {**meta["filter"], **summary}
+    if ds.has_masks and meta.get("clean") is not None:
+        meta["clean"] = {**meta["clean"], **(clean_summary(out_dir, info.class_names, info.ignore_index,
+                                                            set(ds.indices)) or {})}
+    if ds.has_masks and meta.get("hard_classes") is not None:
+        meta["hard_classes"] = {**meta["hard_classes"], **(hard_summary(out_dir) or {})}
     meta["complete"] = len(ds) + (summary or {}).get("dropped", 0) == meta["num_samples"]
     meta["synthetic_stats"] = synth.to_dict()
+    if texture is not None and ds.has_masks:
+        from specdm.metrics.texture import class_spread, compare_texture
+
+        meta["texture"] = compare_texture(real_texture, texture.summary(), class_spread(real.std()),
+                                          class_spread(synth.std()), names, info.ignore_index)
     meta["preview_stretch"] = None
     figures = []
     if examples is not None:
@@ -369,5 +623,5 @@ def finish_dataset(out_dir: Path, info: ModelInfo, previews: int, model_dir: Pat
                       summary=method.summary if method else None)
 
 
-__all__ = ["FILTER_LOG", "Inputs", "check_resumable", "dataset_metadata", "filter_summary",
-           "finish_dataset", "sample_model", "write_set"]
+__all__ = ["FILTER_LOG", "Inputs", "Treatment", "check_resumable", "check_treatments", "clean_summary",
+           "dataset_metadata", "filter_summary", "finish_dataset", "hard_summary", "sample_model", "write_set"]

@@ -37,7 +37,7 @@ from specdm.data.datamodule import prepare_data
 from specdm.output.dataset import check_format
 from specdm.recipes.estimate import dry_run_estimate
 from specdm.recipes.run_dir import loop_config, prepare_run_dir
-from specdm.recipes.sampling import Inputs, write_set
+from specdm.recipes.sampling import Inputs, check_treatments, write_set
 from specdm.training.autoencoder import reconstruction_report
 
 QUALITY_FILE = "stage1_quality.json"
@@ -126,6 +126,8 @@ def run(cfg: RunConfig, run_dir: Path, resume: bool = False, overwrite: bool = F
     s = cfg.sampling
     check_format(s.image_format, s.mask_format, data.reference.num_classes if inputs.has_masks else None,
                  None if inputs.any_size else cfg.data.patch_size)
+    check_treatments(s, cfg.method, inputs.has_masks, data.reference.ignore_index if inputs.has_masks else None)
+    inputs.check_settings(s)
     claim(cfg, run_dir, resume, overwrite)  # ... and create the folder once the inputs passed their checks
     state.print(data.summary())
 

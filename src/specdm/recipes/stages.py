@@ -76,20 +76,34 @@ class KLAutoencoderStage(AutoencoderStage):
                                     cfg.method)
         info.real_stats = data.train_statistics().to_dict()
         info.save(run.model_dir)
-        save_real_references(data, run.model_dir, cfg.train.seed)
+        reconstruct = kl_reconstruction(net, data.train)
+        save_real_references(data, run.model_dir, cfg.train.seed, lambda idx: reconstruct(idx)[1])
 
     def quality(self, run: Run, net, prepared) -> dict:
         return held_out_sets(run.data, lambda patches: kl_reconstruction(net, patches))
 
 
-def save_real_references(data: PreparedData, model_dir: Path, seed: int) -> None:
+def save_real_references(data: PreparedData, model_dir: Path, seed: int, reconstruct=None) -> None:
     """What sampling needs from the real training windows, kept in the model folder (safetensors):
-    labelled pixels for the label-fidelity filter, the window masks as layouts, a few windows for the card."""
+    labelled pixels for the label-fidelity filter and cleaning, the window masks as layouts, a few windows for the
+    card, the real windows' texture statistics and, with stage 1's ``reconstruct(indices)`` (reconstructed
+    windows), the class references of class-aware decoding (:mod:`specdm.augment.painting`)."""
     from safetensors.torch import save_file
+
+    from specdm.augment.painting import build_class_references, save_real_texture
 
     x, y = (t.numpy() for t in data.train.batch(range(len(data.train))))
     ref = data.reference
-    save_pixels(model_dir, *LabelFidelity(ref.num_classes, ref.ignore_index, seed=seed).training_pixels(x, y))
+    pixels, labels, index = LabelFidelity(ref.num_classes, ref.ignore_index, seed=seed).training_pixels(x, y, True)
+    size = x.shape[-1]
+    win = index // (size * size)
+    r, c = np.divmod(index % (size * size), size)
+    origin = np.array([(w.scene, w.r, w.c) for w in data.train.windows], np.int64)[win]
+    save_pixels(model_dir, pixels, labels, np.stack([origin[:, 0], origin[:, 1] + r, origin[:, 2] + c], 1))
+    save_real_texture(model_dir, x)
+    if reconstruct is not None:
+        with torch.no_grad():
+            build_class_references(x, y, reconstruct, ref.num_classes, seed=seed).save(model_dir)
     save_file({"masks": torch.from_numpy(y.astype(np.int64))}, str(model_dir / LAYOUTS_FILE))
     pick = np.unique(np.linspace(0, len(x) - 1, min(8, len(x))).round().astype(int))
     save_file({"images": torch.from_numpy(np.ascontiguousarray(x[pick])), "masks": torch.from_numpy(y[pick])},
