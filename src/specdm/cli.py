@@ -3,6 +3,8 @@
     specdm run CONFIG                 the whole flow (train both stages, sample, card)
     specdm train-autoencoder CONFIG   stage 1 only
     specdm train-diffusion CONFIG     stage 2 only (needs stage 1 in the same run folder)
+    specdm superres CONFIG            train a two-stage super-resolver on the training part and write
+                                      super-resolved training scenes (data.super_resolved reads them)
     specdm sample MODEL_DIR --out DIR synthesize a data set from a trained model folder
                                       (--rgb DIR_OR_FILE -k K: K spectral versions of each RGB image)
     specdm evaluate CONFIG SYNTH      score a synthetic data set against the config's real training split
@@ -54,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(sub.add_parser("run", help="train both stages and write the synthetic data set"))
     _config_args(sub.add_parser("train-autoencoder", help="stage 1: the two-stream (or single-stream) VAE"))
     _config_args(sub.add_parser("train-diffusion", help="stage 2: the latent denoiser"))
+    _config_args(sub.add_parser(
+        "superres", help="train the two-stage super-resolver on the config's training part and write its "
+                         "super-resolved scenes (HSIGene's augmentation; use them with data.super_resolved)",
+        description="Stage 1 learns the RGB bands (a conditional diffusion model), stage 2 every band guided by the "
+                    "RGB, both from the training part downsampled by each of superres.scales; then the training part "
+                    "is super-resolved at each scale into RUN/scenes (masks by nearest neighbour), a data set marked "
+                    "as derived. Default RUN: runs/<config name>_superres."))
 
     s = sub.add_parser("sample", help="write a synthetic data set from a trained model folder")
     s.add_argument("model_dir", type=Path, help="model folder (a run's model/)")
@@ -597,6 +606,13 @@ def _dispatch(args, command: str) -> int:
         print(format_markdown(result))
         print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}\n"
               f"html: {result['output']['html']}")
+        return 0
+    if args.command == "superres":
+        from specdm.recipes.superres import run_superres
+
+        run_dir = args.run_dir or Path("runs") / f"{cfg.name}_superres"
+        card = run_superres(cfg, run_dir, args.resume, args.overwrite, command)
+        print(f"super-resolver: {run_dir / 'model'}\nsuper-resolved scenes: {card.parent}\ncard: {card}")
         return 0
     from specdm.recipes import run, train
 
