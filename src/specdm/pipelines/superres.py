@@ -34,6 +34,7 @@ class SuperResolutionPipeline(SpecdmPipeline):
     components = {"guided": GuidedSuperResolver, "rgb_unet": UNet2DConditionModel, "scheduler": DDPMScheduler}
     modules = ("guided", "rgb_unet")
     autoencoder = None  # the writer's card asks every pipeline for one
+    path: Path | None = None  # the model folder it was loaded from (named in refusals)
 
     def __init__(self, guided, rgb_unet, info: ModelInfo, scheduler=None):
         super().__init__(info, guided=guided, rgb_unet=rgb_unet, scheduler=scheduler or DDPMScheduler())
@@ -50,7 +51,9 @@ class SuperResolutionPipeline(SpecdmPipeline):
         if info.latent_scale is None or not (path / "guided").is_dir() or not (path / "rgb_unet").is_dir():
             raise CheckpointError("the super-resolver is not fully trained yet (rerun specdm superres with --resume)",
                                   path)
-        return cls(info=info, **cls.load_components(path)).to(device)
+        pipe = cls(info=info, **cls.load_components(path)).to(device)
+        pipe.path = path
+        return pipe
 
     @property
     def scales(self) -> list[int]:
@@ -63,7 +66,8 @@ class SuperResolutionPipeline(SpecdmPipeline):
         """A :class:`DataError` naming the model folder's band count when ``what`` has another."""
         if num_bands != self.info.num_bands:
             raise DataError(f"the super-resolver was trained on {self.info.num_bands} bands "
-                            f"({self.info.band_names[0]} .. {self.info.band_names[-1]}); {what} has {num_bands}")
+                            f"({self.info.band_names[0]} .. {self.info.band_names[-1]}); {what} has {num_bands}",
+                            self.path)
 
     @torch.no_grad()
     def super_resolve_rgb(self, rgb: torch.Tensor, scale: int, generator: torch.Generator, sampler: str = "dpm++sde",
