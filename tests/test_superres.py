@@ -34,10 +34,21 @@ TINY_SR = {"scales": [2, 4], "rgb": {"steps": 4, "batch_size": 4, "num_inference
 def trained(tmp_path_factory):
     """`specdm superres` on the tiny 6-band scene: the model folder and its super-resolved scenes."""
     tmp = tmp_path_factory.mktemp("superres")
-    cfg = write_config(tmp / "cfg.yaml", tiny_method_config(tmp, "specdm", superres=TINY_SR))
+    (tmp / "rgb").mkdir()
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(tmp / "rgb" / "a.png")
+    sr = {**TINY_SR, "rgb_images": str(tmp / "rgb"), "rgb_crops_per_image": 5}
+    cfg = write_config(tmp / "cfg.yaml", tiny_method_config(tmp, "specdm", superres=sr))
     with single_thread():
         assert main(["--threads", "1", "superres", str(cfg), "--run-dir", str(tmp / "run")]) == 0
     return tmp, cfg
+
+
+def test_the_rgb_stage_also_learns_the_users_rgb_images(trained):
+    tmp, _ = trained
+    source = json.loads((tmp / "run" / "model" / "specdm.json").read_text())["source"]
+    assert source["rgb_crops"] == 5 and source["rgb_images"] == str(tmp / "rgb") and source["scales"] == [2, 4]
 
 
 def test_x2_of_a_constant_image_is_that_constant(trained):
@@ -154,6 +165,25 @@ def test_a_model_trained_on_another_band_count_is_refused_naming_it(trained, tmp
         str(tmp / "run" / "scenes")]}})
     with pytest.raises(DataError, match="holds 6 bands"):
         prepare_data(load_config(str(bad)).data)
+    from specdm.evaluation.benchmark.restoration import synthetic_windows
+
+    with pytest.raises(DataError, match="holds 6 bands, the config's data 5") as e:
+        synthetic_windows(tmp / "run" / "scenes", prepare_data(load_config(str(cfg)).data))
+    assert str(tmp / "run" / "scenes") in str(e.value)
+
+
+def test_superres_resumes_without_retraining(trained, capsys):
+    """A finished run resumed: both stages are skipped (weights unchanged) and no scene is written again."""
+    tmp, cfg = trained
+    meta = json.loads((tmp / "run" / "scenes" / "metadata.json").read_text())
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp / "run" / "scenes" / "images").iterdir()}
+    with single_thread():
+        assert main(["--threads", "1", "superres", str(cfg), "--run-dir", str(tmp / "run"), "--resume"]) == 0
+    after = json.loads((tmp / "run" / "scenes" / "metadata.json").read_text())
+    assert after["model"] == meta["model"]
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp / "run" / "scenes" / "images").iterdir()} == before
+    assert main(["superres", str(cfg), "--run-dir", str(tmp / "run")]) == 2
+    assert "--resume" in capsys.readouterr().err
 
 
 def test_apply_super_resolve_on_a_config_of_another_method(trained, tmp_path):

@@ -11,7 +11,9 @@
     specdm benchmark CONFIG --synthetic NAME=DIR
                                       does synthetic data help downstream models? (held-out test split)
     specdm benchmark CONFIG --rgb-model MODEL_DIR
-                                      pixel classification from RGB, RGB -> HyperLDM spectra, real spectra
+                                      pixel classification from RGB, RGB -> HyperLDM spectra, real
+    specdm benchmark CONFIG --task denoise|sr4 --synthetic NAME=DIR [--cross-scene CONFIG2]
+                                      does synthetic data help a denoiser or a x4 super-resolver? spectra
     specdm config CONFIG              print a config with every default filled in
     specdm view DATASET               write DATASET/view.html: a static page to browse the samples
     specdm conditions IMAGE --out DIR the condition maps of an image (edges, lines, ...), for --condition
