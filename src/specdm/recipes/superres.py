@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from accelerate import PartialState
 from diffusers import DDPMScheduler
 
@@ -36,7 +35,6 @@ from specdm import __version__
 from specdm.config import RunConfig
 from specdm.data.datamodule import PatchSet, PreparedData, prepare_data
 from specdm.data.superres import DERIVED_KIND
-from specdm.errors import DataError
 from specdm.models.denoisers import build_denoiser
 from specdm.models.info import ModelInfo
 from specdm.models.superres import GuidedSuperResolver
@@ -293,15 +291,17 @@ def _card(out_dir: Path, meta: dict, pipe, data: PreparedData, items, previews: 
     meta["complete"] = len(ds) == meta["num_samples"]
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1))
     d = meta["derived"]
+    scales = ", x".join(sorted({str(x["scale"]) for x in meta["samples"]}, key=int))
+    weights = ", ".join(f"{k} {v}" for k, v in meta["model"].items() if k != "path")
     rows = [f"| {x['index']} | {x['scene']} | {x['rows'][0]}-{x['rows'][1]} | {x['cols'][0]}-{x['cols'][1]} | "
             f"x{x['scale']} | {x['shape'][0]} x {x['shape'][1]} |" for x in meta["samples"]]
     text = "\n".join([
         f"# {out_dir.name}: super-resolved training scenes (derived data)", "",
         f"{len(ds)} of {meta['num_samples']} scenes written: the training part of "
-        f"{', '.join(meta['source']['scenes'])} super-resolved x{', x'.join(sorted({str(x['scale']) for x in meta['samples']}))} "
+        f"{', '.join(meta['source']['scenes'])} super-resolved x{scales} "
         "by specdm's two-stage super-resolver (HSIGene's augmentation): " + d["what"] + ".", "",
         f"- stages: {d['stages']}", f"- masks: {d['masks']}", f"- values: {d['value_range']}",
-        f"- model: `{meta['model']['path']}` (weights {', '.join(f'{k} {v}' for k, v in meta['model'].items() if k != 'path')})",
+        f"- model: `{meta['model']['path']}` (weights {weights})",
         f"- licence of the source data: {meta.get('licence') or 'see the source data'}", "",
         "## How it was made", "", "```", str(meta.get("command", "")), "```", "",
         "Use it as training data beside the real windows: `data.super_resolved: [" + str(out_dir) + "]` in a config.",

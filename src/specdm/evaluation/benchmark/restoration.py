@@ -100,7 +100,8 @@ def _tests(cfg: Config, data: PreparedData, task: str, sigma: float, cross: Conf
     for j, g in enumerate(data.split.get("test") or []):
         full = data.scene_image(g.scene)[:, :, g.r0 : g.r1, g.c0 : g.c1]
         for t, im in enumerate(full):
-            name = "held_out" + (f"/{j}" if len(data.split["test"]) > 1 else "") + (f"/t{t + 1}" if len(full) > 1 else "")
+            name = ("held_out" + (f"/{j}" if len(data.split["test"]) > 1 else "")
+                    + (f"/t{t + 1}" if len(full) > 1 else ""))
             images[name] = _crop(im, task)
     if not images:
         raise ConfigError(f"config '{cfg.name}' has no test region; the restoration benchmark scores on held-out "
@@ -261,7 +262,8 @@ def format_markdown(result: dict) -> str:
             p = e["psnr"]
             ci = p["diff_ci95"]
             lines.append(f"- {arm} vs real: PSNR {_f(p['diff_mean'], '+.2f')} dB (95 % CI {_f(ci[0], '+.2f')} to "
-                         f"{_f(ci[1], '+.2f')}, n = {p['n']}, Holm p {_f(p.get('p_holm'))}, MDE {_f(p['mde80'], '.2f')})"
+                         f"{_f(ci[1], '+.2f')}, n = {p['n']}, Holm p {_f(p.get('p_holm'))}, "
+                         f"MDE {_f(p['mde80'], '.2f')})"
                          f": **{p.get('verdict', NOT_ENOUGH)}**; SSIM {_f(e['ssim']['diff_mean'], '+.3f')}, SAM "
                          f"{_f(-e['sam_rad']['diff_mean'], '+.4f')} rad ({e['sam_rad']['verdict_unadjusted']})")
         lines.append("")
