@@ -3,13 +3,17 @@
     specdm run CONFIG                 the whole flow (train both stages, sample, card)
     specdm train-autoencoder CONFIG   stage 1 only
     specdm train-diffusion CONFIG     stage 2 only (needs stage 1 in the same run folder)
+    specdm superres CONFIG            train a two-stage super-resolver on the training part and write
+                                      super-resolved training scenes (data.super_resolved reads them)
     specdm sample MODEL_DIR --out DIR synthesize a data set from a trained model folder
                                       (--rgb DIR_OR_FILE -k K: K spectral versions of each RGB image)
     specdm evaluate CONFIG SYNTH      score a synthetic data set against the config's real training split
     specdm benchmark CONFIG --synthetic NAME=DIR
                                       does synthetic data help downstream models? (held-out test split)
     specdm benchmark CONFIG --rgb-model MODEL_DIR
-                                      pixel classification from RGB, RGB -> HyperLDM spectra, real spectra
+                                      pixel classification from RGB, RGB -> HyperLDM spectra, real
+    specdm benchmark CONFIG --task denoise|sr4 --synthetic NAME=DIR [--cross-scene CONFIG2]
+                                      does synthetic data help a denoiser or a x4 super-resolver? spectra
     specdm config CONFIG              print a config with every default filled in
     specdm view DATASET               write DATASET/view.html: a static page to browse the samples
     specdm conditions IMAGE --out DIR the condition maps of an image (edges, lines, ...), for --condition
@@ -54,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(sub.add_parser("run", help="train both stages and write the synthetic data set"))
     _config_args(sub.add_parser("train-autoencoder", help="stage 1: the two-stream (or single-stream) VAE"))
     _config_args(sub.add_parser("train-diffusion", help="stage 2: the latent denoiser"))
+    _config_args(sub.add_parser(
+        "superres", help="train the two-stage super-resolver on the config's training part and write its "
+                         "super-resolved scenes (HSIGene's augmentation; use them with data.super_resolved)",
+        description="Stage 1 learns the RGB bands (a conditional diffusion model), stage 2 every band guided by the "
+                    "RGB, both from the training part downsampled by each of superres.scales; then the training part "
+                    "is super-resolved at each scale into RUN/scenes (masks by nearest neighbour), a data set marked "
+                    "as derived. Default RUN: runs/<config name>_superres."))
 
     s = sub.add_parser("sample", help="write a synthetic data set from a trained model folder")
     s.add_argument("model_dir", type=Path, help="model folder (a run's model/)")
@@ -213,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --rgb-model: how the HyperLDM versions are drawn (default ddpm, as in the paper)")
     b.add_argument("--sampling-steps", type=int, default=None,
                    help="with --rgb-model: the sampler's steps (default: the sampler's, at most the model's T)")
+    b.add_argument("--task", choices=["denoise", "sr4"], default=None,
+                   help="a restoration benchmark (HSIGene's Tables 8/9) instead of the downstream one: a compact "
+                        "denoiser (Gaussian noise, --noise-sigma) or x4 super-resolver trained on real, --synthetic "
+                        "and real+synthetic windows, paired seeds, PSNR/SSIM/SAM on the held-out regions (and "
+                        "--cross-scene); OUT default runs/<config name>/restoration_<task>")
+    b.add_argument("--cross-scene", default=None, metavar="CONFIG2",
+                   help="with --task: also test on every scene of this config (same band count: align both with "
+                        "data.align), a scene the generator never saw")
+    b.add_argument("--noise-sigma", type=float, default=None, help="with --task denoise: the noise's sigma in "
+                                                                     "normalized units (default 0.2)")
     b.add_argument("--resume", action="store_true", help="continue OUT/benchmark.json, skipping finished runs")
     b.add_argument("--overwrite", action="store_true", help="replace an existing OUT/benchmark.json")
     b.add_argument("--report-only", type=Path, default=None, metavar="OUT",
@@ -315,9 +336,11 @@ def _check_benchmark_flags(args) -> None:
                               "--rgb-model MODEL_DIR")
         return
     protocol = [f for f, v in (("--design", args.design), ("--folds", args.folds), ("--labels", args.labels),
-                               ("--generator", args.generator)) if v is not None]
+                               ("--generator", args.generator), ("--task", args.task),
+                               ("--cross-scene", args.cross_scene)) if v is not None]
     if protocol:
-        raise ConfigError(f"{', '.join(protocol)} belong to the protocol over folds, not to --rgb-model")
+        raise ConfigError(f"{', '.join(protocol)} belong to the protocol over folds or the restoration benchmark, "
+                          "not to --rgb-model")
     if args.synthetic:
         raise ConfigError("--rgb-model and --synthetic are two different benchmarks; give one of them "
                           "(--rgb-model: pixel classification from RGB via the model; --synthetic: data sets)")
@@ -383,6 +406,44 @@ def _benchmark_protocol(args, cfg, command: str) -> int:
     result = run_protocol(cfg, out, args.design or "auto", folds, labels, generator, models, bo.seeds, steps,
                           bo.batch_size, bo.lr, bo.lr_schedule, bo.classical, primary, bo.self_training_threshold,
                           bo.speed, args.resume, command, args.device)
+    print(Path(result["output"]["markdown"]).read_text())
+    print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}")
+    return 0
+
+
+def _benchmark_restoration(args, cfg, command: str) -> int:
+    """``specdm benchmark CONFIG --task denoise|sr4 --synthetic NAME=DIR``: the restoration benchmark."""
+    from specdm.config import BenchmarkOptions, load_config, validate
+    from specdm.evaluation.benchmark.plan import parse_synthetic
+    from specdm.evaluation.benchmark.restoration import restoration_benchmark
+    from specdm.evaluation.restoration import DEFAULT_SIGMA
+
+    protocol = [f for f, v in (("--design", args.design), ("--folds", args.folds), ("--labels", args.labels),
+                               ("--generator", args.generator)) if v is not None]
+    if protocol or args.rgb_model is not None:
+        raise ConfigError(f"{', '.join(protocol or ['--rgb-model'])} do(es) not apply with --task: the restoration "
+                          "benchmark uses the config's own split")
+    other = [f for f, v in (("--models", args.models), ("--limited", args.limited), ("--classical", args.classical),
+                            ("--primary", args.primary), ("--self-training-threshold", args.self_training_threshold),
+                            ("--lr-schedule", args.lr_schedule), ("--amounts", args.amounts != "1,3,5" or None))
+             if v is not None]  # fmt: skip
+    if other:
+        raise ConfigError(f"{', '.join(other)} {'do' if len(other) > 1 else 'does'} not apply with --task (arms "
+                          "real, NAME and real+NAME; compact restorers, Adam with a cosine)")
+    if args.noise_sigma is not None and (args.task != "denoise" or not args.noise_sigma > 0):
+        raise ConfigError("--noise-sigma takes a positive sigma, with --task denoise")
+    if args.steps is not None and not args.steps.isdigit():
+        raise ConfigError(f"--steps with --task takes one number of steps, got '{args.steps}'")
+    given = {"seeds": args.seeds, "steps": int(args.steps) if args.steps else 1000, "batch_size": args.batch_size,
+             "lr": args.lr}
+    bo = validate(BenchmarkOptions, {k: v for k, v in given.items() if v is not None}, "specdm benchmark")
+    synthetic = parse_synthetic(args.synthetic) if args.synthetic else {}
+    cross = load_config(args.cross_scene) if args.cross_scene else None
+    result = restoration_benchmark(
+        cfg, args.task, synthetic, args.out or Path("runs") / cfg.name / f"restoration_{args.task}", seeds=bo.seeds,
+        steps=bo.steps, batch_size=bo.batch_size, lr=bo.lr, arms=args.arms and args.arms.split(","), cross=cross,
+        sigma=args.noise_sigma or DEFAULT_SIGMA, resume=args.resume, overwrite=args.overwrite, command=command,
+        device=args.device)
     print(Path(result["output"]["markdown"]).read_text())
     print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}")
     return 0
@@ -595,6 +656,8 @@ def _dispatch(args, command: str) -> int:
         return 0
     if args.command == "benchmark" and args.rgb_model is not None:
         return _benchmark_rgb(args, cfg, command)
+    if args.command == "benchmark" and args.task is not None:
+        return _benchmark_restoration(args, cfg, command)
     if args.command == "benchmark" and (args.design or ("split" if args.synthetic else "auto")) != "split":
         return _benchmark_protocol(args, cfg, command)
     if args.command == "benchmark":
@@ -603,6 +666,8 @@ def _dispatch(args, command: str) -> int:
         if args.folds or args.labels or args.generator:
             raise ConfigError("--folds, --labels and --generator belong to the protocol over folds; the config's own "
                               "split (--design split, or --synthetic) has none")
+        if args.cross_scene is not None or args.noise_sigma is not None:
+            raise ConfigError("--cross-scene and --noise-sigma belong to the restoration benchmark (--task)")
 
         given = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                  "lr_schedule": args.lr_schedule, "models": args.models and args.models.split(","),
@@ -625,6 +690,13 @@ def _dispatch(args, command: str) -> int:
         print(format_markdown(result))
         print(f"benchmark: {result['output']['json']}\nreport: {result['output']['markdown']}\n"
               f"html: {result['output']['html']}")
+        return 0
+    if args.command == "superres":
+        from specdm.recipes.superres import run_superres
+
+        run_dir = args.run_dir or Path("runs") / f"{cfg.name}_superres"
+        card = run_superres(cfg, run_dir, args.resume, args.overwrite, command)
+        print(f"super-resolver: {run_dir / 'model'}\nsuper-resolved scenes: {card.parent}\ncard: {card}")
         return 0
     from specdm.recipes import run, train
 

@@ -37,6 +37,7 @@ from specdm.config.sections import (
     SamplingConfig,
     SplitConfig,
     Strict,
+    SuperResConfig,
     TrainConfig,
 )
 from specdm.config.sections import validate as validate_section
@@ -143,6 +144,6 @@ __all__ = [
     "AutoencoderConfig", "BenchmarkOptions", "Config", "ContentEncoderConfig", "ControllableConfig",
     "ControllableRunConfig", "DataConfig", "DiffusionConfig", "EvaluateOptions", "HyperLDMConfig",
     "HyperLDMRunConfig", "LayoutConfig", "LayoutRunConfig", "Method", "RunConfig", "SamplingConfig",
-    "SpecDMRunConfig", "SplitConfig", "Strict", "TrainConfig", "as_method", "load_config", "method_of",
+    "SpecDMRunConfig", "SplitConfig", "Strict", "SuperResConfig", "TrainConfig", "as_method", "load_config", "method_of",
     "packaged_configs", "validate",
 ]

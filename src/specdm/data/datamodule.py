@@ -78,6 +78,7 @@ class PreparedData:
     parts: SplitParts | None = None
     labels: dict | None = None  # the label setting: kept share, kept pixels per class (scarce.thin_labels)
     cleaning: dict = field(default_factory=dict)  # stride, min_labelled, max_blank the training windows were cut with
+    super_resolved: dict | None = None  # windows of super-resolved scenes among the training windows (data.superres)
 
     @property
     def reference(self) -> Scene:
@@ -164,8 +165,11 @@ class PreparedData:
     def summary(self) -> str:
         """One line on the training data (what ``specdm run`` prints first)."""
         ref, p = self.reference, self.train.size
-        return (f"{len(self.train)} training windows of {p}x{p} from {len(self.scenes)} scene(s), {ref.num_bands} "
-                f"bands, {ref.num_classes} classes")
+        sr = self.super_resolved
+        extra = "" if sr is None else (f" ({sr['real_windows']} real, {sr['windows']} of super-resolved scenes: "
+                                       + ", ".join(f["path"] for f in sr["folders"]) + ")")
+        return (f"{len(self.train)} training windows of {p}x{p}{extra} from {len(self.scenes)} scene(s), "
+                f"{ref.num_bands} bands, {ref.num_classes} classes")
 
     def train_statistics(self) -> ClassSpectra:
         """Class counts and spectra of the training regions (normalized units, every date)."""
@@ -284,8 +288,10 @@ def _nominal_wavelengths(scene: Scene, wavelength_range) -> Scene:
 
 
 def prepare_data(d: "DataConfig", scenes: list[Scene] | None = None) -> PreparedData:
-    """:func:`prepare` with the settings of the ``data`` section of a config (scenes loaded when not given)."""
-    return prepare(
+    """:func:`prepare` with the settings of the ``data`` section of a config (scenes loaded when not given); with
+    ``data.super_resolved``, the windows of those super-resolved scenes join the training windows
+    (:func:`specdm.data.superres.add_super_resolved`)."""
+    data = prepare(
         scenes if scenes is not None else load_data(d),
         d.split.model_dump(),
         d.patch_size,
@@ -298,3 +304,8 @@ def prepare_data(d: "DataConfig", scenes: list[Scene] | None = None) -> Prepared
         d.labels_cell,
         d.labels_seed,
     )
+    if d.super_resolved:
+        from specdm.data.superres import add_super_resolved
+
+        data = add_super_resolved(data, d.super_resolved, d.super_resolved_stride)
+    return data

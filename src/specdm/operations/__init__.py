@@ -16,9 +16,10 @@ from specdm.errors import ConfigError
 from specdm.models.info import ModelInfo
 from specdm.operations.base import MARKER, Operation
 from specdm.operations.stage1_report import Stage1Report
+from specdm.operations.super_resolve import SuperResolve
 from specdm.output.dataset import claim_folder
 
-OPERATIONS: dict[str, Operation] = {op.name: op for op in (Stage1Report(),)}
+OPERATIONS: dict[str, Operation] = {op.name: op for op in (Stage1Report(), SuperResolve())}
 
 
 def apply(name: str, model_dir: Path, out_dir: Path, overrides: dict | None = None, cfg: RunConfig | None = None,
@@ -34,7 +35,7 @@ def apply(name: str, model_dir: Path, out_dir: Path, overrides: dict | None = No
                           f"{info.method}", model_dir)
     if op.needs_config and cfg is None:
         raise ConfigError(f"operation {name} reads the real data of a config; give --config CONFIG")
-    if cfg is not None and cfg.method != info.method:
+    if cfg is not None and op.same_method and cfg.method != info.method:
         raise ConfigError(f"the config is for method {cfg.method}, the model was made by {info.method}", model_dir)
     options = validate(op.Options, overrides or {}, f"specdm apply {name}")
     out_dir = Path(out_dir)

@@ -377,6 +377,23 @@ def _texture_section(meta: dict) -> list[str]:
     return lines + [""]
 
 
+def _super_resolved_section(meta: dict) -> list[str]:
+    """Which training windows of the generator were super-resolved, and by what (``source.super_resolved``)."""
+    sr = (meta.get("source") or {}).get("super_resolved") if isinstance(meta.get("source"), dict) else None
+    if not sr:
+        return []
+    lines = ["## Training data: real and super-resolved windows", "",
+             f"The generator trained on {sr['real_windows']} real windows and {sr['windows']} windows of "
+             "super-resolved copies of the real training part (derived data, HSIGene's augmentation; stride "
+             f"{sr['stride']}):", ""]
+    for f in sr["folders"]:
+        model = (f.get("model") or {}).get("path", "?")
+        scales = ", ".join(f"{k}: {v}" for k, v in (f.get("per_scale") or {}).items())
+        lines.append(f"- `{f['path']}`: {f['windows']} windows ({scales}), {f.get('stages') or '?'}; "
+                     f"super-resolver `{model}`")
+    return lines + ["", "Detail finer than the real pixels in those windows was invented by the super-resolver.", ""]
+
+
 def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], previews: list[Path], sections: list[str],
             summary: str | None) -> str:
     names = card_classes(meta)
@@ -435,6 +452,7 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
         *_clean_section(meta),
         *_hard_section(meta),
         *_texture_section(meta),
+        *_super_resolved_section(meta),
         "## Files",
         "",
         *_layout(out_dir),

@@ -185,10 +185,25 @@ def train_stage(stage: Stage, cfg: RunConfig, run_dir: Path, resume: bool = Fals
     state = PartialState()
     if state.is_main_process:
         stage.save(run, net, prepared)
+        record_super_resolved(run)
         sets = stage.quality(run, net, prepared)
         if sets is not None:
             write_quality(sets, run.model_dir)
     state.wait_for_everyone()
+
+
+def record_super_resolved(run: Run) -> None:
+    """When the training windows include super-resolved scenes (``data.super_resolved``), say so in the model folder's
+    ``specdm.json`` (``source.super_resolved``): every data set sampled from it carries the record in its
+    ``metadata.json`` and card."""
+    record = getattr(run.data, "super_resolved", None)
+    if record is None or not (run.model_dir / "specdm.json").is_file():
+        return
+    from specdm.models.info import ModelInfo
+
+    info = ModelInfo.load(run.model_dir)
+    info.source = {**info.source, "super_resolved": record}
+    info.save(run.model_dir)
 
 
 def write_quality(sets: dict, model_dir: Path) -> dict:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import statistics
@@ -63,6 +64,14 @@ class LoopConfig:
     mixed_precision: str = "auto"  # "auto", "no", "bf16", "fp16" (specdm.speed.resolve_speed)
     log_every: int = 25
     speed: str = "plain"  # "fast" or "plain" (specdm.speed); configs default to fast (train.speed)
+    lr_min: float | None = None  # None: constant lr; else annealed from lr to lr_min on a cosine over the steps
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of step ``step`` (from 0): ``lr``, or the cosine from ``lr`` to ``lr_min`` (a function of
+        the step alone, so a resumed run continues the schedule exactly)."""
+        if self.lr_min is None:
+            return self.lr
+        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * step / max(1, self.steps)))
 
     def resolve(self, device) -> Speed:
         return resolve_speed(self.speed, self.mixed_precision, False, device)
@@ -245,6 +254,9 @@ def train_loop(
         optimizer.zero_grad(set_to_none=True)
         acc.backward(loss)
         clip(main_params)
+        if cfg.lr_min is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr_at(step)
         optimizer.step()
         if aux_loss is not None:
             aux_optimizer.zero_grad(set_to_none=True)
