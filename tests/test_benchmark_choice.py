@@ -236,3 +236,38 @@ def test_self_training_arm_pseudo_labels_with_the_real_model(scene, tmp_path, mo
         assert run["pseudo_labels"] == record and run["augment"] == "flips"
         assert record["real_labels_kept"] == int((kept != 0).sum())
     assert "real + self-training (pseudo labels) + classical aug." in (tmp_path / "report.md").read_text()
+
+
+def test_on_a_block_fold_the_choice_hides_the_validation_labels_instead_of_dropping_windows(scene, monkeypatch):
+    """Small blocks lie in nearly every window: the choice trains on every training window with the labels of
+    the next fold's test part (and the guard around it) hidden, and scores on exactly those pixels; it never
+    reads the test part's image."""
+    from specdm.config import load_config
+    from specdm.data import folds
+
+    cfg = load_config(str(scene[1]), ["data.split={kind: folds, design: null, fold: 0, k: 2, block: 4, guard: 1}"])
+    real = bm._real_data(cfg, 0)
+    data = real.prepared
+    train_idx, regions, record = carve_validation(data)
+    assert record["train_windows"] == len(data.train) and np.array_equal(train_idx, np.arange(len(data.train)))
+    _, val = folds.fold_parts(data.parts.design, 1, [data.reference.shape])
+    v = val[0] & data.train_masks[0]
+    blocked = folds.near(v, 1)
+    p = data.train.size
+    for w, h in zip(data.train.windows, record["hide"]):
+        np.testing.assert_array_equal(h, blocked[w.r : w.r + p, w.c : w.c + p])
+    assert record["hidden_labels"] > 0
+    image, target = regions[0]
+    assert ((target != -1) == v).all()  # scored: the validation pixels only
+    assert (image[:, data.test_masks[0]] == 0).all()  # the test part's image is blanked
+    seen = {}
+
+    def fake_choose(model_name, train, *a, **k):
+        seen["y"] = train[1]
+        return {"recipe": "flips", "metric": "miou", "scores": {}, "seed": CHOICE_SEED, "steps": 1}
+
+    monkeypatch.setattr(bm, "choose_recipe", fake_choose)
+    bm._choose_classical(real, "unet", SETTINGS, "cpu", False)
+    hide = np.stack([blocked[w.r : w.r + p, w.c : w.c + p] for w in data.train.windows])
+    assert (seen["y"][hide] == real.ignore_index).all()
+    np.testing.assert_array_equal(seen["y"][~hide], real.y[~hide])

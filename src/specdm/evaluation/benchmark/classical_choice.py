@@ -73,9 +73,14 @@ def carve_validation(data: PreparedData, share: float = VALIDATION_SHARE, task: 
 
 def _carve_fold(data: PreparedData, task: str):
     """A fold split's validation part: the test part of the next fold of the same design ((i + 1) mod k), where
-    it lies inside fold i's training part. The choice trains on the training windows that stay clear of it (and
-    of the design's guard around it); each validation scene is predicted whole with every pixel outside fold i's
-    training part set to 0 (the test part's image is never read), and scored on the validation pixels only."""
+    it lies inside fold i's training part. Each validation scene is predicted whole with every pixel outside fold
+    i's training part set to 0 (the test part's image is never read) and scored on the validation pixels only.
+
+    The choice trains on the training windows: for a design of whole scenes, those outside the validation scenes;
+    for a block design, whose small blocks lie in nearly every window, on every training window with the labels
+    of the validation pixels and of the design's guard around them hidden (``ignore_index``; the record's
+    ``hide`` holds them per window), so no validation label is learnt from. Without an ``ignore_index`` a block
+    design's windows that touch the validation part are left out instead."""
     from specdm.data import folds
 
     design, fold = data.parts.design, int(data.parts.record["fold"])
@@ -93,15 +98,26 @@ def _carve_fold(data: PreparedData, task: str):
         pixels += int(v.sum())
         ims = data.scene_image(i) * train[None, None]
         regions.append((ims[0] if task == "segmentation" else ims, np.where(v, scene.mask, OUTSIDE)))
-    keep = [i for i, w in enumerate(data.train.windows)
-            if not blocked[w.scene][w.r : w.r + size, w.c : w.c + size].any()]
+    windows = data.train.windows
+    hide_labels = design.get("unit") == "blocks" and data.reference.ignore_index is not None
+    if hide_labels:
+        keep = list(range(len(windows)))
+        hide = np.stack([blocked[w.scene][w.r : w.r + size, w.c : w.c + size] for w in windows])
+    else:
+        keep = [i for i, w in enumerate(windows) if not blocked[w.scene][w.r : w.r + size, w.c : w.c + size].any()]
+        hide = None
     train_idx = np.array(keep, dtype=np.int64)
     if len(train_idx) < 2 or not regions:
         raise DataError(f"fold {val_fold}'s test part as validation leaves {len(train_idx)} training window(s) and "
                         f"{pixels} validation pixels; the classical choice needs at least 2 and some",
                         data.reference.source, hint="pass a recipe name instead of 'auto'")  # fmt: skip
-    record = {"validation": f"fold {val_fold}'s test part inside fold {fold}'s training part (guard {guard} px)",
-              "train_windows": int(len(train_idx)), "validation_pixels": pixels}
+    how = "labels hidden in the training windows" if hide_labels else "windows touching it left out"
+    record = {"validation": f"fold {val_fold}'s test part inside fold {fold}'s training part (guard {guard} px; "
+                            f"{how})", "train_windows": int(len(train_idx)), "validation_pixels": pixels}
+    if hide is not None:
+        record["hide"] = hide
+        record["hidden_labels"] = int(sum((data.train.masks[w.scene][w.r : w.r + size, w.c : w.c + size][h]
+                                           != data.reference.ignore_index).sum() for w, h in zip(windows, hide)))
     return train_idx, regions, record
 
 

@@ -527,8 +527,12 @@ def _classical_recipes(classical: str, models: Sequence[str], plan: Sequence[Arm
 def _choose_classical(real: _Data, model_name: str, settings: dict, device, progress) -> dict:
     """Choose the classical recipe of ``model_name`` on the last rows of the training regions (never test)."""
     train_idx, regions, record = carve_validation(real.prepared, VALIDATION_SHARE, real.task)
+    y = real.y[train_idx]
+    hide = record.pop("hide", None)
+    if hide is not None:  # a block design: the validation pixels' labels are hidden in the training windows
+        y = np.where(hide, real.ignore_index, y)
     choice = choose_recipe(
-        model_name, (real.x[train_idx], real.y[train_idx]), regions, list(RECIPES), settings["steps"],
+        model_name, (real.x[train_idx], y), regions, list(RECIPES), settings["steps"],
         settings["batch_size"], settings["lr"], CHOICE_SEED, real.ignore_index, num_classes=real.num_classes,
         class_weights="balanced" if real.task == "change" else None, lr_schedule=settings["lr_schedule"],
         tile=settings["tile"], overlap=settings["overlap"], device=device, progress=progress, speed=settings["speed"],
