@@ -17,6 +17,7 @@ RANKS = {
     "errors": 0,
     "schedulers": 1,
     "metrics": 1,
+    "layers": 1,  # plain torch building blocks shared by generative and task models: torch only
     "speed": 1,  # how training steps run (precision, memory layout, fused optimizers): torch only
     "io": 2,
     "scene": 3,

@@ -251,8 +251,9 @@ def test_wrong_models_are_refused_naming_the_folder_before_training(bench, tmp_p
     other = tmp_path / "specdm_model"
     other.mkdir()
     info = json.loads((model / "specdm.json").read_text())
-    (other / "specdm.json").write_text(json.dumps({**info, "method": "specdm"}))
-    with pytest.raises(DataError, match="method 'specdm'") as e:
+    unconditioned = {k: v for k, v in info["source"].items() if k != "rgb"}  # as a SpecDM model records it
+    (other / "specdm.json").write_text(json.dumps({**info, "method": "specdm", "source": unconditioned}))
+    with pytest.raises(DataError, match="method 'specdm', whose models are not conditioned on RGB") as e:
         rgb.rgb_benchmark(cfg, other, tmp_path / "o1", load_model=load, **FAST)
     assert str(e.value).startswith(f"{other}: ")
     with pytest.raises(DataError, match="specdm.json missing") as e:

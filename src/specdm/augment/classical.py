@@ -111,24 +111,11 @@ def classical_augment(
         xw, yw, _ = _windows(x, y)
         return _back(*classical_augment(xw, yw, rng), True)
     b = len(x)
-    flips = rng.random((b, 2)) < 0.5
-    turns = rng.integers(4, size=b) if x.shape[-1] == x.shape[-2] else 2 * rng.integers(2, size=b)
-    mixing = rng.random(b) < 0.5
-    partner = rng.permutation(b)
-    lam = rng.beta(MIXUP_ALPHA, MIXUP_ALPHA, size=b)
-    lam = np.where(mixing, np.maximum(lam, 1.0 - lam), 1.0).astype(np.float32)
-    noisy = rng.random(b) < 0.5
+    d4 = _D4(rng, x.shape)
+    partner, lam, noisy = _mixup_noise_draws(rng, b)
     noise = _gaussian(rng, x.shape, noisy) * NOISE_STD
 
-    def geometric(a: np.ndarray, i: int) -> np.ndarray:
-        if flips[i, 0]:
-            a = a[..., ::-1]
-        if flips[i, 1]:
-            a = a[..., ::-1, :]
-        return np.rot90(a, turns[i], axes=(-2, -1))
-
-    x = np.stack([geometric(x[i], i) for i in range(b)])
-    y = np.stack([geometric(y[i], i) for i in range(b)])
+    x, y = d4.apply(x), d4.apply(y)
     lam = lam.reshape(b, *[1] * (x.ndim - 1))
     x = lam * x + (1.0 - lam) * x[partner]
     x = x + noise * noisy.reshape(lam.shape)
@@ -143,26 +130,14 @@ def classical_augment_torch(x, y: np.ndarray, rng: FastNoise):
     import torch
 
     b, (h, w) = len(x), x.shape[-2:]
-    flips = rng.random((b, 2)) < 0.5
-    turns = rng.integers(4, size=b) if w == h else 2 * rng.integers(2, size=b)
-    mixing = rng.random(b) < 0.5
-    partner = rng.permutation(b)
-    lam = rng.beta(MIXUP_ALPHA, MIXUP_ALPHA, size=b)
-    lam = np.where(mixing, np.maximum(lam, 1.0 - lam), 1.0).astype(np.float32)
-    noisy = rng.random(b) < 0.5
-
-    def geometric(a: np.ndarray, i: int) -> np.ndarray:
-        if flips[i, 0]:
-            a = a[..., ::-1]
-        if flips[i, 1]:
-            a = a[..., ::-1, :]
-        return np.rot90(a, turns[i], axes=(-2, -1))
+    d4 = _D4(rng, x.shape)
+    partner, lam, noisy = _mixup_noise_draws(rng, b)
 
     grid = np.arange(h * w).reshape(h, w)
-    index = torch.from_numpy(np.stack([geometric(grid, i).ravel() for i in range(b)]))
+    index = torch.from_numpy(np.stack([d4.one(grid, i).ravel() for i in range(b)]))
     flat = x.reshape(b, -1, h * w)
     x = torch.gather(flat, 2, index[:, None, :].expand(-1, flat.shape[1], -1)).reshape(x.shape)
-    y = np.stack([geometric(y[i], i) for i in range(b)])
+    y = d4.apply(y)
     lam_t = torch.from_numpy(lam).view(b, *[1] * (x.dim() - 1))
     x = lam_t * x + (1.0 - lam_t) * x[torch.from_numpy(partner)]
     rows = np.flatnonzero(noisy)
@@ -177,6 +152,40 @@ TORCH_RECIPES = {"classical": classical_augment_torch}
 
 
 # --------------------------------------------------------------------------- the pieces
+
+
+def _mixup_noise_draws(rng, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The classical recipe's draws after the D4 ones: mixup partners, weights (1 where a sample is not mixed,
+    else ``Beta(0.4, 0.4)`` folded to ``>= 0.5``) and which samples get noise."""
+    mixing = rng.random(b) < 0.5
+    partner = rng.permutation(b)
+    lam = rng.beta(MIXUP_ALPHA, MIXUP_ALPHA, size=b)
+    lam = np.where(mixing, np.maximum(lam, 1.0 - lam), 1.0).astype(np.float32)
+    return partner, lam, rng.random(b) < 0.5
+
+
+class _D4:
+    """Per-sample flips (0.5 each, horizontal then vertical) and quarter turns (half turns for non-square
+    windows) drawn from ``rng`` for a batch of ``shape`` (in this order: flips, then turns); ``on`` limits them
+    to some samples. Applied alike to images, masks and both dates."""
+
+    def __init__(self, rng, shape: tuple, on: np.ndarray | None = None):
+        b, (h, w) = shape[0], shape[-2:]
+        self.flips = rng.random((b, 2)) < 0.5
+        self.turns = rng.integers(4, size=b) if w == h else 2 * rng.integers(2, size=b)
+        self.on = np.ones(b, bool) if on is None else on
+
+    def one(self, a: np.ndarray, i: int) -> np.ndarray:
+        if not self.on[i]:
+            return a
+        if self.flips[i, 0]:
+            a = a[..., ::-1]
+        if self.flips[i, 1]:
+            a = a[..., ::-1, :]
+        return np.rot90(a, self.turns[i], axes=(-2, -1))
+
+    def apply(self, a: np.ndarray) -> np.ndarray:
+        return np.stack([self.one(a[i], i) for i in range(len(a))])
 
 
 def _windows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -211,21 +220,8 @@ def flip_rotate(x, y, rng: np.random.Generator, ignore_index: int | None = None,
     x, y, pixels = _windows(x, y)
     b = len(x)
     on = rng.random(b) < p
-    flips = rng.random((b, 2)) < 0.5
-    turns = rng.integers(4, size=b) if x.shape[-1] == x.shape[-2] else 2 * rng.integers(2, size=b)
-
-    def geometric(a: np.ndarray, i: int) -> np.ndarray:
-        if not on[i]:
-            return a
-        if flips[i, 0]:
-            a = a[..., ::-1]
-        if flips[i, 1]:
-            a = a[..., ::-1, :]
-        return np.rot90(a, turns[i], axes=(-2, -1))
-
-    x = np.stack([geometric(x[i], i) for i in range(b)])
-    y = np.stack([geometric(y[i], i) for i in range(b)])
-    return _back(x, y, pixels)
+    d4 = _D4(rng, x.shape, on)
+    return _back(d4.apply(x), d4.apply(y), pixels)
 
 
 def radiation_noise(x, y, rng: np.random.Generator, ignore_index: int | None = None, p: float = 1.0,

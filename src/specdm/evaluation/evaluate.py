@@ -50,6 +50,7 @@ from specdm.errors import CheckpointError, ConfigError, DataError, OutputError
 from specdm.evaluation.features import extract_features, load_encoder, mask_one_hot, save_encoder, train_encoder
 from specdm.evaluation.records import json_safe, log, write_json
 from specdm.metrics import ClassSpectra, frechet_distance, kid, msad, per_class_sad, spectral_precision_recall
+from specdm.metrics.texture import texture_markdown
 
 ENCODER_BATCH = 32
 FEATURE_DIM = 64
@@ -445,27 +446,6 @@ def _f(v, spec: str = ".4g") -> str:
     return "n/a" if v is None else format(v, spec)
 
 
-def _texture_markdown(t: dict | None) -> list[str]:
-    if not t:
-        return []
-    rows = [("within-window standard deviation", t["within_window_std"]),
-            (f"edge density (Sobel magnitude above the real {t['edge_density']['quantile']} quantile, "
-             f"{_f(t['edge_density']['threshold'])})", t["edge_density"])]
-    rows += [(f"spatial power, {lo:.3g}-{hi:.3g} cycles/pixel (mean over bands)", r)
-             for (lo, hi), r in zip(t["power"]["bins"], t["power"]["rows"])]
-    lines = ["", "## Texture", "",
-             f"Per window (each date one window), normalized units; {t['windows']['real']} real and "
-             f"{t['windows']['synthetic']} synthetic windows. Target: ratio within {t['tolerance']:.0%} of 1.", "",
-             "| statistic | real | synthetic | ratio |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {_f(r['real'])} | {_f(r['synthetic'])} | {_f(r['ratio'], '.3f')} |" for name, r in rows]
-    if t.get("class_spread"):
-        lines += ["", "Per class, the spread of pixel spectra (mean over bands of the per-band standard deviation):", "",
-                  "| value | class | real | synthetic | ratio |", "|---:|---|---:|---:|---:|"]
-        lines += [f"| {r['class']} | {r['name']} | {_f(r['real'])} | {_f(r['synthetic'])} | {_f(r['ratio'], '.3f')} |"
-                  for r in t["class_spread"]]
-    return lines
-
-
 def format_markdown(result: dict) -> str:
     """The readable report of an evaluation result (as written to evaluation.md)."""
     r, s, d = result["real"], result["spectral"], result["distribution"]
@@ -507,7 +487,7 @@ def format_markdown(result: dict) -> str:
         name = c["name"] + (" (ignored)" if c["ignored"] else "")
         lines.append(f"| {c['class']} | {name} | {100 * c['real_fraction']:.2f} | {100 * c['synthetic_fraction']:.2f} "
                      f"| {_f(c['sad_rad'])} | {_f(c['sad_deg'], '.3g')} |")
-    lines += _texture_markdown(result.get("texture"))
+    lines += ["", *texture_markdown(result["texture"])] if result.get("texture") else []
     fid_ = result.get("label_fidelity")
     if fid_ and fid_.get("skipped"):
         lines += ["", "## Label fidelity", "", f"Not computed: {fid_['skipped']}."]

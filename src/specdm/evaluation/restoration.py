@@ -26,6 +26,7 @@ from torch import nn
 
 from specdm.errors import ConfigError, DataError
 from specdm.evaluation.fit import batch_indices, fit, seeded
+from specdm.layers import residual_body
 from specdm.metrics.reference import psnr, sam, ssim
 
 __all__ = ["TASKS", "CompactDenoiser", "CompactSuperResolver", "degrade", "restoration_scores", "restore",
@@ -61,9 +62,7 @@ class CompactSuperResolver(nn.Module):
     def __init__(self, num_bands: int, width: int = 48, blocks: int = 4):
         super().__init__()
         self.head = nn.Conv2d(num_bands, width, 3, padding=1)
-        self.body = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1))
-            for _ in range(blocks))
+        self.body = residual_body(width, blocks)
         self.tail = nn.Conv2d(width, num_bands, 3, padding=1)
 
     def forward(self, x):

@@ -162,5 +162,31 @@ def compare_texture(real: dict, synth: dict, real_spread=None, synth_spread=None
     return out
 
 
+def texture_markdown(t: dict) -> list[str]:
+    """The ``## Texture`` section of a report (``specdm evaluate``, the dataset card) from
+    :func:`compare_texture`'s result."""
+
+    def f(v, spec: str = ".4g") -> str:
+        return "n/a" if v is None else format(v, spec)
+
+    edges = t["edge_density"]
+    rows = [("within-window standard deviation", t["within_window_std"]),
+            (f"edge density (Sobel magnitude above the real {edges.get('quantile')} quantile, "
+             f"{f(edges.get('threshold'))})", edges)]
+    rows += [(f"spatial power, {lo:.3g}-{hi:.3g} cycles/pixel (mean over bands)", r)
+             for (lo, hi), r in zip(t["power"]["bins"], t["power"]["rows"])]
+    lines = ["## Texture", "",
+             f"Per window (each date one window), normalized units; {t['windows']['real']} real and "
+             f"{t['windows']['synthetic']} synthetic windows. Target: ratio within {t['tolerance']:.0%} of 1.", "",
+             "| statistic | real | synthetic | ratio |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {f(r['real'])} | {f(r['synthetic'])} | {f(r['ratio'], '.3f')} |" for name, r in rows]
+    if t.get("class_spread"):
+        lines += ["", "Per class, the spread of pixel spectra (mean over bands of the per-band standard deviation):",
+                  "", "| value | class | real | synthetic | ratio |", "|---:|---|---:|---:|---:|"]
+        lines += [f"| {r['class']} | {r['name']} | {f(r['real'])} | {f(r['synthetic'])} | {f(r['ratio'], '.3f')} |"
+                  for r in t["class_spread"]]
+    return lines
+
+
 __all__ = ["EDGE_QUANTILE", "POWER_BINS", "TOLERANCE", "TextureStats", "class_spread", "compare_texture",
-           "edge_threshold", "gradient_magnitude", "radial_power", "texture_stats"]
+           "edge_threshold", "gradient_magnitude", "radial_power", "texture_markdown", "texture_stats"]

@@ -25,6 +25,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from specdm.layers import residual_body
+
 __all__ = ["GuidedSuperResolver", "PlainSuperResolver", "downsample", "structure_gate", "upsample"]
 
 
@@ -196,9 +198,7 @@ class PlainSuperResolver(ModelMixin, ConfigMixin):
     def __init__(self, num_bands: int, width: int = 48, blocks: int = 4, tau: float = 1e-3):
         super().__init__()
         self.conv_in = nn.Conv2d(num_bands, width, 3, padding=1)
-        self.body = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1))
-            for _ in range(blocks))
+        self.body = residual_body(width, blocks)
         self.conv_out = nn.Conv2d(width, num_bands, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)

@@ -46,6 +46,7 @@ from matplotlib.image import imsave
 from specdm.data.plot import class_colors, false_colour
 from specdm.errors import DataError, OutputError
 from specdm.metrics.spectral import ClassSpectra, per_class_sad
+from specdm.metrics.texture import texture_markdown
 
 EXAMPLES_FILE = "real_examples.safetensors"  # a few real training windows kept in a model folder for the card
 REAL_COLOR, SYNTH_COLOR = "#1f77b4", "#ff7f0e"
@@ -351,32 +352,6 @@ def _hard_section(meta: dict) -> list[str]:
     return lines + [""]
 
 
-def _texture_section(meta: dict) -> list[str]:
-    t = meta.get("texture")
-    if not t:
-        return []
-
-    def fmt(v):
-        return "n/a" if v is None else f"{v:.4g}"
-
-    rows = [("within-window standard deviation", t["within_window_std"]),
-            (f"edge density (Sobel magnitude above the real {t['edge_density'].get('quantile')} quantile)",
-             t["edge_density"])]
-    rows += [(f"spatial power, {lo:.3g}-{hi:.3g} cycles/pixel", r) for (lo, hi), r in
-             zip(t["power"]["bins"], t["power"]["rows"])]
-    lines = ["## Texture", "",
-             f"Synthetic samples against the real training windows (normalized units; {t['windows']['real']} real, "
-             f"{t['windows']['synthetic']} synthetic windows; target: ratio within {t['tolerance']:.0%} of 1).", "",
-             "| statistic | real | synthetic | ratio |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {fmt(r['real'])} | {fmt(r['synthetic'])} | {_ratio_cell(r['ratio'])} |" for name, r in rows]
-    if t.get("class_spread"):
-        lines += ["", "Per class, the spread of pixel spectra (mean over bands of the per-band standard deviation):", "",
-                  "| class | real | synthetic | ratio |", "|---|---:|---:|---:|"]
-        lines += [f"| {r['name']} | {fmt(r['real'])} | {fmt(r['synthetic'])} | {_ratio_cell(r['ratio'])} |"
-                  for r in t["class_spread"]]
-    return lines + [""]
-
-
 def _super_resolved_section(meta: dict) -> list[str]:
     """Which training windows of the generator were super-resolved, and by what (``source.super_resolved``)."""
     sr = (meta.get("source") or {}).get("super_resolved") if isinstance(meta.get("source"), dict) else None
@@ -451,7 +426,7 @@ def _readme(out_dir: Path, real, synth, meta: dict, figures: list[Path], preview
         *_decode_section(meta),
         *_clean_section(meta),
         *_hard_section(meta),
-        *_texture_section(meta),
+        *([*texture_markdown(meta["texture"]), ""] if meta.get("texture") else []),
         *_super_resolved_section(meta),
         "## Files",
         "",

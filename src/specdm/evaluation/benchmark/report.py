@@ -237,6 +237,14 @@ def _regions(regions: list[dict]) -> str:
                      for r in regions)
 
 
+def _header(result: dict, title: str, sentences: list[str]) -> list[tuple]:
+    """A report's title, its paragraph on how it was measured and, while runs are missing, the note saying so."""
+    blocks: list[tuple] = [("h", 1, title), ("p", " ".join(sentences))]
+    if not result.get("complete", True):
+        blocks.append(("p", "**Partial results**: not every planned run has finished; rerun with --resume."))
+    return blocks
+
+
 def _blocks(result: dict) -> list[tuple]:
     """The report as blocks: ("h", level, text), ("p", text), ("list", items), ("table", header, rows),
     ("img", path, caption, model, setting), ("code", text)."""
@@ -244,25 +252,24 @@ def _blocks(result: dict) -> list[tuple]:
     avg = (f"mIoU and F1 average the classes labelled in both training and test regions: "
            f"{', '.join(map(str, d['classes_averaged']))}." if d["task"] == "segmentation" else
            "Change detection: F1 and IoU of the change class, mIoU over {no change, change}.")
-    blocks: list[tuple] = [
-        ("h", 1, f"Downstream benchmark: config `{d['config']}` ({d['task']})"),
-        ("p", f"Trained on {d['train_windows']} real training windows of {d['patch_size']}x{d['patch_size']} pixels "
-              f"({_regions(d['train_regions'])}); scored on {len(d['test_regions'])} whole test region(s) "
-              f"({_regions(d['test_regions'])}; "
-              f"{d['labelled_test_pixels']} labelled pixels pooled into one confusion matrix per run). {avg} "
-              f"Every arm: Adam, lr {s['lr']:g} ({s.get('lr_schedule', 'constant')}), {s['steps']} steps of batch "
-              f"{s['batch_size']}; seeds "
-              f"{', '.join(map(str, s['seeds']))}, paired (seed k shares initialization and real batch order). "
-              "Differences are per seed against real only (and classical) of the same model and setting, with "
-              "their paired standard deviation, paired t-test p-value and the minimum detectable effect at 80 % "
-              "power, (t(0.975, n-1) + t(0.8, n-1)) x paired sd / sqrt(n). The verdict (first metric) says helps / "
-              "hurts when p < 0.05, else no clear effect; for exploratory comparisons p is Holm-adjusted across "
-              "all of them, the primary comparison is judged on its own; fewer than 2 seeds: not enough seeds."),
-    ]  # fmt: skip
+    blocks = _header(result, f"Downstream benchmark: config `{d['config']}` ({d['task']})", [
+        f"Trained on {d['train_windows']} real training windows of {d['patch_size']}x{d['patch_size']} pixels "
+        f"({_regions(d['train_regions'])}); scored on {len(d['test_regions'])} whole test region(s) "
+        f"({_regions(d['test_regions'])}; {d['labelled_test_pixels']} labelled pixels pooled into one confusion "
+        f"matrix per run).",
+        avg,
+        f"Every arm: Adam, lr {s['lr']:g} ({s.get('lr_schedule', 'constant')}), {s['steps']} steps of batch "
+        f"{s['batch_size']}; seeds {', '.join(map(str, s['seeds']))}, paired (seed k shares initialization and "
+        "real batch order).",
+        "Differences are per seed against real only (and classical) of the same model and setting, with their "
+        "paired standard deviation, paired t-test p-value and the minimum detectable effect at 80 % power, "
+        "(t(0.975, n-1) + t(0.8, n-1)) x paired sd / sqrt(n).",
+        "The verdict (first metric) says helps / hurts when p < 0.05, else no clear effect; for exploratory "
+        "comparisons p is Holm-adjusted across all of them, the primary comparison is judged on its own; fewer "
+        "than 2 seeds: not enough seeds.",
+    ])
     blocks += _classical_blocks(result)
     blocks += _primary_blocks(result)
-    if not result.get("complete", True):
-        blocks.append(("p", "**Partial results**: not every planned run has finished; rerun with --resume."))
     for setting in ("full", "limited"):
         models = [m for m in _models(result) if setting in result["summary"].get(m, {})]
         if not models:
@@ -325,22 +332,20 @@ def _vs(entry: dict | None) -> list[str]:
 def _rgb_blocks(result: dict) -> list[tuple]:
     """The report of ``specdm benchmark CONFIG --rgb-model MODEL`` (no plots)."""
     d, s, summary = result["data"], result["settings"], result["summary"]
-    blocks: list[tuple] = [
-        ("h", 1, f"RGB -> spectra pixel classification: config `{d['config']}`, model `{result['model']['dir']}`"),
-        ("p", f"A 1-D CNN pixel classifier ({s['classifier']}; {s['steps']} Adam steps of {s['batch_size']} pixels, "
-              f"lr {s['lr']:g} {s['lr_schedule']}) is trained on the {d['labelled_train_pixels']} labelled pixels of "
-              f"the training region(s) ({_regions(d['train_regions'])}) as RGB (made as the model makes it), as "
-              f"real spectra, or as M HyperLDM versions of their RGB (x{', x'.join(map(str, s['amounts']))}; real "
-              f"labels), and scored on the {d['labelled_test_pixels']} labelled pixels of the test region(s) "
-              f"({_regions(d['test_regions'])}), pooled: RGB on RGB, real on real spectra, each HyperLDM arm on one "
-              f"HyperLDM version of the test RGB (an RGB camera only) and on the real test spectra. Versions: "
-              f"sampler {s['sampler']}, {s['sampling_steps']} steps. Seeds {', '.join(map(str, s['seeds']))}. "
-              "Differences are per seed against RGB (tested on RGB) and against real spectra (tested on real "
-              "spectra); the verdict says whether their 95 % interval lies above 0 (helps), below 0 (hurts) or "
-              "covers it (no clear effect)."),
-    ]  # fmt: skip
-    if not result.get("complete", True):
-        blocks.append(("p", "**Partial results**: not every planned run has finished; rerun with --resume."))
+    blocks = _header(result, f"RGB -> spectra pixel classification: config `{d['config']}`, model "
+                             f"`{result['model']['dir']}`", [
+        f"A 1-D CNN pixel classifier ({s['classifier']}; {s['steps']} Adam steps of {s['batch_size']} pixels, lr "
+        f"{s['lr']:g} {s['lr_schedule']}) is trained on the {d['labelled_train_pixels']} labelled pixels of the "
+        f"training region(s) ({_regions(d['train_regions'])}) as RGB (made as the model makes it), as real "
+        f"spectra, or as M HyperLDM versions of their RGB (x{', x'.join(map(str, s['amounts']))}; real labels), "
+        f"and scored on the {d['labelled_test_pixels']} labelled pixels of the test region(s) "
+        f"({_regions(d['test_regions'])}), pooled: RGB on RGB, real on real spectra, each HyperLDM arm on one "
+        "HyperLDM version of the test RGB (an RGB camera only) and on the real test spectra.",
+        f"Versions: sampler {s['sampler']}, {s['sampling_steps']} steps. Seeds {', '.join(map(str, s['seeds']))}.",
+        "Differences are per seed against RGB (tested on RGB) and against real spectra (tested on real spectra); "
+        "the verdict says whether their 95 % interval lies above 0 (helps), below 0 (hurts) or covers it (no "
+        "clear effect).",
+    ])
     rows = _rgb_rows(result)
     table = [[_rgb_label(a), RGB_TEST_LABELS[t], str(len(summary["oa"][a["id"]][t]["seeds"])),
               *(f"{_num(summary[m][a['id']][t]['mean'])} ± {_num(summary[m][a['id']][t]['std'])}"

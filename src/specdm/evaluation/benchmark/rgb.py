@@ -90,9 +90,9 @@ def _check_amounts(amounts) -> list[int]:
     return sorted(set(out))
 
 
-def _model_method(model_dir: Path) -> str:
-    """The method recorded in the model folder's ``specdm.json`` (read here as JSON: this stage does not import
-    :mod:`specdm.models`), so that a wrong folder is refused before anything is loaded."""
+def _model_record(model_dir: Path) -> dict:
+    """The model folder's ``specdm.json`` (read here as JSON: this stage does not import :mod:`specdm.models`), so
+    that a wrong folder is refused before anything is loaded."""
     f = model_dir / "specdm.json"
     if not f.is_file():
         inner = model_dir / "model"
@@ -100,8 +100,9 @@ def _model_method(model_dir: Path) -> str:
                         hint=f"did you mean {inner}?" if (inner / "specdm.json").is_file() else
                         "--rgb-model takes the model/ folder of a method: hyperldm run")
     try:
-        return str(json.loads(f.read_text()).get("method", "specdm"))
-    except (OSError, ValueError, AttributeError) as e:
+        record = json.loads(f.read_text())
+        return {"method": str(record.get("method", "specdm")), "source": dict(record.get("source") or {})}
+    except (OSError, ValueError, AttributeError, TypeError) as e:
         raise DataError(f"specdm.json cannot be read ({e})", model_dir) from None
 
 
@@ -230,10 +231,11 @@ def rgb_benchmark(
                           "pixels of a segmentation scene")
     if not data.split["test"]:
         raise ConfigError(f"config '{cfg.name}' has no test split; the benchmark scores on held-out test regions")
-    method = _model_method(model_dir)
-    if method != "hyperldm":
-        raise DataError(f"was trained by method '{method}'; --rgb-model needs an RGB-conditioned model "
-                        "(method: hyperldm)", model_dir, hint="for synthetic data sets use --synthetic NAME=DIR")
+    record = _model_record(model_dir)
+    if "rgb" not in record["source"]:  # what the model is conditioned on, not which method made it
+        raise DataError(f"was trained by method '{record['method']}', whose models are not conditioned on RGB; "
+                        "--rgb-model needs an RGB-conditioned model (for example method: hyperldm)", model_dir,
+                        hint="for synthetic data sets use --synthetic NAME=DIR")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = load_model(model_dir, device)
     pipe.info.check_scene(ref, model_dir)
