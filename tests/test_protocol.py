@@ -90,6 +90,27 @@ def test_an_existing_protocol_is_only_continued_and_with_the_same_settings(proto
     assert "was declared with other models" in capsys.readouterr().err
 
 
+def test_the_primary_model_runs_first_over_every_cell(protocol, tmp_path, monkeypatch):
+    """Model-major order: the primary comparison's model over every cell (settings in order, then folds), then
+    the other model; each cell's generator is asked for before its first training."""
+    from specdm.recipes import benchmark as recipe
+
+    tmp, path, out, _ = protocol
+    calls = []
+    monkeypatch.setattr(recipe, "benchmark", lambda ccfg, synthetic, cell_dir, **kw: calls.append(
+        (kw["models"][0], cell_dir.parent.parent.name, cell_dir.parent.name, sorted(synthetic))))
+    monkeypatch.setattr(recipe, "_generator", lambda ccfg, cell, o, kind, resume: o / f"gen-{cell.fold}-{cell.setting}")
+    monkeypatch.setattr(recipe, "combine", lambda *a: {"cells": []})
+    monkeypatch.setattr(recipe, "write_protocol_report", lambda *a: None)
+    primary = {"model": "unet", "setting": "50%", "metric": "miou", "arm": "classical+specdm x1",
+               "reference": "classical"}
+    recipe.run_protocol(load_config(str(path)), tmp_path / "o", design=str(out / "design.json"), folds=[0, 1],
+                        labels=(0.5, 1.0), models=["segformer", "unet"], seeds=1, steps=6, primary=primary)
+    cells = [("fold0", "50pct"), ("fold1", "50pct"), ("fold0", "full"), ("fold1", "full")]
+    assert [c[:3] for c in calls] == [(m, f, s) for m in ("unet", "segformer") for f, s in cells]
+    assert all(c[3] == ["specdm"] for c in calls)
+
+
 def test_protocol_options_are_checked(capsys):
     assert parse_labels("1,0.05,0.2") == [0.05, 0.2, 1.0] and label_setting(0.05) == "5%" and label_setting(1) == "full"
     for bad in ("0", "1.5", "0.2,0.2", "x"):

@@ -11,6 +11,9 @@ For every label setting (share of the training part's labels kept) and every fol
 3. the cells are pooled (:func:`specdm.evaluation.benchmark.protocol.combine`) into ``OUT/benchmark.json``
    and ``OUT/report.md`` after every cell.
 
+The primary comparison's model runs first over every cell (label settings in order, then folds), the other
+models after it, so the primary verdict is complete as early as it can be.
+
 The protocol (design, cells, models, arms, seeds, steps, primary comparison) is written to
 ``OUT/protocol.json`` before the first training. ``--folds`` runs a subset of the folds (two processes with
 ``--threads 1`` each can share the cores; every cell is its own folder), ``--resume`` continues everything.
@@ -144,20 +147,21 @@ def run_protocol(
         f"{', '.join(label_setting(s) for s in labels)}, {len(todo)} cell(s) here, models {', '.join(models)}, "
         f"arms {', '.join(arms)}, {seeds} seed(s) each; output {out_dir}")
     result = None
-    for cell in todo:
+    # the primary comparison's model first, over every cell (its verdict is complete first), then the others
+    order = sorted(models, key=lambda m: not primary or m != primary["model"])
+    for model, cell in ((m, c) for m in order for c in todo):
         ccfg = _cell_config(cfg, design, cell.fold, cell.share)
         synthetic = {}
-        if stacked:
+        if stacked:  # trained once per cell; later models find it complete
             synthetic[generator] = _generator(ccfg, cell, out_dir, generator, resume)
-        for model in models:
-            log(f"cell fold {cell.fold}, labels {cell.setting}, {model} ({steps[model][cell.setting]} steps): "
-                f"{cell.dir / model}")
-            benchmark(ccfg, synthetic, cell.dir / model, seeds=seeds, steps=steps[model][cell.setting],
-                      batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, models=[model], amounts=[1], limited=0.0,
-                      arms=arms, resume=True, command=command, device=device, progress=progress,
-                      classical=classical, self_training_threshold=self_training_threshold, speed=speed)
-            result = combine(out_dir, cells, protocol, command)
-            write_protocol_report(result, out_dir)
+        log(f"cell fold {cell.fold}, labels {cell.setting}, {model} ({steps[model][cell.setting]} steps): "
+            f"{cell.dir / model}")
+        benchmark(ccfg, synthetic, cell.dir / model, seeds=seeds, steps=steps[model][cell.setting],
+                  batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, models=[model], amounts=[1], limited=0.0,
+                  arms=arms, resume=True, command=command, device=device, progress=progress,
+                  classical=classical, self_training_threshold=self_training_threshold, speed=speed)
+        result = combine(out_dir, cells, protocol, command)
+        write_protocol_report(result, out_dir)
     result = combine(out_dir, cells, protocol, command)
     result["output"] = write_protocol_report(result, out_dir)
     log(f"protocol: {sum(c.get('status') == 'complete' for c in result['cells'])} of {len(cells)} cells complete "
