@@ -109,6 +109,17 @@ def test_the_primary_model_runs_first_over_every_cell(protocol, tmp_path, monkey
     cells = [("fold0", "50pct"), ("fold1", "50pct"), ("fold0", "full"), ("fold1", "full")]
     assert [c[:3] for c in calls] == [(m, f, s) for m in ("unet", "segformer") for f, s in cells]
     assert all(c[3] == ["specdm"] for c in calls)
+    # a complete cell (restored from a copy, say) is kept: neither its generator nor its trainings run again
+    done = tmp_path / "o" / "fold1" / "full" / "segformer" / "benchmark.json"
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps({"complete": True}))
+    (tmp_path / "o" / "fold0" / "50pct" / "unet").mkdir(parents=True)
+    (tmp_path / "o" / "fold0" / "50pct" / "unet" / "benchmark.json").write_text(json.dumps({"complete": False}))
+    calls.clear()
+    recipe.run_protocol(load_config(str(path)), tmp_path / "o", design=str(out / "design.json"), folds=[0, 1],
+                        labels=(0.5, 1.0), models=["segformer", "unet"], seeds=1, steps=6, primary=primary,
+                        resume=True)
+    assert [c[:3] for c in calls] == [(m, f, s) for m in ("unet", "segformer") for f, s in cells][:-1]
 
 
 def test_protocol_options_are_checked(capsys):

@@ -21,6 +21,7 @@ The protocol (design, cells, models, arms, seeds, steps, primary comparison) is 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,6 +67,15 @@ def _cell_config(cfg: Config, design: str, fold: int, share: float) -> Config:
     data = cfg.data.model_copy(update={"split": cfg.data.split.model_validate(
         {"kind": "folds", "design": design, "fold": fold}), "labels_keep": share})
     return cfg.model_copy(update={"data": data})
+
+
+def _complete(path: Path) -> bool:
+    """Whether a cell's ``benchmark.json`` holds every planned run (the protocol's settings are checked by
+    ``protocol.json`` before any cell runs)."""
+    try:
+        return bool(json.loads(path.read_text()).get("complete"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _generator(cfg: Config, cell: Cell, out_dir: Path, kind: str, resume: bool) -> Path:
@@ -150,6 +160,8 @@ def run_protocol(
     # the primary comparison's model first, over every cell (its verdict is complete first), then the others
     order = sorted(models, key=lambda m: not primary or m != primary["model"])
     for model, cell in ((m, c) for m in order for c in todo):
+        if _complete(cell.dir / model / "benchmark.json"):  # kept (also restored from a copy, without generator)
+            continue
         ccfg = _cell_config(cfg, design, cell.fold, cell.share)
         synthetic = {}
         if stacked:  # trained once per cell; later models find it complete
